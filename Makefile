@@ -1,0 +1,20 @@
+# The two commands of the README. Each creates .venv if missing and installs the package into it.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.clawcrane-installed
+OUT ?= quickstart_out
+
+.PHONY: setup quickstart test
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -e '.[test]'
+	touch $(STAMP)
+
+quickstart: $(STAMP)
+	$(VENV)/bin/clawcrane data synth $(OUT)/data --preset small --seed 0 --preview
+	$(VENV)/bin/clawcrane doctor $(OUT)/data
+
+test: $(STAMP)
+	$(PY) -m pytest -q

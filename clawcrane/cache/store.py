@@ -1,0 +1,246 @@
+"""A per-video table store in HDF5: the shared mechanism under the candidate and feature caches.
+
+One artifact is one folder, named ``<stage>-<key16>``::
+
+    <root>/<stage>-<key16>/
+        meta.json                       stage, schema, full key, config, upstream keys, version
+        parts/<video>.h5                one finished video each, written atomically (resume unit)
+        shard-IIII-of-NNNN.h5           a finished shard: its videos consolidated, parts removed
+        data.h5                         everything in one file (a single run, or `cache merge`)
+
+Every .h5 file repeats ``meta.json`` in its root attribute ``meta``, and holds one group per
+video (``/videos/<escaped id>``) with array datasets (the columns) and scalar attributes. A video
+whose source could not be read is stored with ``status = "bad"`` and its error, so a resumed run
+does not retry it and readers can report it. Because a video becomes visible only by the rename
+of its finished part file, a run killed at any moment leaves no half-written video behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from clawcrane import __version__
+from clawcrane.cache.atomic import atomic_path, clean_stale_temps, write_json
+from clawcrane.cache.fingerprint import short
+from clawcrane.errors import CacheError
+
+log = logging.getLogger(__name__)
+
+META = "meta.json"
+MERGED = "data.h5"
+_SHARD_RE = re.compile(r"^shard-(\d{4})-of-(\d{4})\.h5$")
+VLEN_BYTES = h5py.vlen_dtype(np.dtype("uint8"))
+
+
+def escape_id(video_id: str) -> str:
+    """A video id as a file and HDF5 name ('/' and '%' escaped, reversible)."""
+    return video_id.replace("%", "%25").replace("/", "%2F")
+
+
+def unescape_id(name: str) -> str:
+    return name.replace("%2F", "/").replace("%25", "%")
+
+
+def artifact_dir(root: str | os.PathLike, stage: str, key: str) -> Path:
+    return Path(root) / f"{stage}-{short(key)}"
+
+
+@dataclass
+class VideoRecord:
+    """One video's rows: equal-length column arrays plus scalar attributes."""
+
+    video_id: str
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    """Column name -> array whose first axis is the row (candidate) axis; ``bytes`` lists allowed."""
+    attrs: dict[str, Any] = field(default_factory=dict)
+    """Scalars: height, width, num_frames, status ('ok' or 'bad'), error, ..."""
+
+    @property
+    def ok(self) -> bool:
+        return self.attrs.get("status", "ok") == "ok"
+
+
+def _write_group(g: h5py.Group, rec: VideoRecord, compression: str | None) -> None:
+    for name, value in rec.attrs.items():
+        g.attrs[name] = value
+    for name, arr in rec.arrays.items():
+        if isinstance(arr, list):  # list of bytes (RLE counts) -> vlen uint8
+            d = g.create_dataset(name, shape=(len(arr),), dtype=VLEN_BYTES)
+            for i, b in enumerate(arr):
+                d[i] = np.frombuffer(b, dtype=np.uint8)
+            g[name].attrs["kind"] = "bytes"
+            continue
+        arr = np.asarray(arr)
+        kw: dict[str, Any] = {}
+        if compression and arr.size >= 64 and arr.ndim >= 1 and arr.shape[0] > 0:
+            kw = {"compression": compression, "chunks": True}
+        g.create_dataset(name, data=arr, **kw)
+
+
+def _read_group(g: h5py.Group, video_id: str) -> VideoRecord:
+    arrays: dict[str, Any] = {}
+    for name, d in g.items():
+        if d.attrs.get("kind") == "bytes":
+            arrays[name] = [bytes(x) for x in d[()]]
+        else:
+            arrays[name] = d[()]
+    attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in g.attrs.items()}
+    return VideoRecord(video_id=video_id, arrays=arrays, attrs=attrs)
+
+
+class Store:
+    """Read/write access to one artifact folder."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._index: dict[str, Path] | None = None
+
+    # ---- creation and metadata ---------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike, meta: Mapping[str, Any]) -> Store:
+        """Open ``path`` for writing; creates it with ``meta`` or checks an existing one matches."""
+        store = cls(path)
+        meta = dict(meta, package_version=__version__)
+        if (store.path / META).exists():
+            old = store.meta
+            if old.get("key") != meta.get("key"):
+                raise CacheError(
+                    f"{store.path}: holds key {short(old.get('key', '?'))} but this run has key "
+                    f"{short(meta.get('key', '?'))}; remove the folder or choose another --cache"
+                )
+        else:
+            store.path.mkdir(parents=True, exist_ok=True)
+            write_json(store.path / META, meta)
+        (store.path / "parts").mkdir(exist_ok=True)
+        clean_stale_temps(store.path / "parts")
+        clean_stale_temps(store.path)
+        return store
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        p = self.path / META
+        try:
+            return json.loads(p.read_text())
+        except FileNotFoundError:
+            raise CacheError(f"{self.path}: not a ClawCrane cache ({META} missing); point to a folder made by a clawcrane stage") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise CacheError(f"{p}: corrupted ({err}); delete the folder and re-run the stage that made it") from None
+
+    @property
+    def key(self) -> str:
+        return self.meta["key"]
+
+    # ---- writing ----------------------------------------------------------------------------
+    def write_video(self, rec: VideoRecord, compression: str | None = "gzip") -> Path:
+        """Write one finished video as ``parts/<id>.h5`` atomically."""
+        target = self.path / "parts" / f"{escape_id(rec.video_id)}.h5"
+        with atomic_path(target) as tmp:
+            with h5py.File(tmp, "w") as f:
+                f.attrs["meta"] = json.dumps(self.meta)
+                _write_group(f.require_group("videos").create_group(escape_id(rec.video_id)), rec, compression)
+        self._index = None
+        return target
+
+    def consolidate(self, video_ids: Iterable[str], target_name: str, compression: str | None = "gzip") -> Path:
+        """Copy the given videos (from any file) into ``target_name`` atomically; drop their parts."""
+        video_ids = list(video_ids)
+        index = self.index()
+        missing = [v for v in video_ids if v not in index]
+        if missing:
+            raise CacheError(f"{self.path}: videos not finished yet: {missing[:5]}; re-run the stage to complete them")
+        target = self.path / target_name
+        with atomic_path(target) as tmp:
+            with h5py.File(tmp, "w") as out:
+                out.attrs["meta"] = json.dumps(self.meta)
+                videos = out.require_group("videos")
+                for vid in video_ids:
+                    src_path = index[vid]
+                    with h5py.File(src_path, "r") as src:
+                        src.copy(src["videos"][escape_id(vid)], videos, name=escape_id(vid))
+        sources = {index[v] for v in video_ids} - {target}
+        for p in sources:
+            if p.parent.name == "parts":
+                p.unlink(missing_ok=True)
+        self._index = None
+        return target
+
+    def merge(self) -> Path:
+        """Consolidate every shard file and part into ``data.h5``; remove the sources."""
+        index = self.index()
+        sources = set(index.values())
+        target = self.consolidate(sorted(index), MERGED)
+        for p in sources - {target}:
+            p.unlink(missing_ok=True)
+        self._index = None
+        return target
+
+    # ---- reading ----------------------------------------------------------------------------
+    def files(self) -> list[Path]:
+        """Data files: data.h5, shard files, then parts."""
+        out = []
+        if (self.path / MERGED).exists():
+            out.append(self.path / MERGED)
+        out += sorted(p for p in self.path.glob("shard-*.h5") if _SHARD_RE.match(p.name))
+        out += sorted((self.path / "parts").glob("*.h5")) if (self.path / "parts").is_dir() else []
+        return out
+
+    def index(self) -> dict[str, Path]:
+        """video_id -> the file holding it (the first one found, in ``files()`` order)."""
+        if self._index is None:
+            idx: dict[str, Path] = {}
+            for p in self.files():
+                try:
+                    with h5py.File(p, "r") as f:
+                        names = list(f["videos"].keys()) if "videos" in f else []
+                except OSError as err:
+                    raise CacheError(f"{p}: corrupted HDF5 file ({err}); delete it and re-run the stage to rebuild it") from None
+                for n in names:
+                    idx.setdefault(unescape_id(n), p)
+            self._index = idx
+        return self._index
+
+    def video_ids(self) -> list[str]:
+        return sorted(self.index())
+
+    def has(self, video_id: str) -> bool:
+        return video_id in self.index()
+
+    def read(self, video_id: str) -> VideoRecord:
+        try:
+            p = self.index()[video_id]
+        except KeyError:
+            raise CacheError(f"{self.path}: video {video_id!r} is not in this cache; re-run the stage over it") from None
+        try:
+            with h5py.File(p, "r") as f:
+                return _read_group(f["videos"][escape_id(video_id)], video_id)
+        except (OSError, KeyError) as err:
+            raise CacheError(f"{p}: cannot read video {video_id!r} ({err}); delete the file and re-run the stage") from None
+
+    def shard_file_name(self, shard: int, num_shards: int) -> str:
+        return MERGED if num_shards == 1 else f"shard-{shard:04d}-of-{num_shards:04d}.h5"
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.files())
+
+
+def find_artifacts(root: str | os.PathLike, stage: str | None = None) -> list[Store]:
+    """Every artifact folder directly under ``root`` (optionally of one stage)."""
+    root = Path(root)
+    if (root / META).exists():
+        return [Store(root)]
+    out = []
+    for p in sorted(root.glob("*/" + META)) if root.is_dir() else []:
+        s = Store(p.parent)
+        if stage is None or s.meta.get("stage") == stage:
+            out.append(s)
+    return out

@@ -1,0 +1,1 @@
+"""Stage shells: read artifacts, call pipeline/, write artifacts."""

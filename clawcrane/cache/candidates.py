@@ -1,0 +1,150 @@
+"""The candidate cache (stage ``detect``): per video, every frame's candidate masks as COCO RLE.
+
+Columns per video (rows sorted by frame, then descending score; candidate id = row index):
+``frame`` int32 (K,), ``box`` float32 (K, 4) x1 y1 x2 y2 px, ``score`` float32 (K,),
+``class_id`` int32 (K,), ``rle`` K RLE ``counts`` byte strings, ``processed_frames`` int32 (F,).
+Attributes: ``height``, ``width``, ``num_frames``, ``fps``, ``status`` ('ok' / 'bad'), ``error``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from clawcrane.cache.store import Store, VideoRecord, find_artifacts
+from clawcrane.errors import CacheError
+from clawcrane.pipeline import masks as mask_ops
+
+STAGE = "detect"
+SCHEMA = 1
+
+
+@dataclass
+class VideoCandidates:
+    """All candidates of one video (K rows over its processed frames)."""
+
+    video_id: str
+    height: int
+    width: int
+    num_frames: int
+    frames: np.ndarray
+    """(K,) int32 frame index of each row."""
+    boxes: np.ndarray
+    """(K, 4) float32 x1, y1, x2, y2 in pixels."""
+    scores: np.ndarray
+    """(K,) float32 detector confidence."""
+    class_ids: np.ndarray
+    """(K,) int32 detector class."""
+    rles: list[dict] = field(repr=False)
+    """K COCO RLE dicts ``{"size": [H, W], "counts": bytes}``."""
+    processed_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    """(F,) int32 frames the detector ran on (a frame may have no rows)."""
+    fps: float = 0.0
+    status: str = "ok"
+    error: str = ""
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def frame_rows(self, frame: int) -> np.ndarray:
+        """Row indices (candidate ids) of one frame, in score order."""
+        return np.flatnonzero(self.frames == frame)
+
+    def masks(self, rows: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """(k, H, W) bool masks of the given rows (default: all)."""
+        rows = range(len(self.rles)) if rows is None else rows
+        return mask_ops.decode_many([self.rles[int(r)] for r in rows], self.height, self.width)
+
+    def to_record(self) -> VideoRecord:
+        return VideoRecord(
+            video_id=self.video_id,
+            arrays={
+                "frame": np.asarray(self.frames, np.int32).reshape(-1),
+                "box": np.asarray(self.boxes, np.float32).reshape(-1, 4),
+                "score": np.asarray(self.scores, np.float32).reshape(-1),
+                "class_id": np.asarray(self.class_ids, np.int32).reshape(-1),
+                "rle": [r["counts"] if isinstance(r["counts"], bytes) else r["counts"].encode() for r in self.rles],
+                "processed_frames": np.asarray(self.processed_frames, np.int32).reshape(-1),
+            },
+            attrs={
+                "height": int(self.height),
+                "width": int(self.width),
+                "num_frames": int(self.num_frames),
+                "fps": float(self.fps),
+                "status": self.status,
+                "error": self.error,
+            },
+        )
+
+    @classmethod
+    def from_record(cls, rec: VideoRecord) -> VideoCandidates:
+        a, t = rec.arrays, rec.attrs
+        H, W = int(t["height"]), int(t["width"])
+        return cls(
+            video_id=rec.video_id,
+            height=H,
+            width=W,
+            num_frames=int(t["num_frames"]),
+            frames=a.get("frame", np.zeros(0, np.int32)),
+            boxes=a.get("box", np.zeros((0, 4), np.float32)).reshape(-1, 4),
+            scores=a.get("score", np.zeros(0, np.float32)),
+            class_ids=a.get("class_id", np.zeros(0, np.int32)),
+            rles=[{"size": [H, W], "counts": c} for c in a.get("rle", [])],
+            processed_frames=a.get("processed_frames", np.zeros(0, np.int32)),
+            fps=float(t.get("fps", 0.0)),
+            status=str(t.get("status", "ok")),
+            error=str(t.get("error", "")),
+        )
+
+    @classmethod
+    def bad(cls, video_id: str, error: str) -> VideoCandidates:
+        """The record of a video that could not be read (kept so a resumed run skips it)."""
+        return cls(
+            video_id=video_id, height=0, width=0, num_frames=0,
+            frames=np.zeros(0, np.int32), boxes=np.zeros((0, 4), np.float32),
+            scores=np.zeros(0, np.float32), class_ids=np.zeros(0, np.int32), rles=[],
+            status="bad", error=error,
+        )
+
+
+class CandidateCache:
+    """Read access to one candidate artifact (an ``detect-<key>`` folder)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        meta = store.meta
+        if meta.get("stage") != STAGE:
+            raise CacheError(
+                f"{store.path}: is a '{meta.get('stage')}' cache, not a candidate cache; "
+                "point --cache to the folder `clawcrane detect` wrote"
+            )
+        self.meta = meta
+
+    @property
+    def path(self) -> Path:
+        return self.store.path
+
+    @property
+    def key(self) -> str:
+        return self.meta["key"]
+
+    def video_ids(self) -> list[str]:
+        return self.store.video_ids()
+
+    def video(self, video_id: str) -> VideoCandidates:
+        return VideoCandidates.from_record(self.store.read(video_id))
+
+
+def open_candidates(path: str | os.PathLike) -> CandidateCache:
+    """Open a candidate artifact folder, or the single candidate artifact under a cache root."""
+    found = find_artifacts(path, STAGE)
+    if not found:
+        raise CacheError(f"{path}: no candidate cache here; run `clawcrane detect DATASET --cache {path}` first")
+    if len(found) > 1:
+        names = ", ".join(s.path.name for s in found)
+        raise CacheError(f"{path}: holds several candidate caches ({names}); pass one of those folders")
+    return CandidateCache(found[0])

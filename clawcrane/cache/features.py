@@ -1,0 +1,129 @@
+"""The feature cache (stage ``extract``): per candidate, its mask-pooled feature and position p_i.
+
+Rows align 1:1 with the candidate cache's rows of the same video (same K, same order), so a
+feature row index is a candidate id. Columns per video: ``frame`` int32 (K,), ``feat`` float16 or
+float32 (K, C), ``pos`` float32 (K, 10), and with ``--with-flip`` ``feat_flip`` (K, C) and
+``pos_flip`` (K, 10) computed on the horizontally mirrored frame. ``meta.upstream.candidates`` is
+the key of the candidate cache the rows align with.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from clawcrane.cache.fingerprint import short
+from clawcrane.cache.store import Store, VideoRecord, find_artifacts
+from clawcrane.errors import CacheError
+
+STAGE = "extract"
+SCHEMA = 1
+P = 10
+
+
+@dataclass
+class VideoFeatures:
+    """Pooled features and positions of every candidate of one video."""
+
+    video_id: str
+    frames: np.ndarray
+    """(K,) int32 frame index of each row (same as the candidate cache)."""
+    feat: np.ndarray = field(repr=False)
+    """(K, C) pooled visual features (float16 or float32 as stored)."""
+    pos: np.ndarray = field(repr=False)
+    """(K, 10) float32 p_i in [0, 1]."""
+    feat_flip: np.ndarray | None = field(default=None, repr=False)
+    """(K, C) features of the mirrored frame, or None."""
+    pos_flip: np.ndarray | None = field(default=None, repr=False)
+    """(K, 10) positions in the mirrored frame, or None."""
+    status: str = "ok"
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def frame_rows(self, frame: int) -> np.ndarray:
+        return np.flatnonzero(self.frames == frame)
+
+    def to_record(self) -> VideoRecord:
+        K, C = self.feat.shape  # (K, C) candidates, channels
+        arrays = {"frame": np.asarray(self.frames, np.int32), "feat": self.feat, "pos": np.asarray(self.pos, np.float32).reshape(K, P)}
+        if self.feat_flip is not None:
+            arrays["feat_flip"] = self.feat_flip
+            arrays["pos_flip"] = np.asarray(self.pos_flip, np.float32).reshape(K, P)
+        return VideoRecord(self.video_id, arrays=arrays, attrs={"status": self.status, "channels": int(C)})
+
+    @classmethod
+    def from_record(cls, rec: VideoRecord) -> VideoFeatures:
+        a = rec.arrays
+        return cls(
+            video_id=rec.video_id,
+            frames=a.get("frame", np.zeros(0, np.int32)),
+            feat=a.get("feat", np.zeros((0, int(rec.attrs.get("channels", 0))), np.float32)),
+            pos=a.get("pos", np.zeros((0, P), np.float32)).reshape(-1, P),
+            feat_flip=a.get("feat_flip"),
+            pos_flip=None if a.get("pos_flip") is None else a["pos_flip"].reshape(-1, P),
+            status=str(rec.attrs.get("status", "ok")),
+        )
+
+
+class FeatureCache:
+    """Read access to one feature artifact (an ``extract-<key>`` folder)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        meta = store.meta
+        if meta.get("stage") != STAGE:
+            raise CacheError(
+                f"{store.path}: is a '{meta.get('stage')}' cache, not a feature cache; "
+                "point --features to the folder `clawcrane extract` wrote"
+            )
+        self.meta = meta
+
+    @property
+    def path(self) -> Path:
+        return self.store.path
+
+    @property
+    def key(self) -> str:
+        return self.meta["key"]
+
+    @property
+    def candidates_key(self) -> str:
+        return self.meta.get("upstream", {}).get("candidates", "")
+
+    @property
+    def channels(self) -> int:
+        return int(self.meta.get("channels", self.meta.get("config", {}).get("channels", 0)))
+
+    @property
+    def has_flip(self) -> bool:
+        return bool(self.meta.get("config", {}).get("with_flip", False))
+
+    def video_ids(self) -> list[str]:
+        return self.store.video_ids()
+
+    def video(self, video_id: str) -> VideoFeatures:
+        return VideoFeatures.from_record(self.store.read(video_id))
+
+    def check_candidates(self, candidates_key: str, candidates_path: str | os.PathLike = "") -> None:
+        """Refuse a feature cache built from another candidate cache than ``candidates_key``."""
+        if self.candidates_key != candidates_key:
+            raise CacheError(
+                f"{self.path}: features were extracted from candidate cache {short(self.candidates_key)} but "
+                f"{candidates_path or 'the candidate cache'} now has key {short(candidates_key)}; re-run "
+                f"`clawcrane extract --cache {candidates_path or 'CACHE'}` to rebuild them"
+            )
+
+
+def open_features(path: str | os.PathLike) -> FeatureCache:
+    """Open a feature artifact folder, or the single feature artifact under a cache root."""
+    found = find_artifacts(path, STAGE)
+    if not found:
+        raise CacheError(f"{path}: no feature cache here; run `clawcrane extract --cache {path}` first (it writes extract-<key> beside the candidates)")
+    if len(found) > 1:
+        names = ", ".join(s.path.name for s in found)
+        raise CacheError(f"{path}: holds several feature caches ({names}); pass one of those folders")
+    return FeatureCache(found[0])

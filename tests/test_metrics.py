@@ -137,6 +137,9 @@ def test_resize_rle_is_nearest_neighbour():
     half = full[::2, ::2]
     back = mask_ops.decode(M.resize_rle(mask_ops.encode(half), 8, 12))
     assert back.shape == (8, 12) and np.array_equal(back, full)
+    # a zero-size placeholder (a video without candidates) becomes an empty mask of the GT size
+    placeholder = {"size": [0, 0], "counts": mask_ops.encode(np.zeros((0, 0), bool))["counts"]}
+    assert not mask_ops.decode(M.resize_rle(placeholder, 8, 12)).any()
 
 
 def test_boundary_map_on_a_hand_case():

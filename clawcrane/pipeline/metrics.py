@@ -72,6 +72,9 @@ def resize_rle(rle: dict, height: int, width: int) -> dict:
     r = _coco(rle)
     if list(r["size"]) == [height, width]:
         return r
+    if 0 in r["size"]:  # a zero-size placeholder (e.g. a video without candidates): empty mask
+        empty = mask_utils.encode(np.zeros((int(height), int(width)), np.uint8, order="F"))
+        return {"size": [int(height), int(width)], "counts": empty["counts"]}
     m = mask_utils.decode([r])[:, :, 0]  # (h, w) uint8
     m = cv2.resize(m, (int(width), int(height)), interpolation=cv2.INTER_NEAREST)
     out = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))

@@ -72,3 +72,34 @@ def data() -> None:
 
 
 # ---- commands (one per stage) -------------------------------------------------------------
+
+
+@main.command("evaluate")
+@click.argument("predictions", metavar="PRED", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--dataset", "dataset_path", required=True, type=click.Path(exists=True, path_type=str),
+              help="The dataset folder the predictions were made for (its ground truth is read).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Folder for metrics.json and metrics.md  [default: PRED's folder / <PRED stem>-eval]")
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+              help="Which samples to score (the paper reports test).")
+@click.option("--j-and-f", "j_and_f", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Also compute DAVIS J&F; 'auto' does so when every query has masks on all frames.")
+def evaluate_cmd(predictions: str, dataset_path: str, out_dir: str | None, split: str, j_and_f: str) -> None:
+    """Score PRED (a predictions Parquet file from `track-rank`) against the dataset's masks.
+
+    \b
+    Per (query, annotated frame) the highest-scored mask is compared with the ground truth at
+    the annotation resolution: P@0.5..0.9 (IoU > K), mAP 0.5:0.95 in both published definitions
+    (COCO AP over every submitted mask, and the mean of P@0.5:0.05:0.95 on the top-1 mask),
+    Overall IoU and Mean IoU, overall and per query type. Writes metrics.json and metrics.md.
+    """
+    from clawcrane.config import EvalConfig
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import evaluate
+
+    ds = open_dataset(dataset_path, split=None)
+    result = evaluate.run(EvalConfig(split=split, j_and_f=j_and_f), predictions=predictions, dataset=ds, out_dir=out_dir)
+    click.echo(result.markdown)
+    if result.missing:
+        click.echo(f"warning: {len(result.missing)} samples had no prediction and were scored as empty", err=True)
+    click.echo(f"wrote {result.out_dir}")

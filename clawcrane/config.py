@@ -46,3 +46,15 @@ class SynthConfig:
     """Parallel processes for rendering (runtime only)."""
 
 # Stage configs below (one per stage). Keep each with its docstrings; append new ones at the end.
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """`clawcrane evaluate`: score a predictions file against a dataset's ground truth."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    split: str = "test"
+    """Which samples to score: 'test', 'train', or 'all'."""
+    j_and_f: str = "auto"
+    """J&F (DAVIS-2017): 'auto' (when every query of the split has masks on all its video's frames), 'on', 'off'."""

@@ -103,3 +103,39 @@ def evaluate_cmd(predictions: str, dataset_path: str, out_dir: str | None, split
     if result.missing:
         click.echo(f"warning: {len(result.missing)} samples had no prediction and were scored as empty", err=True)
     click.echo(f"wrote {result.out_dir}")
+
+
+@main.command("export")
+@click.argument("predictions", metavar="PRED", type=str)
+@click.option("--format", "fmt", metavar="FORMAT", default="coco-rle", show_default=True,
+              help="coco-rle: DIR/predictions.json, a list of {query_id, video_id, frame, track_id, rank, score, "
+                   "segmentation: {size: [H, W], counts: str}} (COCO compressed RLE); png: "
+                   "DIR/<video_id>/<query_id>/<frame:05d>.png, 0/255; ytvos: the Ref-YouTube-VOS submission "
+                   "folder DIR/Annotations/<video_id>/<exp_id>/<frame>.png with a PNG for every frame.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Output folder  [default: PRED's folder / <PRED stem>-<FORMAT>]")
+@click.option("--dataset", "dataset_path", type=click.Path(exists=True, path_type=str), default=None,
+              help="The dataset the predictions were made for: masks are written at its frame size, ytvos "
+                   "frame files take its frame names and every video gets all its frames.")
+@click.option("--top-k", "top_k", type=int, default=1, show_default=True,
+              help="coco-rle only: export the masks of rank < K per (query, frame); png and ytvos hold the answer.")
+def export_cmd(predictions: str, fmt: str, out_dir: str | None, dataset_path: str | None, top_k: int) -> None:
+    """Write PRED (a predictions Parquet file from `track-rank`) as COCO-RLE JSON, PNG masks or ytvos.
+
+    \b
+    Masks are binary. The answer of a (query, frame) is its rank-0 mask; a query that abstained
+    on a frame gets an empty mask. Every file is written atomically.
+    """
+    from clawcrane.config import ExportConfig
+    from clawcrane.stages import export
+
+    config = ExportConfig(format=fmt, top_k=top_k)
+    export.check_config(config)
+    ds = None
+    if dataset_path is not None:
+        from clawcrane.datasets import open_dataset
+
+        ds = open_dataset(dataset_path, split=None)
+    result = export.run(config, predictions=predictions, out_dir=out_dir, dataset=ds)
+    click.echo(f"exported {result.masks} masks of {result.queries} queries in {result.videos} videos ({result.format})")
+    click.echo(f"wrote {result.out_dir}")

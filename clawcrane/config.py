@@ -46,3 +46,17 @@ class SynthConfig:
     """Parallel processes for rendering (runtime only)."""
 
 # Stage configs below (one per stage). Keep each with its docstrings; append new ones at the end.
+
+
+@dataclass(frozen=True)
+class DoctorConfig:
+    """`clawcrane doctor`: check a dataset folder, count its samples, list every problem."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("quick", "strict")
+
+    split: str | None = None
+    """Check one split only ('train', 'test', a Ref-YouTube-VOS split); None checks all."""
+    quick: bool = False
+    """Skip the slow checks: decoding every clip end to end and reading every mask."""
+    strict: bool = False
+    """Count warnings (e.g. an annotated instance without a sentence) as failures too."""

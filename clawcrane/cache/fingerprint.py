@@ -48,36 +48,42 @@ def chain_key(stage: str, version: int, upstream: Mapping[str, str], config: Any
     return hash_json({"stage": stage, "version": version, "upstream": dict(upstream), "config": config})
 
 
-def file_fingerprint(path: str | os.PathLike, full: bool = False) -> str:
-    """Hash of a file's size and content (first and last MiB unless ``full``).
+def file_fingerprint(path: str | os.PathLike, full: bool = False, *, sample_bytes: int = _SAMPLE_BYTES) -> str:
+    """Hash of a file's size and content (first and last ``sample_bytes`` unless ``full``).
 
     Sampling keeps fingerprinting a 30 GB video collection cheap; any edit to a clip changes its
-    size or its head/tail bytes in practice (container headers and indexes sit there).
+    size or its head/tail bytes in practice (container headers and indexes sit there). Files of
+    at most ``2 * sample_bytes`` are hashed whole.
     """
     p = Path(path)
     h = hashlib.sha256()
     size = p.stat().st_size
     h.update(str(size).encode())
     with open(p, "rb") as f:
-        if full or size <= 2 * _SAMPLE_BYTES:
+        if full or size <= 2 * sample_bytes:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
         else:
-            h.update(f.read(_SAMPLE_BYTES))
-            f.seek(size - _SAMPLE_BYTES)
-            h.update(f.read(_SAMPLE_BYTES))
+            h.update(f.read(sample_bytes))
+            f.seek(size - sample_bytes)
+            h.update(f.read(sample_bytes))
     return h.hexdigest()
 
 
-def tree_fingerprint(root: str | os.PathLike, files: Iterable[str | os.PathLike]) -> str:
-    """Fingerprint of a set of files under ``root``: their relative paths and contents (sampled)."""
+def tree_fingerprint(
+    root: str | os.PathLike, files: Iterable[str | os.PathLike], *, sample_bytes: int = _SAMPLE_BYTES
+) -> str:
+    """Fingerprint of a set of files under ``root``: their relative paths and contents (sampled).
+
+    ``sample_bytes`` is passed to ``file_fingerprint``; the default keeps existing keys unchanged.
+    """
     root = Path(root)
     h = hashlib.sha256()
     for f in sorted(Path(f) for f in files):
         rel = f.relative_to(root) if f.is_absolute() else f
         full = root / rel
         h.update(str(rel).encode())
-        h.update(file_fingerprint(full).encode() if full.is_file() else b"<missing>")
+        h.update(file_fingerprint(full, sample_bytes=sample_bytes).encode() if full.is_file() else b"<missing>")
     return h.hexdigest()
 
 

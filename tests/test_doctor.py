@@ -132,3 +132,12 @@ def test_run_returns_counts_and_problems(tmp_path):
     # frame 4 is gone, so vidA keeps 2 samples of instance 1 and none of instance 2 (a warning)
     assert result.counts["test"] == {"videos": 2, "queries": 3, "samples": 3}
     assert len(result.warnings) == 1
+
+
+def test_clip_shorter_than_listed_but_covering_its_annotations_is_an_error_longer_a_warning(tmp_path):
+    root = make_a2d(tmp_path)
+    make_clip(a2d_clip(root, "vidA"), num_frames=7, height=32, width=48)  # lists 8; last annotated frame is 6
+    make_clip(a2d_clip(root, "vidB"), num_frames=9, height=32, width=64)  # lists 8
+    errors, warnings = split_problems(validate(open_dataset(root)))
+    assert len(errors) == 1 and "vidA.mp4: only 7 frames decode but the dataset lists 8" in errors[0]
+    assert len(warnings) == 1 and "vidB.mp4: 9 frames decode but the dataset lists 8" in warnings[0]

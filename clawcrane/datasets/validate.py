@@ -121,12 +121,21 @@ def check_decoding(video: Video, needed: int) -> list[Problem]:
                 "re-download or re-encode the clip",
             )
         )
-    elif count != video.num_frames:
+    elif count < video.num_frames:
         out.append(
             problem(
                 where,
-                f"{count} frames decode but the dataset lists {video.num_frames}",
-                "check the frame count in the annotation files (annotated frames are all decodable)",
+                f"only {count} frames decode but the dataset lists {video.num_frames} (detection over all frames "
+                "would stop there)",
+                "fix the frame count in the annotation files or re-encode the clip",
+            )
+        )
+    elif count > video.num_frames:
+        out.append(
+            problem(
+                where,
+                f"{count} frames decode but the dataset lists {video.num_frames} (the extra frames are ignored)",
+                "fix the frame count in the annotation files",
                 warning=True,
             )
         )

@@ -139,3 +139,35 @@ def export_cmd(predictions: str, fmt: str, out_dir: str | None, dataset_path: st
     result = export.run(config, predictions=predictions, out_dir=out_dir, dataset=ds)
     click.echo(f"exported {result.masks} masks of {result.queries} queries in {result.videos} videos ({result.format})")
     click.echo(f"wrote {result.out_dir}")
+
+
+@main.command("doctor")
+@click.argument("path", metavar="PATH", type=click.Path(path_type=str))
+@click.option("--split", default=None,
+              help="Check one split only (A2D: train/test; J-HMDB: test; Ref-YouTube-VOS: its folder names).  [default: all]")
+@click.option("--quick", is_flag=True,
+              help="Skip decoding every clip and reading every mask (checks files, tables and h5 headers only).")
+@click.option("--strict", is_flag=True,
+              help="Also fail (exit 1) on warnings, e.g. annotated instances that no sentence refers to.")
+@click.option("--query", "queries", multiple=True,
+              help="For a single video or frame folder: a sentence to check (repeatable).")
+@click.option("--queries", "queries_file", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
+              help="For a single video: a CSV (column query, optional query_id), JSON or TXT file of sentences.")
+def doctor_cmd(path: str, split: str | None, quick: bool, strict: bool, queries: tuple[str, ...], queries_file: str | None) -> None:
+    """Check the dataset at PATH and count its samples.
+
+    \b
+    Detects the layout (A2D-Sentences / synthetic, J-HMDB-Sentences, Ref-YouTube-VOS, or one
+    video file / frame folder), reads it as every stage will, decodes every clip and reads every
+    mask (unless --quick), then prints videos / queries / samples per split and EVERY problem on
+    its own line, with the file and the fix. Exit code 0 when no errors were found, 1 otherwise.
+    """
+    from clawcrane.config import DoctorConfig
+    from clawcrane.stages import doctor
+
+    result = doctor.run(DoctorConfig(split=split, quick=quick, strict=strict), path,
+                        queries=list(queries) or None, queries_file=queries_file)
+    for line in result.lines():
+        click.echo(line)
+    if not result.ok:
+        click.get_current_context().exit(1)

@@ -71,3 +71,17 @@ class ExportConfig:
     (the Ref-YouTube-VOS submission folder ``Annotations/<video>/<exp_id>/<frame>.png``)."""
     top_k: int = 1
     """coco-rle: masks of rank < top_k per (query, frame) (1: the answer only); png and ytvos need 1."""
+
+
+@dataclass(frozen=True)
+class DoctorConfig:
+    """`clawcrane doctor`: check a dataset folder, count its samples, list every problem."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("quick", "strict")
+
+    split: str | None = None
+    """Check one split only ('train', 'test', a Ref-YouTube-VOS split); None checks all."""
+    quick: bool = False
+    """Skip the slow checks: decoding every clip end to end and reading every mask."""
+    strict: bool = False
+    """Count warnings (e.g. an annotated instance without a sentence) as failures too."""

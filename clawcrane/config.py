@@ -36,14 +36,17 @@ def output_config(config: Any) -> dict[str, Any]:
 class SynthConfig:
     """`clawcrane data synth`: the synthetic referring-video benchmark (A2D-Sentences layout)."""
 
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("workers",)
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("workers", "preview")
 
     preset: str = "tiny"
-    """'tiny' (a few videos, for tests), 'small' (quickstart, a few hundred queries), 'full'."""
+    """'tiny' (8 videos of 16 frames, for tests: every query type in both splits), 'small' (the
+    quickstart: 120 videos, about 500 queries), 'full' (720 videos, >= 2,000 train and >= 500 test queries)."""
     seed: int = 0
     """Random seed; the same seed and preset give byte-identical annotations."""
     workers: int = 1
     """Parallel processes for rendering (runtime only)."""
+    preview: bool = False
+    """Also write OUT/preview.png: a contact sheet of frames, outlined masks and sentences (runtime only)."""
 
 # Stage configs below (one per stage). Keep each with its docstrings; append new ones at the end.
 

@@ -254,8 +254,9 @@ def _index_video(root: Path, row: VideoRow, problems: list[Problem]) -> dict[int
             problem(
                 folder,
                 f"masks in {', '.join(bad_size[:4])}{' ...' if len(bad_size) > 4 else ''} are {got} (HxW) but "
-                f"videoset.csv says {row.height}x{row.width}",
-                "fix height/width in videoset.csv or re-export the masks at the clip size",
+                f"videoset.csv says {row.height}x{row.width} (the mask size is used as the frame size)",
+                "nothing to do if videoset.csv lists the original YouTube size; else re-export the masks at the clip size",
+                warning=len(sizes) == 1,
             )
         )
     return frames
@@ -307,8 +308,12 @@ def read_a2d(root: str | os.PathLike, *, split: str | None = None) -> Dataset:
                 )
             )
             continue
-        videos[vid] = LazyFpsVideo(vid, Mp4Frames(clip), None, row.width, row.height, row.num_frames, row.split)
         index[vid] = _index_video(root, row, problems)
+        # The annotation masks are at the clip's resolution (320 px high for real A2D), while
+        # videoset.csv may list the original video's size: the masks decide the frame size.
+        sizes = {(idx.height, idx.width) for idx in index[vid].values()}
+        height, width = sizes.pop() if len(sizes) == 1 else (row.height, row.width)
+        videos[vid] = LazyFpsVideo(vid, Mp4Frames(clip), None, width, height, row.num_frames, row.split)
 
     masks = A2DMasks(root)
     queries: list[Query] = []

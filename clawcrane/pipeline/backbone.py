@@ -118,7 +118,8 @@ def efficientnet_file() -> Path:
 def resolve_backbone(backbone: str, weights: str = "imagenet", levels: Sequence[str] = (), input_size: int = 320) -> BackboneSpec:
     """Resolve ``--backbone/--weights/--levels`` into a ``BackboneSpec`` without building the model.
 
-    ``auto`` is resnet50 when its ImageNet file is in the torch hub cache, else efficientnet-lite0.
+    ``auto`` is resnet50 (the paper's) when its ImageNet file is in the torch hub cache or other
+    weights (``none``, a path) are asked for, else efficientnet-lite0 with its packaged weights.
     Raises ``WeightsError`` (with where to put the file) when ImageNet weights are absent.
     """
     if input_size < 32:
@@ -180,7 +181,7 @@ class Backbone(nn.Module):
     """A frozen feature extractor: uint8 frames -> normalised tensors -> one feature map per level.
 
     ``channels`` is the width of the concatenated pooled feature (sum over levels);
-    ``level_channels`` and ``strides`` are per level. Always in eval mode, gradients off.
+    ``level_channels`` and ``feature_sizes`` are per level. Always in eval mode, gradients off.
     """
 
     def __init__(self, *, spec: BackboneSpec, body: nn.Module, level_channels: Sequence[int], mean255: Sequence[float], std255: Sequence[float]):

@@ -37,9 +37,8 @@ from clawcrane.progress import progress
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
-"""Bump when the stage's output changes for the same inputs and config."""
-_QUEUE_FRAMES = 64
+VERSION = 1  # bump when the output changes for the same inputs and config
+_QUEUE_FRAMES = 64  # prepared frames waiting for the backbone, at most
 
 
 @dataclass
@@ -53,8 +52,7 @@ class ExtractResult:
     config: ExtractConfig
     """The resolved config (backbone name, weights fingerprint, levels)."""
     channels: int
-    videos: int
-    """Videos of this shard."""
+    videos: int  # of this shard
     computed_videos: int
     candidates: int
     """Rows (candidates) computed by this run."""
@@ -137,18 +135,16 @@ def run(config: ExtractConfig, *, dataset=None) -> ExtractResult:
                 raw_bytes_per_candidate=_raw_bytes(existing.channels, cfg), stored_bytes_per_candidate=0.0,
             )
 
-    device = pick_device(cfg.device)
-    backbone = build_backbone(spec, device)
     if dataset is None:
         dataset = _open_dataset(cand, cfg)
     _check_dataset(cand, dataset, root)
+    backbone = build_backbone(spec, pick_device(cfg.device))
     meta = {
         "stage": STAGE, "schema": SCHEMA, "key": key, "config": to_dict(cfg),
         "upstream": {"candidates": cand.key}, "dataset": cand.meta.get("dataset", {}),
         "channels": backbone.channels, "backbone_levels": list(backbone.levels),
     }
     store = Store.create(out, meta)
-    FeatureCache(store).check_candidates(cand.key, cand.path)
     todo = [v for v in videos if not store.has(v)]
     log.info("extract: %d/%d videos to do -> %s", len(todo), len(videos), out)
     rows, frames = _extract_videos(cand, dataset, todo, backbone, cfg, store)

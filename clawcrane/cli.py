@@ -126,3 +126,5 @@ def extract_cmd(cache, candidates, backbone, weights, levels, input_size, mask_t
     if not res.hit:
         click.echo(f"  bytes per candidate: {res.raw_bytes_per_candidate:.0f} raw, {res.stored_bytes_per_candidate:.0f} stored")
     click.echo(str(res.path))
+    if num_shards > 1:
+        click.echo(f"when every shard is done: clawcrane cache merge {res.path}")

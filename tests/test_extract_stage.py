@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from clawcrane.cache.features import open_features
 from clawcrane.cache.store import Store
 from clawcrane.config import ExtractConfig
-from clawcrane.errors import CacheError, DataError
+from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.pipeline import positions as pos_ops
 from clawcrane.pipeline.backbone import build_backbone, resolve_backbone
 from clawcrane.pipeline.pooling import pool_masks
@@ -139,3 +139,11 @@ def test_cli_extract_runs_and_reports_the_folder(tiny, monkeypatch):
     assert "cache hit" in CliRunner().invoke(main, args).output
     bad = CliRunner().invoke(main, ["extract", "--cache", str(root), "--backbone", "resnet9"])
     assert bad.exit_code == 1 and "--backbone resnet9: unknown" in bad.output
+
+
+def test_shard_option_and_slurm_defaults():
+    assert stage.parse_shard("1/3") == (1, 3)
+    assert stage.parse_shard(None, {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "4", "SLURM_ARRAY_TASK_COUNT": "2"}) == (1, 2)
+    assert stage.parse_shard(None, {}) == (0, 1)
+    with pytest.raises(ConfigError, match="0 <= I < N"):
+        stage.parse_shard("3/3")

@@ -1,7 +1,7 @@
 """`clawcrane extract`: candidate cache + frames -> feature cache (pooled features, positions p_i).
 
-Reads the candidate artifact, decodes each frame that has candidates once (in a background
-thread, overlapping the backbone), runs batches of frames through the frozen backbone, pools every
+Reads the candidate artifact, decodes each frame that has candidates once (in background
+threads, overlapping the backbone), runs batches of frames through the frozen backbone, pools every
 candidate (``pipeline.pooling``), computes p_i (``pipeline.positions``) and writes one part per
 finished video under ``<cache>/extract-<key16>/`` (resumable), then consolidates the shard.
 
@@ -65,19 +65,21 @@ class ExtractResult:
     """Bytes on disk per row of this shard's file (gzip-compressed, HDF5 overhead included); 0 on a hit."""
 
 
-def parse_shard(text: str | None) -> tuple[int, int]:
-    """'I/N' (0-based I) -> (I, N); None -> SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, else (0, 1)."""
+def parse_shard(text: str | None, env: dict[str, str] | None = None) -> tuple[int, int]:
+    """'I/N' (0-based I) -> (I, N); None: from SLURM array variables (as `detect` does), else (0, 1)."""
+    env = os.environ if env is None else env
     if not text:
-        if "SLURM_ARRAY_TASK_ID" in os.environ:
-            text = f"{os.environ['SLURM_ARRAY_TASK_ID']}/{os.environ.get('SLURM_ARRAY_TASK_COUNT', '1')}"
-        else:
+        if "SLURM_ARRAY_TASK_ID" not in env or "SLURM_ARRAY_TASK_COUNT" not in env:
             return 0, 1
-    try:
-        i, n = (int(t) for t in text.split("/"))
-    except ValueError:
-        raise ConfigError(f"--shard {text}: expected I/N with 0 <= I < N, e.g. 0/4") from None
+        i = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+        n = int(env["SLURM_ARRAY_TASK_COUNT"])
+    else:
+        try:
+            i, n = (int(t) for t in text.split("/"))
+        except ValueError:
+            raise ConfigError(f"--shard {text!r}: expected I/N with 0 <= I < N, e.g. --shard 0/4") from None
     if not 0 <= i < n:
-        raise ConfigError(f"--shard {text}: expected I/N with 0 <= I < N, e.g. 0/4")
+        raise ConfigError(f"--shard {i}/{n}: expected I/N with 0 <= I < N (I is 0-based)")
     return i, n
 
 
@@ -125,6 +127,8 @@ def run(config: ExtractConfig, *, dataset=None) -> ExtractResult:
     if (out / META).exists():
         existing = FeatureCache(Store(out))
         existing.check_candidates(cand.key, cand.path)
+        if existing.key != key:
+            raise CacheError(f"{out}: holds key {short(existing.key)}, expected {short(key)}; remove the folder and re-run")
         if all(existing.store.has(v) for v in videos):
             if any(existing.store.index()[v].parent.name == "parts" for v in videos):
                 existing.store.consolidate(videos, shard_file)
@@ -186,25 +190,20 @@ def _check_dataset(cand: CandidateCache, dataset, cache_root: Path) -> None:
         )
 
 
-# ---- the loop: a decoding thread feeds frames, the main thread runs the backbone -------------------
+# ---- the loop: decoding threads feed frames, the main thread runs the backbone ----------------------
 @dataclass
 class _Frame:
     video_id: str
-    rows: np.ndarray
-    """(k,) candidate rows of this frame."""
-    image: np.ndarray
-    """(S, S, 3) uint8 resized frame."""
-    cells: list[torch.Tensor]
-    """Per level, (k, h_l, w_l) bool member cells."""
-    pos: np.ndarray
-    """(k, 10) p_i of the rows."""
+    rows: np.ndarray  # (k,) candidate rows of this frame
+    image: np.ndarray  # (S, S, 3) uint8 resized frame
+    cells: list[torch.Tensor]  # per level, (k, h_l, w_l) bool member cells
+    pos: np.ndarray  # (k, 10) p_i of the rows
 
 
 @dataclass
 class _Start:
     vc: VideoCandidates
-    frames: int
-    """Frames of this video that have candidates (each arrives as a _Frame)."""
+    frames: int  # frames of this video that have candidates (each arrives as a _Frame)
 
 
 @dataclass

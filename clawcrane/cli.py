@@ -216,3 +216,59 @@ def data_synth(out: str, preset: str, seed: int, preview: bool, workers: int | N
         click.echo(f"  {split}: {c['videos']} videos, {c['queries']} queries, {c['samples']} samples ({kinds})")
     if res.preview is not None:
         click.echo(f"  preview: {res.preview}")
+
+
+@main.command("extract")
+@click.option("--cache", "cache", required=True, type=click.Path(file_okay=False),
+              help="Cache root: reads the candidate artifact under it and writes extract-<key>/ beside it.")
+@click.option("--candidates", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Candidate artifact folder (detect-<key>/) when DIR holds several, or lives elsewhere.")
+@click.option("--backbone", default="auto", show_default=True,
+              help="auto (resnet50 if its ImageNet file is in the torch hub cache, else efficientnet-lite0), "
+                   "resnet18/34/50/101, efficientnet-lite0, or detector:PATH (the trained detector's FPN).")
+@click.option("--weights", default="imagenet", show_default=True,
+              help="imagenet (local torchvision file in torch.hub.get_dir()/checkpoints, or the packaged "
+                   "EfficientNet weights), none (seeded random init), or a state-dict PATH.")
+@click.option("--levels", default="", help="Comma-separated feature levels, pooled and concatenated "
+              "(ResNet C2..C5, default C5; EfficientNet C2..C5,head, default head; detector FPN names, default fpn).")
+@click.option("--input-size", default=320, show_default=True, type=int, help="Frames are resized to N x N (paper: 320).")
+@click.option("--mask-threshold", default=0.5, show_default=True, type=float,
+              help="A feature cell belongs to a candidate when its mask covers this fraction of it.")
+@click.option("--dtype", default="float16", show_default=True, type=click.Choice(["float16", "float32"]),
+              help="Storage dtype of the pooled features.")
+@click.option("--with-flip", is_flag=True, help="Also store features/positions of the mirrored frame (flip augmentation).")
+@click.option("--batch-size", default=16, show_default=True, type=int, help="Frames per backbone forward.")
+@click.option("--skip-bad", is_flag=True, help="Store videos whose frames cannot be decoded as bad and go on.")
+@click.option("--workers", default=2, show_default=True, type=int,
+              help="Threads decoding frames and preparing masks while the backbone runs.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--shard", default=None, help="I/N: run shard I (0-based) of N over the videos "
+              "(default: SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else 0/1).")
+@click.option("--dataset", default=None, type=click.Path(exists=True),
+              help="Dataset folder holding the frames (default: the one recorded by `detect`).")
+def extract_cmd(cache, candidates, backbone, weights, levels, input_size, mask_threshold, dtype, with_flip,
+                skip_bad, batch_size, workers, device, shard, dataset) -> None:
+    """Mask-pooled CNN features and positions p_i of every candidate -> feature cache.
+
+    Frames are decoded once; train-head then reads only the cached tensors.
+    """
+    from clawcrane.config import ExtractConfig
+    from clawcrane.stages import extract as stage
+
+    shard_i, num_shards = stage.parse_shard(shard)
+    cfg = ExtractConfig(
+        backbone=backbone, weights=weights, levels=tuple(x.strip() for x in levels.split(",") if x.strip()),
+        input_size=input_size, mask_threshold=mask_threshold, dtype=dtype, with_flip=with_flip,
+        cache=str(cache), candidates=str(candidates or ""), dataset=str(dataset or ""),
+        skip_bad=skip_bad, batch_size=batch_size, workers=workers, device=device, shard=shard_i, num_shards=num_shards,
+    )
+    res = stage.run(cfg)
+    c = res.config
+    what = "cache hit" if res.hit else f"{res.computed_videos} videos, {res.frames} frames, {res.candidates} candidates"
+    click.echo(f"extract: {what} in {res.seconds:.1f}s; backbone {c.backbone} ({c.weights}) levels {','.join(c.levels)} "
+               f"-> C={res.channels}")
+    if not res.hit:
+        click.echo(f"  bytes per candidate: {res.raw_bytes_per_candidate:.0f} raw, {res.stored_bytes_per_candidate:.0f} stored")
+    click.echo(str(res.path))
+    if num_shards > 1:
+        click.echo(f"when every shard is done: clawcrane cache merge {res.path}")

@@ -88,3 +88,52 @@ class DoctorConfig:
     """Skip the slow checks: decoding every clip end to end and reading every mask."""
     strict: bool = False
     """Count warnings (e.g. an annotated instance without a sentence) as failures too."""
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """`clawcrane extract`: mask-pooled CNN features (Eq. 2 without the MLP) and positions p_i."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = (
+        "cache", "candidates", "dataset", "skip_bad", "batch_size", "workers", "device", "shard", "num_shards",
+    )
+
+    backbone: str = "auto"
+    """'auto' (resnet50 when its ImageNet file is in the torch hub cache, else efficientnet-lite0),
+    'resnet18', 'resnet34', 'resnet50', 'resnet101', 'efficientnet-lite0', or 'detector:PATH' (the
+    trained detector's FPN). The stage stores the resolved name."""
+    weights: str = "imagenet"
+    """'imagenet' (a local torchvision file / the packaged EfficientNet weights), 'none' (seeded
+    random initialisation) or a state-dict file path; ignored for 'detector:PATH'."""
+    weights_id: str = ""
+    """Fingerprint of the weights file content; filled in by the stage (part of the cache key)."""
+    levels: tuple[str, ...] = ()
+    """Feature levels pooled and concatenated; empty = the backbone's default (ResNet 'C5' = layer4,
+    EfficientNet 'head', detector 'fpn' = every FPN level but 'pool'). Filled in by the stage."""
+    input_size: int = 320
+    """Frames are resized to input_size x input_size before the backbone (the paper uses 320)."""
+    mask_threshold: float = 0.5
+    """A feature cell belongs to a candidate when its mask covers at least this fraction of the cell
+    (or, for masks too small for that, the cells it covers most)."""
+    dtype: str = "float16"
+    """Storage dtype of the pooled features: 'float16' (half the size) or 'float32'."""
+    with_flip: bool = False
+    """Also store feat_flip / pos_flip: features and positions of the horizontally mirrored frame."""
+    cache: str = ""
+    """Cache root: where the candidate artifact is read (unless ``candidates``) and extract-<key> written."""
+    candidates: str = ""
+    """Candidate artifact folder (or a root holding one); default: the one under ``cache``."""
+    dataset: str = ""
+    """Dataset folder; default: the root recorded in the candidate cache's meta."""
+    skip_bad: bool = False
+    """Store a video whose frames cannot be decoded as 'bad' (and go on) instead of stopping."""
+    batch_size: int = 16
+    """Frames per backbone forward (runtime only)."""
+    workers: int = 2
+    """Threads decoding videos and preparing masks while the backbone runs (runtime only)."""
+    device: str = "auto"
+    """'auto' (cuda when available), 'cpu', 'cuda', 'cuda:N' (runtime only)."""
+    shard: int = 0
+    """This run's shard, 0-based, of ``num_shards`` (videos shard[::num_shards]) (runtime only)."""
+    num_shards: int = 1
+    """Number of shards the videos are split into (runtime only)."""

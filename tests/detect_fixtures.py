@@ -108,7 +108,7 @@ def fake_key(spec: str, dataset) -> str:
 def fake_factory(made: list | None = None, delay: float = 0.0):
     """A detector factory returning FakeDetectors (appended to ``made``)."""
 
-    def factory(spec, dataset, *, device="cpu"):
+    def factory(spec, dataset, *, device="cpu", batch_size=4):
         d = FakeDetector(delay=delay)
         if made is not None:
             made.append(d)
@@ -117,7 +117,7 @@ def fake_factory(made: list | None = None, delay: float = 0.0):
     return factory
 
 
-def refusing_factory(spec, dataset, *, device="cpu"):
+def refusing_factory(spec, dataset, *, device="cpu", batch_size=4):
     raise AssertionError("the detector must not be built on a cache hit")
 
 

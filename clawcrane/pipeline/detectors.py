@@ -2,8 +2,15 @@
 
 Implementations: ``MaskRCNNDetector`` (``pipeline/maskrcnn.py``: the trained lite model or
 torchvision's COCO R50-FPN), ``OracleDetector`` (ground-truth instances of annotated frames) and
-``ImportDetector`` (masks made by any other system). ``postprocess`` applies the stage's
-threshold, duplicate removal and per-frame cap identically to all of them.
+``ImportDetector`` (masks made by any other system, parsed by ``cache.imports``). ``postprocess``
+applies the stage's threshold, duplicate removal and per-frame cap identically to all of them;
+``candidate_recall`` measures how many GT instances the candidates cover.
+
+``detector_key(spec, dataset)`` names a ``--detector`` value's content (checkpoint hash, dataset
+fingerprint, imported files) without building anything, so the stage can find a cached result
+before loading a model; ``build_detector(spec, dataset)`` builds it. These two factories are the
+only code here that reaches files, and they do so through ``cache/`` (fingerprints, imports) or
+the Mask R-CNN loaders; the detector classes themselves are pure.
 """
 
 from __future__ import annotations
@@ -89,24 +96,34 @@ def postprocess(
     Duplicates: greedily, in descending score, a mask whose IoU with an already kept mask exceeds
     ``dedup_iou`` is dropped (mask NMS). Output rows are in descending score order.
     """
+    return postprocess_rles(fc, score_threshold=score_threshold, max_per_frame=max_per_frame, dedup_iou=dedup_iou)[0]
+
+
+def postprocess_rles(
+    fc: FrameCandidates, *, score_threshold: float, max_per_frame: int, dedup_iou: float
+) -> tuple[FrameCandidates, list[dict]]:
+    """``postprocess`` plus the kept masks as COCO RLE (encoded once, for dedup and for storage)."""
     K, H, W = fc.masks.shape  # (K, H, W) candidates, height, width
     if K == 0:
-        return fc
+        return fc, []
     nonempty = fc.masks.reshape(K, -1).any(axis=1)
     keep0 = np.flatnonzero((fc.scores >= score_threshold) & nonempty)
     order = keep0[np.argsort(-fc.scores[keep0], kind="stable")]
     if len(order) == 0:
-        return FrameCandidates.empty(H, W)
+        return FrameCandidates.empty(H, W), []
     rles = mask_ops.encode_many(fc.masks[order])
-    iou = mask_ops.iou_matrix(rles, rles)  # (k, k)
-    kept: list[int] = []
-    for i in range(len(order)):
-        if len(kept) >= max_per_frame:
-            break
-        if kept and iou[i, kept].max() > dedup_iou:
-            continue
-        kept.append(i)
-    return fc.select(order[kept])
+    if dedup_iou >= 1.0:  # IoU never exceeds 1: nothing is a duplicate
+        kept = list(range(min(len(order), max_per_frame)))
+    else:
+        iou = mask_ops.iou_matrix(rles, rles)  # (k, k)
+        kept = []
+        for i in range(len(order)):
+            if len(kept) >= max_per_frame:
+                break
+            if kept and iou[i, kept].max() > dedup_iou:
+                continue
+            kept.append(i)
+    return fc.select(order[kept]), [rles[i] for i in kept]
 
 
 def candidate_recall(gt_rles: Sequence[dict], cand_rles: Sequence[dict], iou_threshold: float = 0.5) -> int:
@@ -305,8 +322,11 @@ def detector_key(spec: str, dataset) -> str:
     return hash_json({"detector": "maskrcnn-checkpoint", "version": 1, "weights": ckpt})
 
 
-def build_detector(spec: str, dataset, *, device: str = "cpu") -> Detector:
-    """The detector a ``--detector`` value names, ready to run (loads weights or imported masks)."""
+def build_detector(spec: str, dataset, *, device: str = "auto", batch_size: int = 4) -> Detector:
+    """The detector a ``--detector`` value names, ready to run (loads weights or imported masks).
+
+    ``batch_size``: frames per model forward (the stage hands over batches of this size).
+    """
     kind, path = parse_spec(spec)
     if kind == ORACLE:
         return OracleDetector.from_dataset(dataset)
@@ -317,10 +337,6 @@ def build_detector(spec: str, dataset, *, device: str = "cpu") -> Detector:
         return ImportDetector(open_import(path, video_ids=list(dataset.videos)), sizes)
     from clawcrane.pipeline.maskrcnn import MaskRCNNDetector
 
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     if kind == R50_FPN:
-        return MaskRCNNDetector.from_torchvision(weights_path=path, device=device)
-    return MaskRCNNDetector.from_checkpoint(_existing_file(path, "checkpoint"), device=device)
+        return MaskRCNNDetector.from_torchvision(weights_path=path, device=device, batch_size=batch_size)
+    return MaskRCNNDetector.from_checkpoint(_existing_file(path, "checkpoint"), device=device, batch_size=batch_size)

@@ -137,3 +137,37 @@ class ExtractConfig:
     """This run's shard, 0-based, of ``num_shards`` (videos shard[::num_shards]) (runtime only)."""
     num_shards: int = 1
     """Number of shards the videos are split into (runtime only)."""
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """`clawcrane detect`: candidate masks of every frame -> candidate cache (stage 'detect').
+
+    The detector enters the cache key through its content fingerprint (checkpoint hash, dataset
+    fingerprint for the oracle, imported files' hash), not through the ``detector`` text, so moving
+    a checkpoint file keeps its cache; ``detector`` is therefore listed with the runtime fields.
+    """
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("detector", "batch_size", "device", "shard", "workers", "skip_bad")
+
+    detector: str
+    """A detector checkpoint PATH (`train-detector`), 'r50-fpn[:WEIGHTS]' (torchvision COCO Mask R-CNN),
+    'oracle' (ground-truth instances of annotated frames) or 'import:PATH' (masks from another system)."""
+    frame_stride: int = 1
+    """Run on every S-th frame (0, S, 2S, ...) plus every annotated frame, so evaluation frames always have candidates."""
+    score_threshold: float = 0.3
+    """Keep candidates with score >= this."""
+    max_per_frame: int = 20
+    """Keep at most this many candidates per frame (highest scores first)."""
+    dedup_iou: float = 0.7
+    """Drop a candidate whose mask IoU with a higher-scored kept one exceeds this (mask NMS; 1.0 keeps all)."""
+    batch_size: int = 4
+    """Frames per detector call (runtime only; batches never mix videos)."""
+    device: str = "auto"
+    """Torch device of the detector: 'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1' (runtime only)."""
+    shard: tuple[int, int] = (0, 1)
+    """(I, N): this process handles the videos with sorted-index % N == I (runtime only)."""
+    workers: int = 1
+    """Threads decoding videos ahead of the detector (runtime only)."""
+    skip_bad: bool = False
+    """Record unreadable or truncated videos as bad and go on, instead of stopping (runtime only)."""

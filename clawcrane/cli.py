@@ -74,6 +74,73 @@ def data() -> None:
 # ---- commands (one per stage) -------------------------------------------------------------
 
 
+@main.command("evaluate")
+@click.argument("predictions", metavar="PRED", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--dataset", "dataset_path", required=True, type=click.Path(exists=True, path_type=str),
+              help="The dataset folder the predictions were made for (its ground truth is read).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Folder for metrics.json and metrics.md  [default: PRED's folder / <PRED stem>-eval]")
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+              help="Which samples to score (the paper reports test).")
+@click.option("--j-and-f", "j_and_f", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Also compute DAVIS J&F; 'auto' does so when every query has masks on all frames.")
+def evaluate_cmd(predictions: str, dataset_path: str, out_dir: str | None, split: str, j_and_f: str) -> None:
+    """Score PRED (a predictions Parquet file from `track-rank`) against the dataset's masks.
+
+    \b
+    Per (query, annotated frame) the highest-scored mask is compared with the ground truth at
+    the annotation resolution: P@0.5..0.9 (IoU > K), mAP 0.5:0.95 in both published definitions
+    (COCO AP over every submitted mask, and the mean of P@0.5:0.05:0.95 on the top-1 mask),
+    Overall IoU and Mean IoU, overall and per query type. Writes metrics.json and metrics.md.
+    """
+    from clawcrane.config import EvalConfig
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import evaluate
+
+    ds = open_dataset(dataset_path, split=None)
+    result = evaluate.run(EvalConfig(split=split, j_and_f=j_and_f), predictions=predictions, dataset=ds, out_dir=out_dir)
+    click.echo(result.markdown)
+    if result.missing:
+        click.echo(f"warning: {len(result.missing)} samples had no prediction and were scored as empty", err=True)
+    click.echo(f"wrote {result.out_dir}")
+
+
+@main.command("export")
+@click.argument("predictions", metavar="PRED", type=str)
+@click.option("--format", "fmt", metavar="FORMAT", default="coco-rle", show_default=True,
+              help="coco-rle: DIR/predictions.json, a list of {query_id, video_id, frame, track_id, rank, score, "
+                   "segmentation: {size: [H, W], counts: str}} (COCO compressed RLE); png: "
+                   "DIR/<video_id>/<query_id>/<frame:05d>.png, 0/255; ytvos: the Ref-YouTube-VOS submission "
+                   "folder DIR/Annotations/<video_id>/<exp_id>/<frame>.png with a PNG for every frame.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Output folder  [default: PRED's folder / <PRED stem>-<FORMAT>]")
+@click.option("--dataset", "dataset_path", type=click.Path(exists=True, path_type=str), default=None,
+              help="The dataset the predictions were made for: masks are written at its frame size, ytvos "
+                   "frame files take its frame names and every video gets all its frames.")
+@click.option("--top-k", "top_k", type=int, default=1, show_default=True,
+              help="coco-rle only: export the masks of rank < K per (query, frame); png and ytvos hold the answer.")
+def export_cmd(predictions: str, fmt: str, out_dir: str | None, dataset_path: str | None, top_k: int) -> None:
+    """Write PRED (a predictions Parquet file from `track-rank`) as COCO-RLE JSON, PNG masks or ytvos.
+
+    \b
+    Masks are binary. The answer of a (query, frame) is its rank-0 mask; a query that abstained
+    on a frame gets an empty mask. Every file is written atomically.
+    """
+    from clawcrane.config import ExportConfig
+    from clawcrane.stages import export
+
+    config = ExportConfig(format=fmt, top_k=top_k)
+    export.check_config(config)
+    ds = None
+    if dataset_path is not None:
+        from clawcrane.datasets import open_dataset
+
+        ds = open_dataset(dataset_path, split=None)
+    result = export.run(config, predictions=predictions, out_dir=out_dir, dataset=ds)
+    click.echo(f"exported {result.masks} masks of {result.queries} queries in {result.videos} videos ({result.format})")
+    click.echo(f"wrote {result.out_dir}")
+
+
 _HEAD_SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
 """--size presets: (embed_dim D, word_dim E, lstm_hidden per direction)."""
 

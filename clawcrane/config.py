@@ -49,6 +49,29 @@ class SynthConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """`clawcrane evaluate`: score a predictions file against a dataset's ground truth."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    split: str = "test"
+    """Which samples to score: 'test', 'train', or 'all'."""
+    j_and_f: str = "auto"
+    """J&F (DAVIS-2017): 'auto' (when every query of the split has masks on all its video's frames), 'on', 'off'."""
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """`clawcrane export`: predictions -> COCO-RLE JSON, per-frame PNGs, or the Ref-YouTube-VOS layout."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    format: str = "coco-rle"
+    """'coco-rle' (one JSON list of RLE masks), 'png' (one 0/255 PNG per query and frame), or 'ytvos'
+    (the Ref-YouTube-VOS submission folder ``Annotations/<video>/<exp_id>/<frame>.png``)."""
+    top_k: int = 1
+    """coco-rle: masks of rank < top_k per (query, frame) (1: the answer only); png and ytvos need 1."""
+
 class TrainHeadConfig:
     """`clawcrane train-head`: language encoder + object MLP + PRM + TSRM, contrastive loss (paper §3, §4.2).
 

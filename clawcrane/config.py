@@ -72,6 +72,8 @@ class ExportConfig:
     top_k: int = 1
     """coco-rle: masks of rank < top_k per (query, frame) (1: the answer only); png and ytvos need 1."""
 
+
+@dataclass(frozen=True)
 class TrainHeadConfig:
     """`clawcrane train-head`: language encoder + object MLP + PRM + TSRM, contrastive loss (paper §3, §4.2).
 

@@ -55,6 +55,8 @@ class SplitTensors:
     unmatched: int = 0
     """Samples of the split left out for want of a referred candidate (they count as misses in
     ``accuracy_all_samples``)."""
+    refs: list[tuple[str, int]] = field(default_factory=list)
+    """(video_id, frame) of each sample (for reports and benchmarks; not used in training)."""
 
     def __len__(self) -> int:
         return int(self.target.shape[0])

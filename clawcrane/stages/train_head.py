@@ -190,8 +190,8 @@ def _load_split(
     table: _SentenceTable,
     type_names: list[str],
     min_iou: float,
-) -> tuple[list, list, Counter]:
-    """Frame rows and (frame, target, sentence, mirrored sentence, type) tuples of one split."""
+) -> tuple[list, list, list, Counter]:
+    """Frame rows, (frame, target, sentence, mirrored sentence, type) tuples, their (video, frame), counts."""
     counts: Counter = Counter(total=len(samples))
     by_video: dict[str, list[tuple[Query, int]]] = defaultdict(list)
     for q, f in samples:
@@ -199,6 +199,7 @@ def _load_split(
     have = set(features.video_ids())
     frames: list = []
     out: list = []
+    refs: list[tuple[str, int]] = []
     for vid in progress(sorted(by_video), desc=f"load {name}", unit="video"):
         vs = by_video[vid]
         if vid not in have:
@@ -235,24 +236,61 @@ def _load_split(
                 frames.append((vf.feat[rows], vf.pos[rows], vf.feat_flip[rows] if flip else None, vf.pos_flip[rows] if flip else None))
             sent, sent_flip = table.query_rows(q)
             out.append((frame_index[f], match.index, sent, sent_flip, type_names.index(q.query_type or UNTYPED)))
+            refs.append((vid, f))
     counts["used"] = len(out)
     left = {k: v for k, v in counts.items() if k not in ("total", "used") and v}
     if left:
         log.warning("%s: %d of %d samples left out (%s)", name, sum(left.values()), len(samples),
                     ", ".join(f"{k}: {v}" for k, v in sorted(left.items())))
-    return frames, out, counts
+    return frames, out, refs, counts
 
 
 def _build(name, samples, *, features, candidates, config, vocab, text, type_names) -> tuple[SplitTensors | None, Counter]:
     table = _SentenceTable(config.max_words)
-    frames, rows, counts = _load_split(name, samples, features=features, candidates=candidates, table=table,
+    frames, rows, refs, counts = _load_split(name, samples, features=features, candidates=candidates, table=table,
                                        type_names=type_names, min_iou=config.min_iou)
     if not rows:
         return None, counts
     tokens, lengths = table.tensors(config.text_encoder, vocab, text, features.path.parent, name)
     split = build_split(frame_rows=frames, samples=rows, text=tokens, text_lengths=lengths, type_names=type_names)
     split.unmatched = counts["total"] - counts["used"]
+    split.refs = refs
     return split, counts
+
+
+@dataclass
+class Prepared:
+    """Both splits as tensors, ready for ``pipeline.trainer``."""
+
+    train: SplitTensors
+    test: SplitTensors | None
+    counts: dict[str, dict[str, int]]
+    """Per split: samples in total, used, and left out by reason."""
+
+
+def prepare(
+    config: TrainHeadConfig,
+    dataset: Dataset,
+    *,
+    features: FeatureCache,
+    candidates: CandidateCache,
+    vocab: Vocabulary,
+    text_states: TextStates | None = None,
+) -> Prepared:
+    """Load every row the train and test samples need from the caches, once, into tensors."""
+    train_samples, test_samples = dataset.samples("train"), dataset.samples("test")
+    if config.text_encoder == "minilm" and text_states is None:
+        text_states = _LazyMiniLM("cuda" if resolve_device(config.device).type == "cuda" else "cpu")
+    type_names = sorted({q.query_type or UNTYPED for q, _ in train_samples + test_samples})
+    common = dict(features=features, candidates=candidates, config=config, vocab=vocab, text=text_states, type_names=type_names)
+    train, train_counts = _build("train", train_samples, **common)
+    if train is None:
+        raise DataError(
+            f"{dataset.root}: none of the {len(train_samples)} train samples has a candidate with IoU >= "
+            f"{config.min_iou}; check the candidate cache (`clawcrane detect`)"
+        )
+    test, test_counts = _build("test", test_samples, **common) if test_samples else (None, Counter())
+    return Prepared(train, test, {"train": dict(train_counts), "test": dict(test_counts)})
 
 
 def run(
@@ -293,15 +331,8 @@ def run(
             raise ConfigError(f"{out}: already holds a trained head ({LAST}); pass --resume to continue it or choose another --out")
         vocab = Vocabulary.build([q.sentence for q in dataset.split_queries("train")], max_words=config.max_words)
 
-    if config.text_encoder == "minilm" and text_states is None:
-        text_states = _LazyMiniLM("cuda" if resolve_device(config.device).type == "cuda" else "cpu")
-    type_names = sorted({q.query_type or UNTYPED for q, _ in train_samples + test_samples})
-    common = dict(features=fc, candidates=candidates, config=config, vocab=vocab, text=text_states, type_names=type_names)
-    train, train_counts = _build("train", train_samples, **common)
-    if train is None:
-        raise DataError(f"{dataset.root}: none of the {len(train_samples)} train samples has a candidate with IoU >= {config.min_iou}; check the candidate cache (`clawcrane detect`)")
-    test, test_counts = _build("test", test_samples, **common) if test_samples else (None, Counter())
-    counts = {"train": dict(train_counts), "test": dict(test_counts)}
+    data = prepare(config, dataset, features=fc, candidates=candidates, vocab=vocab, text_states=text_states)
+    train, test, counts = data.train, data.test, data.counts
     use_flip = config.flip and train.can_flip
     if config.flip and not use_flip:
         log.warning("%s: no flipped features (extract without --with-flip); flip augmentation is off", fc.path)

@@ -171,3 +171,17 @@ def test_frozen_text_encoder_states_are_cached_once_per_sentence(world, tmp_path
     assert fake.encoded == first  # the second run found every sentence in the cache
     model, config, _, _ = load_head(res.best)
     assert config.text_encoder == "minilm" and config.text_dim == 384
+
+
+def test_sentence_inputs_feed_a_loaded_head_like_training_did(world, tmp_path):
+    dataset, features, root = world
+    res = train_head.run(cfg(epochs=6), dataset, features=features, out=tmp_path / "run")
+    model, config, vocab, _ = load_head(res.best)
+    text, lengths = train_head.sentence_inputs(config, vocab, ["The GREEN ball!", "the red ball"], cache_root=root)
+    fc = open_features(features)
+    vf = fc.video("vid06")  # a test video; frame 0 holds red, green, blue in candidate rows 0, 1, 2
+    rows = vf.frame_rows(0)
+    feat = torch.from_numpy(vf.feat[rows].astype(np.float32))[None].expand(2, -1, -1)
+    pos = torch.from_numpy(vf.pos[rows])[None].expand(2, -1, -1)
+    sim = model(text, lengths, feat, pos, torch.ones(2, 3, dtype=torch.bool))
+    assert sim.argmax(dim=1).tolist() == [1, 0]

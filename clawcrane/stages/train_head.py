@@ -181,6 +181,33 @@ class _SentenceTable:
         return tensor.half(), lengths
 
 
+def sentence_inputs(
+    config: HeadConfig,
+    vocab: Vocabulary,
+    sentences: Sequence[str],
+    *,
+    cache_root: str | os.PathLike,
+    text_states: TextStates | None = None,
+    device: str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A trained head's text inputs for ``sentences`` (for scoring, e.g. in `track-rank`).
+
+    lstm: word ids (B, L) long; minilm: token states (B, L, S) float32 from the text-state cache
+    under ``cache_root`` (MiniLM runs only for sentences not cached yet). Also returns lengths (B,).
+    """
+    words = [tokenize(s, config.max_words) for s in sentences]
+    if config.text_encoder == "lstm":
+        ids = [vocab.ids(w) for w in words]
+        blind = sum(1 for i in ids if all(t == UNK_ID for t in i))
+        if blind:
+            log.warning("%d of %d sentences have no word known to the head's vocabulary; they are scored on <unk> alone", blind, len(ids))
+        return pad_ids(ids)
+    text_states = text_states or _LazyMiniLM(device)
+    cache = TextStateCache(cache_root, encoder=text_states.name, version=text_states.version)
+    tensor, lengths = pad_states(cache.states_for([" ".join(w) for w in words], text_states.encode))
+    return tensor, lengths
+
+
 def _load_split(
     name: str,
     samples: list[tuple[Query, int]],

@@ -82,6 +82,27 @@ class Vocabulary:
         return self.ids(tokenize(sentence, max_words))
 
 
+class SentenceTable:
+    """Unique tokenised sentences, each with its mirrored version, as rows of a text tensor."""
+
+    def __init__(self, max_words: int = MAX_WORDS):
+        self.max_words = max_words
+        self.words: list[list[str]] = []
+        self._rows: dict[str, int] = {}
+
+    def add(self, words: list[str]) -> int:
+        key = " ".join(words)
+        if key not in self._rows:
+            self._rows[key] = len(self.words)
+            self.words.append(words)
+        return self._rows[key]
+
+    def rows_of(self, sentence: str) -> tuple[int, int]:
+        """(row of the sentence, row of its mirror with 'left' and 'right' swapped)."""
+        words = tokenize(sentence, self.max_words)
+        return self.add(words), self.add(mirror_tokens(words))
+
+
 def pad_ids(rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Word-id lists -> ``tokens`` (B, L) long padded with ``<pad>``, ``lengths`` (B,) long.
 

@@ -25,7 +25,7 @@ from clawcrane.progress import progress
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SplitTensors:
     """One split's samples as tensors (see the module docstring)."""
 
@@ -161,7 +161,7 @@ def evaluate(model: RetrievalHead, data: SplitTensors, batch_size: int = 256) ->
     }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EpochState:
     """What the trainer reports after each epoch (the stage checkpoints it)."""
 
@@ -273,5 +273,5 @@ class Trainer:
                 f", val acc {val['accuracy']:.3f}" if val is not None else "",
             )
             if on_epoch_end is not None:
-                on_epoch_end(EpochState(epoch, loss, acc, lr, val, is_best))
+                on_epoch_end(EpochState(epoch=epoch, train_loss=loss, train_accuracy=acc, lr=lr, validation=val, is_best=is_best))
         return self.history

@@ -37,7 +37,16 @@ from clawcrane.datasets.records import Dataset, Query
 from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline.head import HeadConfig
-from clawcrane.pipeline.language import MINILM_DIM, UNK_ID, MiniLMStates, Vocabulary, mirror_tokens, pad_ids, pad_states, tokenize
+from clawcrane.pipeline.language import (
+    MINILM_DIM,
+    UNK_ID,
+    MiniLMStates,
+    SentenceTable,
+    Vocabulary,
+    pad_ids,
+    pad_states,
+    tokenize,
+)
 from clawcrane.pipeline.targets import match_target
 from clawcrane.pipeline.trainer import EpochState, SplitTensors, Trainer, build_model, build_split
 from clawcrane.progress import progress
@@ -140,45 +149,34 @@ def _check_dataset(features: FeatureCache, dataset: Dataset, video_ids: set[str]
                     features.path, len(missing), len(video_ids), sorted(missing)[:3])
 
 
-class _SentenceTable:
-    """Unique (tokenised) sentences and their mirrored versions -> rows of the text tensor."""
+def text_tensors(
+    text_encoder: str,
+    vocab: Vocabulary,
+    words: Sequence[list[str]],
+    *,
+    cache_root: str | os.PathLike,
+    text_states: TextStates | None,
+    what: str = "",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokenised sentences -> (word ids (U, L) long | token states (U, L, S) float16, lengths (U,)).
 
-    def __init__(self, max_words: int):
-        self.max_words = max_words
-        self.words: list[list[str]] = []
-        self.rows: dict[str, int] = {}
-
-    def add(self, words: list[str]) -> int:
-        key = " ".join(words)
-        if key not in self.rows:
-            self.rows[key] = len(self.words)
-            self.words.append(words)
-        return self.rows[key]
-
-    def query_rows(self, q: Query) -> tuple[int, int]:
-        words = tokenize(q.sentence, self.max_words)
-        return self.add(words), self.add(mirror_tokens(words))
-
-    def tensors(self, encoder: str, vocab: Vocabulary, text: TextStates | None, cache_root: Path, split: str):
-        """(text (U, L) ids or (U, L, S) states, lengths (U,))."""
-        if encoder == "lstm":
-            ids = [vocab.ids(w) for w in self.words]
-            blind = [" ".join(w) or "<empty>" for w, i in zip(self.words, ids) if all(t == UNK_ID for t in i) or not i]
-            if blind:
-                log.warning(
-                    "%d %s sentences have no word known to the vocabulary (e.g. %r); they are scored on <unk> alone",
-                    len(blind), split, blind[:3],
-                )
-            return pad_ids(ids)
-        assert text is not None
-        cache = TextStateCache(cache_root, encoder=text.name, version=text.version)
-        keys = [" ".join(w) for w in self.words]
-        empty = [k for k in keys if not k]
-        if empty:
-            log.warning("%d %s sentences have no words; MiniLM sees only its [CLS]/[SEP] tokens", len(empty), split)
-        states = cache.states_for(keys, text.encode)
-        tensor, lengths = pad_states(states)
-        return tensor.half(), lengths
+    Warns about sentences no word of which the vocabulary knows (they are scored on ``<unk>``).
+    MiniLM states come from the text-state cache under ``cache_root``; only missing ones are encoded.
+    """
+    if text_encoder == "lstm":
+        ids = [vocab.ids(w) for w in words]
+        blind = [" ".join(w) or "<empty>" for w, i in zip(words, ids) if all(t == UNK_ID for t in i)]
+        if blind:
+            log.warning("%d %ssentences have no word known to the vocabulary (e.g. %r); they are scored on <unk> alone",
+                        len(blind), f"{what} " if what else "", blind[:3])
+        return pad_ids(ids)
+    text_states = text_states or _LazyMiniLM("cpu")
+    cache = TextStateCache(cache_root, encoder=text_states.name, version=text_states.version)
+    keys = [" ".join(w) for w in words]
+    if not all(keys):
+        log.warning("%d %ssentences have no words; MiniLM sees only [CLS] and [SEP]", keys.count(""), f"{what} " if what else "")
+    tensor, lengths = pad_states(cache.states_for(keys, text_states.encode))
+    return tensor.half(), lengths
 
 
 def sentence_inputs(
@@ -188,7 +186,6 @@ def sentence_inputs(
     *,
     cache_root: str | os.PathLike,
     text_states: TextStates | None = None,
-    device: str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A trained head's text inputs for ``sentences`` (for scoring, e.g. in `track-rank`).
 
@@ -196,16 +193,8 @@ def sentence_inputs(
     under ``cache_root`` (MiniLM runs only for sentences not cached yet). Also returns lengths (B,).
     """
     words = [tokenize(s, config.max_words) for s in sentences]
-    if config.text_encoder == "lstm":
-        ids = [vocab.ids(w) for w in words]
-        blind = sum(1 for i in ids if all(t == UNK_ID for t in i))
-        if blind:
-            log.warning("%d of %d sentences have no word known to the head's vocabulary; they are scored on <unk> alone", blind, len(ids))
-        return pad_ids(ids)
-    text_states = text_states or _LazyMiniLM(device)
-    cache = TextStateCache(cache_root, encoder=text_states.name, version=text_states.version)
-    tensor, lengths = pad_states(cache.states_for([" ".join(w) for w in words], text_states.encode))
-    return tensor, lengths
+    text, lengths = text_tensors(config.text_encoder, vocab, words, cache_root=cache_root, text_states=text_states)
+    return (text.float() if text.is_floating_point() else text), lengths
 
 
 def _load_split(
@@ -214,7 +203,7 @@ def _load_split(
     *,
     features: FeatureCache,
     candidates: CandidateCache,
-    table: _SentenceTable,
+    table: SentenceTable,
     type_names: list[str],
     min_iou: float,
 ) -> tuple[list, list, list, Counter]:
@@ -261,7 +250,7 @@ def _load_split(
                 frame_index[f] = len(frames)
                 flip = vf.feat_flip is not None and vf.pos_flip is not None
                 frames.append((vf.feat[rows], vf.pos[rows], vf.feat_flip[rows] if flip else None, vf.pos_flip[rows] if flip else None))
-            sent, sent_flip = table.query_rows(q)
+            sent, sent_flip = table.rows_of(q.sentence)
             out.append((frame_index[f], match.index, sent, sent_flip, type_names.index(q.query_type or UNTYPED)))
             refs.append((vid, f))
     counts["used"] = len(out)
@@ -273,12 +262,12 @@ def _load_split(
 
 
 def _build(name, samples, *, features, candidates, config, vocab, text, type_names) -> tuple[SplitTensors | None, Counter]:
-    table = _SentenceTable(config.max_words)
+    table = SentenceTable(config.max_words)
     frames, rows, refs, counts = _load_split(name, samples, features=features, candidates=candidates, table=table,
                                        type_names=type_names, min_iou=config.min_iou)
     if not rows:
         return None, counts
-    tokens, lengths = table.tensors(config.text_encoder, vocab, text, features.path.parent, name)
+    tokens, lengths = text_tensors(config.text_encoder, vocab, table.words, cache_root=features.path.parent, text_states=text, what=name)
     split = build_split(frame_rows=frames, samples=rows, text=tokens, text_lengths=lengths, type_names=type_names)
     split.unmatched = counts["total"] - counts["used"]
     split.refs = refs

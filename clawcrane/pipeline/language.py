@@ -97,10 +97,11 @@ class SentenceTable:
             self.words.append(words)
         return self._rows[key]
 
-    def rows_of(self, sentence: str) -> tuple[int, int]:
-        """(row of the sentence, row of its mirror with 'left' and 'right' swapped)."""
+    def rows_of(self, sentence: str, mirror: bool = True) -> tuple[int, int]:
+        """(row of the sentence, row of its mirror with 'left' and 'right' swapped, or itself)."""
         words = tokenize(sentence, self.max_words)
-        return self.add(words), self.add(mirror_tokens(words))
+        row = self.add(words)
+        return row, (self.add(mirror_tokens(words)) if mirror else row)
 
 
 def pad_ids(rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -206,6 +206,7 @@ def _load_split(
     table: SentenceTable,
     type_names: list[str],
     min_iou: float,
+    mirror: bool,
 ) -> tuple[list, list, list, Counter]:
     """Frame rows, (frame, target, sentence, mirrored sentence, type) tuples, their (video, frame), counts."""
     counts: Counter = Counter(total=len(samples))
@@ -248,9 +249,9 @@ def _load_split(
                 continue
             if f not in frame_index:
                 frame_index[f] = len(frames)
-                flip = vf.feat_flip is not None and vf.pos_flip is not None
+                flip = mirror and vf.feat_flip is not None and vf.pos_flip is not None
                 frames.append((vf.feat[rows], vf.pos[rows], vf.feat_flip[rows] if flip else None, vf.pos_flip[rows] if flip else None))
-            sent, sent_flip = table.rows_of(q.sentence)
+            sent, sent_flip = table.rows_of(q.sentence, mirror=mirror)
             out.append((frame_index[f], match.index, sent, sent_flip, type_names.index(q.query_type or UNTYPED)))
             refs.append((vid, f))
     counts["used"] = len(out)
@@ -264,7 +265,8 @@ def _load_split(
 def _build(name, samples, *, features, candidates, config, vocab, text, type_names) -> tuple[SplitTensors | None, Counter]:
     table = SentenceTable(config.max_words)
     frames, rows, refs, counts = _load_split(name, samples, features=features, candidates=candidates, table=table,
-                                       type_names=type_names, min_iou=config.min_iou)
+                                       type_names=type_names, min_iou=config.min_iou,
+                                       mirror=config.flip and name == "train" and features.has_flip)
     if not rows:
         return None, counts
     tokens, lengths = text_tensors(config.text_encoder, vocab, table.words, cache_root=features.path.parent, text_states=text, what=name)

@@ -171,3 +171,49 @@ class DetectConfig:
     """Threads decoding videos ahead of the detector (runtime only)."""
     skip_bad: bool = False
     """Record unreadable or truncated videos as bad and go on, instead of stopping (runtime only)."""
+
+
+@dataclass(frozen=True)
+class TrainHeadConfig:
+    """`clawcrane train-head`: language encoder + object MLP + PRM + TSRM, contrastive loss (paper §3, §4.2).
+
+    The head trains from the caches alone (features, positions, candidate masks) plus the
+    dataset's annotations; it never decodes a frame.
+    """
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("device",)
+
+    position: str = "full"
+    """PRM input (Table 3): none, absolute (the 8 box numbers of p_i), relative (r_x, r_y) or full (all 10)."""
+    relation: str = "text"
+    """Intra-frame relation (Table 3): none, vanilla (object self-attention) or text (TSRM)."""
+    text_encoder: str = "lstm"
+    """lstm (paper: learned word vectors + bi-LSTM) or minilm (frozen all-MiniLM-L6-v2 token states, cached)."""
+    embed_dim: int = 256
+    """D: width of the joint embedding space (256 in the paper's appendix)."""
+    word_dim: int = 1000
+    """E: word-vector width of the LSTM encoder (paper: 1000)."""
+    lstm_hidden: int = 1000
+    """bi-LSTM hidden units per direction (paper: 2000-d states = 1000 per direction)."""
+    max_words: int = 20
+    """Words kept per sentence (paper: 20)."""
+    epochs: int = 20
+    """Training epochs (the paper does not state a number)."""
+    batch_size: int = 16
+    """Samples (query, annotated frame) per step (paper: 16)."""
+    lr: float = 1e-4
+    """Adam learning rate (paper: 1e-4)."""
+    lr_patience: int = 2
+    """ReduceLROnPlateau: epochs without a lower training loss before the rate drops (paper: 2)."""
+    lr_factor: float = 0.1
+    """ReduceLROnPlateau: factor of each drop (paper: 10x)."""
+    tau: float = 0.1
+    """Temperature of the contrastive softmax (Eq. 8; paper: 0.1)."""
+    min_iou: float = 0.5
+    """A sample's referred candidate is its best-IoU candidate when that IoU reaches this; else the sample is left out."""
+    seed: int = 0
+    """Seed of initialisation, shuffling and flips; a fixed seed on CPU gives identical runs."""
+    flip: bool = True
+    """Horizontal-flip augmentation (p = 0.5; mirrored features/positions, 'left' <-> 'right'); needs `extract --with-flip`."""
+    device: str = "auto"
+    """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (runtime only)."""

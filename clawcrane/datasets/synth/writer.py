@@ -144,7 +144,7 @@ def video_record(video: SynthVideo) -> dict:
         "shadow": None if s.shadow is None else {k: getattr(s.shadow, k) for k in
                                                  ("cx", "cy", "ax", "ay", "soft", "t0", "t1", "fade")},
         "motifs": [{"kind": m.kind, "members": [i + 1 for i in m.members], "references": [i + 1 for i in m.refs],
-                    "words": list(m.words)} for m in s.motifs],
+                    "words": list(m.words), "silent": [i + 1 for i in m.silent]} for m in s.motifs],
         "objects": objects,
         "queries": [{"instance_id": q.target + 1, "query": q.sentence, "query_type": q.query_type,
                      "frames": list(q.frames), "reason": q.reason, "detail": q.detail} for q in video.queries],

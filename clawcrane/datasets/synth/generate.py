@@ -31,6 +31,7 @@ class Preset:
     frames: int
     """Frames per clip (every one rendered)."""
     test_fraction: float = 0.2
+    """Share of the videos in the test split (tiny: a fixed 6 train / 2 test)."""
 
 
 PRESETS = {
@@ -56,12 +57,17 @@ _TINY = (
 
 @dataclass(frozen=True, kw_only=True)
 class VideoPlan:
+    """What one video will hold; ``synthesize_video`` turns it into a checked scene."""
+
     video_id: str
+    """'s0000', 's0001', ...: the position in the plan, zero-padded."""
     index: int
     split: str
     """'train', 'test', or 'missed' (rendered, listed in a2d_missed_videos.txt, no annotations)."""
     motifs: tuple[tuple[str, int], ...]
+    """(kind, objects) of each motif, e.g. (('position', 3), ('temporal', 2))."""
     fillers: int
+    """Other objects (looks of their own; appearance queries when they stay well visible)."""
     frames: int
     seed: tuple[int, int]
     """(dataset seed, video index): seeds this video's random stream."""

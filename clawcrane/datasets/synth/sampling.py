@@ -2,15 +2,18 @@
 
 * ``position``: 2-3 identical objects spread along x or y and moving in formation;
 * ``relation``: two identical objects, each next to a different, uniquely-looking reference
-  object (edge gap 6-18 px, in the direction of its relation word), the two pairs placed at
-  random and far apart, so absolute position says nothing;
-* ``motion``: 2-3 identical objects moving in different directions (1.5-2.6 px/frame), or still;
+  object (edge gap 6-18 px, or a slight overlap, in the direction of its relation word), the
+  two pairs placed at random and far apart, so absolute position says nothing; half of the
+  references get no sentence of their own (``Motif.silent``);
+* ``motion``: 2-3 identical objects moving in different directions (1.5-2.6 px/frame), or
+  still; their paths may cross;
 * ``temporal``: two objects differing only in colour, slow (<= 0.8 px/frame) and side by side,
   under a shadow that fades in or out between two annotated frames (about half of the annotated
   frames dark), hiding both colours there.
 
 Other objects (*fillers*) have looks no other object has; some stand still, some cross a frame
-edge. A draw that cannot be placed returns None; the caller draws again.
+edge, many pass over or (mostly) under another object. Draw order is random otherwise. A draw
+that cannot be placed returns None; the caller draws again.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 * ``position``: 2-3 identical objects spread along x or y and moving in formation;
 * ``relation``: two identical objects, each next to a different, uniquely-looking reference
-  object (edge gap 6-18 px, or a slight overlap, in the direction of its relation word), the
-  two pairs placed at random and far apart, so absolute position says nothing; half of the
-  references get no sentence of their own (``Motif.silent``);
+  object (edge gap 6-18 px, or a slight overlap), both in the direction of one relation word,
+  the two pairs placed at random and far apart, so absolute position says nothing and only the
+  reference tells the twins apart; half of the references get no sentence of their own
+  (``Motif.silent``);
 * ``motion``: 2-3 identical objects moving in different directions (1.5-2.6 px/frame), or
   still; their paths may cross;
 * ``temporal``: two objects differing only in colour, slow (<= 0.8 px/frame) and side by side,
@@ -153,7 +154,9 @@ def _place_relation(b: _Builder) -> tuple[tuple[int, ...], tuple[int, ...], tupl
     if look is None or None in ref_looks:
         return None
     r = _radius(rng, look[2])
-    rels = tuple(str(x) for x in rng.choice(RELATIONS, size=2))
+    # one relation word for both: the twins then sit alike relative to their references, so where
+    # the target is (e.g. low in the frame, leaving room above for its reference) says nothing
+    rels = (str(rng.choice(RELATIONS)),) * 2
     pairs = []
     for ref_look, rel in zip(ref_looks, rels):
         rr = _radius(rng, ref_look[2])

@@ -13,6 +13,9 @@ Each ``.h5`` holds what h5py shows of a MATLAB v7.3 file (arrays transposed): ``
 (N, W, H) uint8, or (W, H) when N == 1; ``instance`` (N,); ``reBBox`` (4, N) x1, y1, x2, y2
 (x2, y2 exclusive); ``id`` (1, N) class ids (actor*10 + action, see ``scene``); ``reS_id``
 (W, H) per-pixel class id, 0 = background. It lists every object annotated in that frame.
+In videoset.csv, ``label`` is the class id of instance 1, start/end times are 0 and
+ceil(frames / fps) seconds, ``labeled`` the number of annotated frames (0 for the missed video,
+whose split column is 0).
 """
 
 from __future__ import annotations

@@ -180,8 +180,8 @@ def doctor_cmd(path: str, split: str | None, quick: bool, strict: bool, queries:
     type=click.Choice(["tiny", "small", "full"]),
     default="small",
     show_default=True,
-    help="Size: tiny (8 videos, seconds; for tests), small (120 videos, ~500 queries; the quickstart), "
-    "full (720 videos, >= 2,000 train / >= 500 test queries; under 2 minutes on 2 cores).",
+    help="Size: tiny (8 videos, seconds; for tests), small (120 videos, ~450 queries; the quickstart), "
+    "full (800 videos, ~2,450 train / ~600 test queries; about a minute on 2 idle cores).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed; the same preset and seed give identical annotations.")
 @click.option("--preview", is_flag=True, help="Also write OUT/preview.png: frames with outlined masks and their sentences.")

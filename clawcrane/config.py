@@ -40,7 +40,7 @@ class SynthConfig:
 
     preset: str = "tiny"
     """'tiny' (8 videos of 16 frames, for tests: every query type in both splits), 'small' (the
-    quickstart: 120 videos, about 500 queries), 'full' (720 videos, >= 2,000 train and >= 500 test queries)."""
+    quickstart: 120 videos, about 450 queries), 'full' (800 videos, about 2,450 train and 600 test queries)."""
     seed: int = 0
     """Random seed; the same seed and preset give byte-identical annotations."""
     workers: int = 1

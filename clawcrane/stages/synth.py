@@ -32,7 +32,7 @@ PARALLEL_MIN_VIDEOS = 24
 """Below this many videos, worker processes cost more than they save."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SynthResult:
     out: Path
     preset: str

@@ -24,19 +24,20 @@ WIDTH, HEIGHT, FPS = 320, 240, 10.0
 MAX_ATTEMPTS = 60
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Preset:
     videos: int
     """Annotated videos (plus one unannotated video listed as missed)."""
     frames: int
     """Frames per clip (every one rendered)."""
     test_fraction: float = 0.2
+    """Share of the videos in the test split (tiny: a fixed 6 train / 2 test)."""
 
 
 PRESETS = {
     "tiny": Preset(videos=8, frames=16),
     "small": Preset(videos=120, frames=24),
-    "full": Preset(videos=720, frames=24),
+    "full": Preset(videos=800, frames=24),
 }
 
 # (motifs, fillers) a video can have; motif = (kind, count of its target objects)
@@ -54,14 +55,19 @@ _TINY = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VideoPlan:
+    """What one video will hold; ``synthesize_video`` turns it into a checked scene."""
+
     video_id: str
+    """'s0000', 's0001', ...: the position in the plan, zero-padded."""
     index: int
     split: str
     """'train', 'test', or 'missed' (rendered, listed in a2d_missed_videos.txt, no annotations)."""
     motifs: tuple[tuple[str, int], ...]
+    """(kind, objects) of each motif, e.g. (('position', 3), ('temporal', 2))."""
     fillers: int
+    """Other objects (looks of their own; appearance queries when they stay well visible)."""
     frames: int
     seed: tuple[int, int]
     """(dataset seed, video index): seeds this video's random stream."""
@@ -72,8 +78,8 @@ def _expected(motifs, fillers) -> dict[str, float]:
     for kind, n in motifs:
         out[kind] += 2 if kind == "relation" else n
         if kind == "relation":
-            out["appearance"] += 2 * 0.9  # the two references
-    out["appearance"] += 0.85 * fillers
+            out["appearance"] += 1.0  # half of the two references (the others stay silent)
+    out["appearance"] += 0.4 * fillers  # many cross an edge, hide behind others or in shadow
     return out
 
 
@@ -97,7 +103,9 @@ def plan_dataset(preset: str, seed: int) -> list[VideoPlan]:
         splits = ["test" if i in test else "train" for i in range(n)]
         layout = []
         totals = dict.fromkeys(QUERY_TYPES, 0.0)
-        for _ in range(n):  # greedy: the option that keeps the type counts most even
+        for _ in range(n):  # the option keeping type counts even, near a random object count
+            n_obj = int(rng.integers(MIN_OBJECTS, MAX_OBJECTS + 1))
+            want_filler = rng.random() < 0.6  # most videos get an unrelated object too
             best, best_cost = None, None
             for k in rng.permutation(len(_MOTIF_OPTIONS)):
                 motifs = _MOTIF_OPTIONS[k]
@@ -105,19 +113,20 @@ def plan_dataset(preset: str, seed: int) -> list[VideoPlan]:
                 for fillers in range(max(0, MIN_OBJECTS - used), MAX_OBJECTS - used + 1):
                     exp = _expected(motifs, fillers)
                     after = np.array([totals[q] + exp[q] for q in QUERY_TYPES])
-                    cost = float(after.max() - after.min()) - 0.1 * fillers * (rng.random() < 0.5)
+                    cost = float(after.max() - after.min()) + abs(used + fillers - n_obj) + (want_filler and not fillers)
                     if best_cost is None or cost < best_cost:
                         best, best_cost = (motifs, fillers), cost
             layout.append(best)
             for q, v in _expected(*best).items():
                 totals[q] += v
-    plans = [VideoPlan(video_id(i), i, splits[i], motifs, fillers, p.frames, (seed, i))
-             for i, (motifs, fillers) in enumerate(layout)]
-    plans.append(VideoPlan(video_id(n), n, "missed", (), 4, p.frames, (seed, n)))
+    plans = [VideoPlan(video_id=video_id(i), index=i, split=splits[i], motifs=motifs, fillers=fillers,
+                       frames=p.frames, seed=(seed, i)) for i, (motifs, fillers) in enumerate(layout)]
+    plans.append(VideoPlan(video_id=video_id(n), index=n, split="missed", motifs=(), fillers=4, frames=p.frames,
+                           seed=(seed, n)))
     return plans
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SynthVideo:
     plan: VideoPlan
     scene: Scene
@@ -139,7 +148,8 @@ def synthesize_video(plan: VideoPlan) -> SynthVideo:
         if scene is None:
             continue
         if plan.split == "missed":
-            return SynthVideo(plan, scene, compute_geometry(scene), [], [], attempt)
+            return SynthVideo(plan=plan, scene=scene, geometry=compute_geometry(scene), queries=[], failed=[],
+                              attempts=attempt)
         geo = compute_geometry(scene, frames=scene.annotated)  # checks need the annotated frames only
         if not geo.listed[list(scene.annotated)].any(axis=1).all():
             continue  # an annotated frame with nothing in it
@@ -153,4 +163,5 @@ def synthesize_video(plan: VideoPlan) -> SynthVideo:
     if best is None:
         raise RuntimeError(f"{plan.video_id}: no scene could be placed in {MAX_ATTEMPTS} draws")
     _, scene, queries, failed, attempt = best
-    return SynthVideo(plan, scene, compute_geometry(scene), queries, failed, attempt)
+    return SynthVideo(plan=plan, scene=scene, geometry=compute_geometry(scene), queries=queries, failed=failed,
+                      attempts=attempt)

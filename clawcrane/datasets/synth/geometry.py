@@ -78,7 +78,7 @@ def shape_area(shape: str, r: float) -> int:
     return int(patch.sum())
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Geometry:
     """Per-frame facts about every object of a scene (T frames, n objects)."""
 

@@ -2,15 +2,19 @@
 
 * ``position``: 2-3 identical objects spread along x or y and moving in formation;
 * ``relation``: two identical objects, each next to a different, uniquely-looking reference
-  object (edge gap 6-18 px, in the direction of its relation word), the two pairs placed at
-  random and far apart, so absolute position says nothing;
-* ``motion``: 2-3 identical objects moving in different directions (1.5-2.6 px/frame), or still;
+  object (edge gap 6-18 px, or a slight overlap), both in the direction of one relation word,
+  the two pairs placed at random and far apart, so absolute position says nothing and only the
+  reference tells the twins apart; half of the references get no sentence of their own
+  (``Motif.silent``);
+* ``motion``: 2-3 identical objects moving in different directions (1.5-2.6 px/frame), or
+  still; their paths may cross;
 * ``temporal``: two objects differing only in colour, slow (<= 0.8 px/frame) and side by side,
   under a shadow that fades in or out between two annotated frames (about half of the annotated
   frames dark), hiding both colours there.
 
 Other objects (*fillers*) have looks no other object has; some stand still, some cross a frame
-edge. A draw that cannot be placed returns None; the caller draws again.
+edge, many pass over or (mostly) under another object. Draw order is random otherwise. A draw
+that cannot be placed returns None; the caller draws again.
 """
 
 from __future__ import annotations
@@ -68,10 +72,12 @@ def _velocity(rng, speed_range, direction: str | None = None, jitter_deg: float 
 class _Builder:
     """Collects objects while a scene is being sampled."""
 
-    def __init__(self, rng: np.random.Generator, W: int, H: int, T: int):
+    def __init__(self, *, rng: np.random.Generator, W: int, H: int, T: int):
         self.rng, self.W, self.H, self.T = rng, W, H, T
         self.specs: list[dict] = []
         self.used_looks: set[Look] = set()
+        self.behind: list[tuple[int, int]] = []
+        """(i, j): object i must be drawn before (behind) object j."""
 
     def add(self, look: Look, radius: float, start, velocity, role: str) -> int:
         self.specs.append(dict(shape=look[0], colour=look[1], size=look[2], radius=radius,
@@ -123,8 +129,12 @@ def _place_position(b: _Builder, n: int, axis: str) -> tuple[int, ...] | None:
 
 
 def _offset(rng, rel: str, ra: float, rb: float) -> tuple[float, float]:
-    """Reference centre minus target centre for 'target REL reference', edge gap 6-18 px."""
-    dist = ra + rb + float(rng.uniform(6, 18))
+    """Reference centre minus target centre for 'target REL reference'.
+
+    Edge gap 6-18 px, or (a third of the time) a slight overlap: one occludes the other.
+    """
+    gap = float(rng.uniform(-0.35 * min(ra, rb), 0.0)) if rng.random() < 0.35 else float(rng.uniform(6, 18))
+    dist = ra + rb + gap
     side = float(rng.uniform(-0.25, 0.25)) * (ra + rb)
     if rel == "above":  # target above reference: reference below
         return (side, dist)
@@ -144,7 +154,9 @@ def _place_relation(b: _Builder) -> tuple[tuple[int, ...], tuple[int, ...], tupl
     if look is None or None in ref_looks:
         return None
     r = _radius(rng, look[2])
-    rels = tuple(str(x) for x in rng.choice(RELATIONS, size=2))
+    # one relation word for both: the twins then sit alike relative to their references, so where
+    # the target is (e.g. low in the frame, leaving room above for its reference) says nothing
+    rels = (str(rng.choice(RELATIONS)),) * 2
     pairs = []
     for ref_look, rel in zip(ref_looks, rels):
         rr = _radius(rng, ref_look[2])
@@ -191,7 +203,7 @@ def _place_motion(b: _Builder, n: int) -> tuple[int, ...] | None:
             if s is None:
                 return None
             if all(min(np.hypot(*(np.add(s, np.multiply(v, t)) - np.add(s2, np.multiply(v2, t)))) for t in range(0, T, 3))
-                   >= 2 * r + 6 for s2, v2 in placed):
+                   >= 1.3 * r for s2, v2 in placed):  # paths may cross: brief occlusions
                 placed.append((s, v))
                 break
         else:
@@ -233,8 +245,20 @@ def _place_filler(b: _Builder) -> int | None:
     if look is None:
         return None
     r = _radius(rng, look[2])
-    mode = rng.choice(["static", "inside", "cross"], p=[0.3, 0.35, 0.35])
-    if mode == "cross":  # enters or leaves through a frame edge
+    mode = rng.choice(["static", "inside", "cross", "overlap"], p=[0.15, 0.2, 0.2, 0.45]) if b.specs else "inside"
+    if mode == "overlap":  # overlaps another object around some frame; mostly behind it
+        j = int(rng.integers(len(b.specs)))
+        other = b.specs[j]
+        t_mid = float(rng.uniform(0, T - 1))
+        ox, oy = other["start"][0] + other["velocity"][0] * t_mid, other["start"][1] + other["velocity"][1] * t_mid
+        d, a = (r + other["radius"]) * float(rng.uniform(0.45, 0.95)), float(rng.uniform(0, 2 * math.pi))
+        v = (0.0, 0.0) if rng.random() < 0.3 else _velocity(rng, (0.5, 2.0))
+        start = (ox + d * math.cos(a) - v[0] * t_mid, oy + d * math.sin(a) - v[1] * t_mid)
+        i = b.add(look, r, start, v, "filler")
+        if rng.random() < 0.65:
+            b.behind.append((i, j))
+        return i
+    elif mode == "cross":  # enters or leaves through a frame edge
         v = _velocity(rng, (2.0, 3.5))
         t_edge = int(rng.integers(T // 4, 3 * T // 4))
         # choose where it is at t_edge: on the frame edge it crosses
@@ -264,7 +288,7 @@ def sample_scene(*, rng: np.random.Generator, video_id: str, split: str, motifs:
     Returns None when this draw cannot be placed (the caller draws again with the same rng).
     """
     W, H, T = width, height, num_frames
-    b = _Builder(rng, W, H, T)
+    b = _Builder(rng=rng, W=W, H=H, T=T)
     planned: list[Motif] = []
     core = None
     for kind, n in motifs:
@@ -273,22 +297,23 @@ def sample_scene(*, rng: np.random.Generator, video_id: str, split: str, motifs:
             got = _place_position(b, n, axis)
             if got is None:
                 return None
-            planned.append(Motif("position", got, words=(axis,)))
+            planned.append(Motif(kind="position", members=got, words=(axis,)))
         elif kind == "relation":
             got = _place_relation(b)
             if got is None:
                 return None
-            planned.append(Motif("relation", got[0], refs=got[1], words=got[2]))
+            silent = tuple(j for j in got[1] if rng.random() < 0.5)
+            planned.append(Motif(kind="relation", members=got[0], refs=got[1], words=got[2], silent=silent))
         elif kind == "motion":
             got = _place_motion(b, n)
             if got is None:
                 return None
-            planned.append(Motif("motion", got))
+            planned.append(Motif(kind="motion", members=got))
         elif kind == "temporal":
             got = _place_temporal(b)
             if got is None:
                 return None
-            planned.append(Motif("temporal", got[0]))
+            planned.append(Motif(kind="temporal", members=got[0]))
             core = got[1]
         else:
             raise ValueError(f"unknown motif {kind!r}")
@@ -303,6 +328,9 @@ def sample_scene(*, rng: np.random.Generator, video_id: str, split: str, motifs:
         if shadow is None:
             return None
     depth = rng.permutation(len(b.specs))
+    for i, j in b.behind:
+        if depth[i] > depth[j]:
+            depth[i], depth[j] = depth[j], depth[i]
     objects = tuple(
         Obj(index=i, depth=int(depth[i]), **spec) for i, spec in enumerate(b.specs)
     )

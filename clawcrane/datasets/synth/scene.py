@@ -64,7 +64,7 @@ def motion_label(velocity: tuple[float, float], *, min_speed: float = 0.3, cone_
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Obj:
     """One object of a video. Instance id in the A2D files = ``index + 1``."""
 
@@ -96,7 +96,7 @@ class Obj:
         return (self.start[0] + t * self.velocity[0], self.start[1] + t * self.velocity[1])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Shadow:
     """A soft elliptical shadow whose strength ramps between two frames.
 
@@ -130,7 +130,7 @@ class Shadow:
         return self.ramp(t) * min(max(1.0 - (e - 1.0) * min(self.ax, self.ay) / self.soft, 0.0), 1.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Motif:
     """A planned query situation: which objects are its targets and what singles each one out."""
 
@@ -141,9 +141,12 @@ class Motif:
     """relation: the reference object of each member (aligned with ``members``)."""
     words: tuple[str, ...] = ()
     """relation: the relation word of each member; position: the planned axis ('x' or 'y')."""
+    silent: tuple[int, ...] = ()
+    """Objects that get no sentence of their own (half of the references: every reference would
+    add an appearance query, and appearance queries would outnumber relation queries)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Scene:
     video_id: str
     split: str

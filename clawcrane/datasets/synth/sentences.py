@@ -58,7 +58,7 @@ DIR_RATIO = 0.6
 MOTION_MIN_SPEED = 1.2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class QuerySpec:
     target: int
     """Object index (instance id - 1)."""
@@ -147,8 +147,8 @@ class SceneChecker:
         if attrs is None:
             return None
         desc = phrase(self.objs[i], attrs)
-        return QuerySpec(i, "appearance", f"the {desc}", f"the only {desc} in frames {list(frames)}", frames,
-                         {"attrs": list(attrs)})
+        return QuerySpec(target=i, query_type="appearance", sentence=f"the {desc}",
+                         reason=f"the only {desc} in frames {list(frames)}", frames=frames, detail={"attrs": list(attrs)})
 
     def position(self, i: int, group: tuple[int, ...], axis: str) -> QuerySpec | None:
         frames = self.frames_of(i)
@@ -185,8 +185,8 @@ class SceneChecker:
             sentence = f"the second {desc} from the {end}"
         reason = (f"{rank + 1}{'st' if rank == 0 else 'nd'} {desc} from the {end} (of >= 2) in frames "
                   f"{list(frames)}, >= {POS_MARGIN:.0f} px from its neighbours")
-        return QuerySpec(i, "position", sentence, reason, frames,
-                         {"attrs": list(attrs), "end": end, "rank": rank})
+        return QuerySpec(target=i, query_type="position", sentence=sentence, reason=reason, frames=frames,
+                         detail={"attrs": list(attrs), "end": end, "rank": rank})
 
     def relation(self, i: int, ref: int, rel: str) -> QuerySpec | None:
         frames = self.frames_of(i)
@@ -210,8 +210,9 @@ class SceneChecker:
         desc, ref_desc = phrase(self.objs[i], attrs), phrase(self.objs[ref], ref_attrs)
         reason = (f"the only {desc} {rel} the {ref_desc} (the only {ref_desc}) in frames {list(frames)}; "
                   f"every other {desc} is > {FAR_GAP:.0f} px from it")
-        return QuerySpec(i, "relation", f"the {desc} {rel} the {ref_desc}", reason, frames,
-                         {"attrs": list(attrs), "relation": rel, "reference": ref + 1, "ref_attrs": list(ref_attrs)})
+        return QuerySpec(target=i, query_type="relation", sentence=f"the {desc} {rel} the {ref_desc}", reason=reason,
+                         frames=frames, detail={"attrs": list(attrs), "relation": rel, "reference": ref + 1,
+                                                "ref_attrs": list(ref_attrs)})
 
     def motion(self, i: int) -> QuerySpec | None:
         frames = self.frames_of(i)
@@ -238,8 +239,10 @@ class SceneChecker:
                     return None  # the distractor also moves that way
         desc = phrase(o, attrs)
         sentence = f"the static {desc}" if label == "static" else f"the {desc} moving {label}"
-        return QuerySpec(i, "motion", sentence, f"the only {desc} {'standing still' if label == 'static' else 'moving ' + label} "
-                         f"among >= 2 in frames {list(frames)}", frames, {"attrs": list(attrs), "motion": label})
+        how = "standing still" if label == "static" else f"moving {label}"
+        return QuerySpec(target=i, query_type="motion", sentence=sentence,
+                         reason=f"the only {desc} {how} among >= 2 in frames {list(frames)}", frames=frames,
+                         detail={"attrs": list(attrs), "motion": label})
 
     def temporal(self, i: int) -> QuerySpec | None:
         frames = self.frames_of(i)
@@ -265,8 +268,8 @@ class SceneChecker:
         desc = phrase(o, attrs)
         reason = (f"the only {desc} in lit frames {list(lit)}; in shadow at frames {list(dark)} it looks like "
                   f"instance(s) {sorted({j for v in twins.values() for j in v})}")
-        return QuerySpec(i, "temporal", f"the {desc}", reason, frames,
-                         {"attrs": list(attrs), "lit": list(lit), "dark": list(dark)})
+        return QuerySpec(target=i, query_type="temporal", sentence=f"the {desc}", reason=reason, frames=frames,
+                         detail={"attrs": list(attrs), "lit": list(lit), "dark": list(dark)})
 
 
 def scene_queries(scene: Scene, geo: Geometry) -> tuple[list[QuerySpec], list[str]]:
@@ -291,8 +294,9 @@ def scene_queries(scene: Scene, geo: Geometry) -> tuple[list[QuerySpec], list[st
                 failed.append(f"{motif.kind}:{i + 1}")
             else:
                 out[i] = q
+    silent = {j for m in scene.motifs for j in m.silent}
     for o in scene.objects:
-        if o.index not in out and o.role in ("filler", "reference"):
+        if o.index not in out and o.index not in silent and o.role in ("filler", "reference"):
             q = chk.appearance(o.index)
             if q is not None:
                 out[o.index] = q

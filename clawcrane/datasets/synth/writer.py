@@ -13,6 +13,9 @@ Each ``.h5`` holds what h5py shows of a MATLAB v7.3 file (arrays transposed): ``
 (N, W, H) uint8, or (W, H) when N == 1; ``instance`` (N,); ``reBBox`` (4, N) x1, y1, x2, y2
 (x2, y2 exclusive); ``id`` (1, N) class ids (actor*10 + action, see ``scene``); ``reS_id``
 (W, H) per-pixel class id, 0 = background. It lists every object annotated in that frame.
+In videoset.csv, ``label`` is the class id of instance 1, start/end times are 0 and
+ceil(frames / fps) seconds, ``labeled`` the number of annotated frames (0 for the missed video,
+whose split column is 0).
 """
 
 from __future__ import annotations
@@ -144,7 +147,7 @@ def video_record(video: SynthVideo) -> dict:
         "shadow": None if s.shadow is None else {k: getattr(s.shadow, k) for k in
                                                  ("cx", "cy", "ax", "ay", "soft", "t0", "t1", "fade")},
         "motifs": [{"kind": m.kind, "members": [i + 1 for i in m.members], "references": [i + 1 for i in m.refs],
-                    "words": list(m.words)} for m in s.motifs],
+                    "words": list(m.words), "silent": [i + 1 for i in m.silent]} for m in s.motifs],
         "objects": objects,
         "queries": [{"instance_id": q.target + 1, "query": q.sentence, "query_type": q.query_type,
                      "frames": list(q.frames), "reason": q.reason, "detail": q.detail} for q in video.queries],

@@ -91,14 +91,17 @@ def data() -> None:
               help="Peak SGD learning rate (warm-up, then cosine decay).")
 @click.option("--size", type=click.IntRange(min=0), default=0,
               help="Input size: shorter side and longer-side cap in pixels (0: the preset's, lite 320).")
-@click.option("--class-agnostic", is_flag=True,
-              help="Learn one 'object' class instead of the dataset's class ids.")
+@click.option("--classes", type=click.Choice(["auto", "dataset", "actor", "agnostic"]), default="auto",
+              show_default=True,
+              help="Labels to learn: dataset class ids; actor (A2D-style id // 10, dropping the action a "
+                   "single frame rarely shows); agnostic (one 'object' class); auto: actor for A2D and "
+                   "synthetic data, dataset ids otherwise.")
 @click.option("--weights", type=click.Path(dir_okay=False), default="",
               help="r50-fpn: torchvision's COCO weights file (default: the torch hub cache).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, shuffles, augmentation.")
 @click.option("--resume", is_flag=True, help="Continue the run saved in OUT/last.pt.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda (cuda:N) or auto (CUDA when available).")
-def train_detector_cmd(dataset, out, preset, epochs, max_minutes, batch_size, lr, size, class_agnostic, weights,
+def train_detector_cmd(dataset, out, preset, epochs, max_minutes, batch_size, lr, size, classes, weights,
                        seed, resume, device) -> None:
     """Train the Mask R-CNN candidate proposer on every annotated instance of the train split.
 
@@ -116,7 +119,7 @@ def train_detector_cmd(dataset, out, preset, epochs, max_minutes, batch_size, lr
 
     config = TrainDetectorConfig(
         dataset=str(dataset), out=str(out), preset=preset, epochs=epochs, max_minutes=max_minutes,
-        batch_size=batch_size, lr=lr, min_size=size, max_size=size, class_agnostic=class_agnostic,
+        batch_size=batch_size, lr=lr, min_size=size, max_size=size, classes=classes,
         weights=str(weights or ""), seed=seed, resume=resume, device=device,
     )
     result = train_detector.run(config)

@@ -88,8 +88,10 @@ class TrainDetectorConfig:
     """Longer input side cap in pixels (0: the preset's, lite 320, r50-fpn 1333)."""
     anchor_sizes: tuple[int, ...] = ()
     """Five RPN anchor sizes, one per pyramid level (empty: the preset's, lite 16..256)."""
-    class_agnostic: bool = False
-    """Train a single 'object' class instead of the dataset's classes."""
+    classes: str = "auto"
+    """Labels to learn: 'dataset' (the class ids as they are), 'actor' (A2D-style id // 10: the actor
+    without the action, which one frame rarely shows), 'agnostic' (one 'object' class), or 'auto'
+    (actor for the A2D and synthetic layouts, dataset otherwise)."""
     weights: str = ""
     """r50-fpn: the COCO weights file (default: torch hub cache); lite ignores it."""
     seed: int = 0

@@ -169,3 +169,14 @@ def test_coco_ap50_accepts_a_mask_with_iou_between_half_and_three_quarters():
     assert ap["AP50"] == pytest.approx(1.0) and ap["AP75"] == 0.0
     # IoU thresholds .50, .55, .60 of the ten accept (0.6 >= 0.6), so AP = 3 / 10
     assert ap["AP"] == pytest.approx(0.3)
+
+
+def test_actor_classes_drop_the_a2d_action_digit_and_auto_picks_them_for_a2d_layouts():
+    # A2D ids are actor * 10 + action: 11 adult-climbing and 19 adult-none are both actor 1
+    assert dt.map_classes(np.array([11, 19, 32]), "actor").tolist() == [1, 1, 3]
+    assert dt.map_classes(np.array([11, 19, 32]), "agnostic").tolist() == [0, 0, 0]
+    assert dt.map_classes(np.array([11, 19, 32]), "dataset").tolist() == [11, 19, 32]
+    assert dt.resolve_class_mode("auto", "synthetic") == "actor"
+    assert dt.resolve_class_mode("auto", "ytvos") == "dataset"  # category ids carry no action digit
+    with pytest.raises(ValueError):
+        dt.resolve_class_mode("shape", "a2d")

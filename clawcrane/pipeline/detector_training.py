@@ -152,6 +152,28 @@ def augment(
     return image.contiguous(), target
 
 
+CLASS_MODES = ("dataset", "actor", "agnostic")
+
+
+def resolve_class_mode(mode: str, dataset_name: str) -> str:
+    """'auto' -> 'actor' for A2D-style ids (layouts 'a2d', 'synthetic'), else 'dataset'."""
+    if mode == "auto":
+        return "actor" if dataset_name in ("a2d", "synthetic") else "dataset"
+    if mode not in CLASS_MODES:
+        raise ValueError(f"unknown class mode {mode!r}; choose auto or one of {CLASS_MODES}")
+    return mode
+
+
+def map_classes(class_ids: np.ndarray, mode: str) -> np.ndarray:
+    """Dataset class ids -> the ids a detector learns: as they are, actor (id // 10), or all 0."""
+    ids = np.asarray(class_ids, dtype=np.int64)
+    if mode == "actor":
+        return ids // 10
+    if mode == "agnostic":
+        return np.zeros_like(ids)
+    return ids
+
+
 def lr_at(step: int, progress_fraction: float, *, base_lr: float, warmup_steps: int) -> float:
     """Linear warm-up over ``warmup_steps`` from base_lr / 100, then cosine to 0 at progress 1."""
     warm = min(1.0, 0.01 + 0.99 * step / warmup_steps) if warmup_steps > 0 else 1.0

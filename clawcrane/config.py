@@ -90,6 +90,7 @@ class DoctorConfig:
     """Count warnings (e.g. an annotated instance without a sentence) as failures too."""
 
 
+@dataclass(frozen=True)
 class TrainDetectorConfig:
     """`clawcrane train-detector`: train the Mask R-CNN candidate proposer on every annotated instance."""
 

@@ -223,7 +223,9 @@ class LoopState:
     step: int = 0
     """Optimisation steps done."""
     elapsed: float = 0.0
-    """Seconds spent in the training loop, over all resumed sessions."""
+    """Wall-clock seconds spent in the training loop, over all resumed sessions."""
+    cpu_seconds: float = 0.0
+    """Process CPU seconds (all threads) spent in the training loop, over all resumed sessions."""
     history: list[dict[str, float]] = field(default_factory=list)
     """Mean losses of each finished epoch: {'epoch', 'step', 'loss', ...}."""
 
@@ -268,7 +270,7 @@ def train_loop(
             if state.elapsed >= budget:
                 log.info("time budget of %.1f min used up at step %d of %d", config.max_minutes, step, total)
                 break
-            t0 = time.monotonic()
+            t0, c0 = time.monotonic(), time.process_time()
             g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
             torch.manual_seed(config.seed * 1_000_033 + step)  # the RPN / ROI samplers draw from here
             images, targets = [], []
@@ -292,6 +294,7 @@ def train_loop(
             count += 1
             state.step = step + 1
             state.elapsed += time.monotonic() - t0
+            state.cpu_seconds += time.process_time() - c0
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{losses['loss']:.3f}", lr=f"{lr:.4f}", refresh=False)
             epoch_end = state.step % per_epoch == 0

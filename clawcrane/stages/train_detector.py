@@ -147,7 +147,10 @@ def run(config: TrainDetectorConfig, *, dataset: Dataset | None = None) -> Train
     if payload is not None:
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
-        state = dt.LoopState(step=int(payload["step"]), elapsed=float(payload["elapsed"]), history=list(payload["history"]))
+        state = dt.LoopState(
+            step=int(payload["step"]), elapsed=float(payload["elapsed"]),
+            cpu_seconds=float(payload.get("cpu_seconds", 0.0)), history=list(payload["history"]),
+        )
         log.info("resuming %s at step %d (%.1f min trained)", last, state.step, state.elapsed / 60)
     per_epoch = max(1, len(raw) // min(config.batch_size, len(raw)))
 
@@ -161,6 +164,7 @@ def run(config: TrainDetectorConfig, *, dataset: Dataset | None = None) -> Train
                 "epoch": s.step // per_epoch,
                 "step": s.step,
                 "elapsed": s.elapsed,
+                "cpu_seconds": s.cpu_seconds,
                 "history": s.history,
                 "config": {"model": spec, "train": to_dict(config)},
                 "class_ids": class_ids,
@@ -193,6 +197,7 @@ def run(config: TrainDetectorConfig, *, dataset: Dataset | None = None) -> Train
             "steps": state.step,
             "epochs": round(state.step / per_epoch, 3),
             "train_minutes": round(state.elapsed / 60.0, 3),
+            "train_cpu_minutes": round(state.cpu_seconds / 60.0, 3),
             "session_minutes": round((time.monotonic() - t0) / 60.0, 3),
             "device": str(device),
         }

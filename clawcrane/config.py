@@ -217,3 +217,61 @@ class TrainHeadConfig:
     """Horizontal-flip augmentation (p = 0.5; mirrored features/positions, 'left' <-> 'right'); needs `extract --with-flip`."""
     device: str = "auto"
     """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (runtime only)."""
+
+
+@dataclass(frozen=True)
+class TrainDetectorConfig:
+    """`clawcrane train-detector`: train the Mask R-CNN candidate proposer on every annotated instance."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = (
+        "dataset", "out", "device", "resume", "eval_batch_size", "checkpoint_minutes",
+    )
+
+    dataset: str = ""
+    """Dataset folder (any layout ``open_dataset`` reads); trains on its 'train' split, scores on 'test'."""
+    out: str = ""
+    """Output folder: last.pt (resumable state), final.pt (the trained detector), metrics.json."""
+    preset: str = "lite"
+    """'lite' (ResNet-18 FPN, 320 px, from scratch, CPU minutes) or 'r50-fpn' (COCO-initialised R50-FPN)."""
+    epochs: int = 60
+    """Passes over the training frames; the learning-rate schedule ends with them."""
+    max_minutes: float = 0.0
+    """Training-time budget in minutes (0: none); the schedule is compressed to end within it."""
+    batch_size: int = 4
+    """Frames per optimisation step."""
+    lr: float = 0.02
+    """Peak SGD learning rate (momentum 0.9), reached after the warm-up, then cosine decay to 0."""
+    weight_decay: float = 1e-4
+    """L2 weight decay of the convolution and linear weights."""
+    warmup_steps: int = 100
+    """Steps of linear learning-rate warm-up from lr / 100."""
+    hflip: bool = True
+    """Random horizontal flips."""
+    scale_min: float = 0.75
+    """Smallest scale-jitter factor (< 1 zooms out, padding with grey)."""
+    scale_max: float = 1.25
+    """Largest scale-jitter factor (> 1 zooms in, cropping a random window)."""
+    color_jitter: float = 0.2
+    """Brightness, contrast and saturation factors drawn in [1 - c, 1 + c]."""
+    min_size: int = 0
+    """Shorter input side in pixels (0: the preset's, lite 320, r50-fpn 800)."""
+    max_size: int = 0
+    """Longer input side cap in pixels (0: the preset's, lite 320, r50-fpn 1333)."""
+    anchor_sizes: tuple[int, ...] = ()
+    """Five RPN anchor sizes, one per pyramid level (empty: the preset's, lite 16..256)."""
+    classes: str = "auto"
+    """Labels to learn: 'dataset' (the class ids as they are), 'actor' (A2D-style id // 10: the actor
+    without the action, which one frame rarely shows), 'agnostic' (one 'object' class), or 'auto'
+    (actor for the A2D and synthetic layouts, dataset otherwise)."""
+    weights: str = ""
+    """r50-fpn: the COCO weights file (default: torch hub cache); lite ignores it."""
+    seed: int = 0
+    """Seed of the initialisation, the shuffles and the augmentations."""
+    device: str = "cpu"
+    """'cpu', 'cuda' or 'auto' (runtime only)."""
+    resume: bool = False
+    """Continue from OUT/last.pt (runtime only)."""
+    eval_batch_size: int = 4
+    """Frames per inference batch in the final evaluation (runtime only)."""
+    checkpoint_minutes: float = 2.0
+    """Also write last.pt this often within an epoch (runtime only)."""

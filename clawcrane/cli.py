@@ -503,3 +503,107 @@ def train_detector_cmd(dataset, out, preset, epochs, max_minutes, batch_size, lr
     )
     result = train_detector.run(config)
     click.echo(train_detector.summary(result))
+
+
+# ---- track-rank ---------------------------------------------------------------------------------
+@main.command("track-rank")
+@click.option("--head", "head", required=True, type=click.Path(exists=True),
+              help="A trained head: the train-head run folder (its best.pt is used) or a checkpoint .pt file.")
+@click.option("--features", "features", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Feature cache: the extract-<key> folder, or the cache root holding exactly one "
+                   "(its candidate cache must sit beside it; the masks come from there).")
+@click.option("--dataset", "dataset_path", required=True, type=click.Path(exists=True),
+              help="The dataset the caches were built from (queries and sentences are read; videos are not).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Predictions Parquet file to write (atomically); `clawcrane evaluate` and `export` read it.")
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+              help="Which queries to predict.")
+@click.option("--top-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Tracks submitted per query (rank 0 = the answer, then the next tracks present in each frame); "
+                   "with --no-trm, candidates per frame.")
+@click.option("--trm/--no-trm", "use_trm", default=True, show_default=True,
+              help="Link candidates across frames (TRM, Eq. 7 + Hungarian) and answer with the best track; "
+                   "--no-trm answers each frame with its best-scored candidate (Table 3 rows without TRM).")
+@click.option("--abstain-below", "abstain_below", type=float, default=None,
+              help="Give no mask to a query whose best track scores below S (rows with candidate -1, empty mask, "
+                   "no score); with --no-trm, to a frame whose best candidate scores below S.  [default: never]")
+@click.option("--gamma", type=float, default=0.8, show_default=True,
+              help="Association threshold: a track takes a candidate only when cos(V_track, V_cand) + alpha * maskIoU > gamma.")
+@click.option("--beta", type=click.IntRange(min=1), default=3, show_default=True,
+              help="A track unmatched in this many processed frames in a row ends (shorter gaps are bridged).")
+@click.option("--alpha", type=float, default=0.5, show_default=True,
+              help="Weight of the mask IoU with the track's last mask in the association score.")
+@click.option("--score-mode", "score_mode", type=click.Choice(["mean", "max"]), default="mean", show_default=True,
+              help="Track score: mean or max of its members' cosine scores with the sentence.")
+@click.option("--fallback", type=click.Choice(["best", "empty"]), default="best", show_default=True,
+              help="Frames the best track misses: the frame's best-scored candidate, or no mask.")
+@click.option("--batch-size", "batch_size", type=click.IntRange(min=1), default=512, show_default=True,
+              help="(query, frame) pairs per forward of the relation module (memory only; same output).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+def track_rank_cmd(head, features, dataset_path, out, split, top_k, use_trm, abstain_below, gamma, beta, alpha,
+                   score_mode, fallback, batch_size, device):
+    """Score every candidate of every processed frame for each query, link them into tracks and write
+    the ranked masks (query, frame, track, candidate, score, rank, RLE) to a Parquet file.
+
+    A second run with the same head, caches, dataset and options finds OUT up to date.
+    """
+    from clawcrane.config import TrackRankConfig
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import track_rank
+
+    config = TrackRankConfig(split=split, top_k=top_k, trm=use_trm, abstain_below=abstain_below, gamma=gamma, beta=beta,
+                             alpha=alpha, score_mode=score_mode, fallback=fallback, batch_size=batch_size, device=device)
+    track_rank.check_config(config)
+    ds = open_dataset(dataset_path)
+    res = track_rank.run(config, ds, head=head, features=features, out=out)
+    if res.hit:
+        click.echo(f"{res.out}: up to date ({res.queries} queries, {res.rows} rows); nothing to do")
+        return
+    click.echo(f"track-rank: {res.queries} queries in {res.videos} videos, {res.frames} frames "
+               f"({res.query_frames} query-frames, {res.rows} rows, {res.abstained} queries without a mask) "
+               f"in {res.seconds:.1f} s ({res.queries_per_second:.1f} queries/s)")
+    click.echo(f"wrote {res.out}")
+
+
+# ---- ablate -------------------------------------------------------------------------------------
+@main.command("ablate")
+@click.option("--cache", "cache", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The feature cache (extract-<key> folder, or the cache root holding one, with its candidates beside "
+                   "it); run `clawcrane detect` and `clawcrane extract --with-flip` first.")
+@click.option("--dataset", "dataset_path", required=True, type=click.Path(exists=True),
+              help="The dataset the caches were built from.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Table folder: runs/<row>/ (head, predictions, eval) and ablation.md / ablation.json.")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Training epochs per row (a row already trained this far is reused, fewer are resumed).")
+@click.option("--size", type=click.Choice(["small", "paper"]), default="small", show_default=True,
+              help="Head width: small (D=128, 128-d words, 2x128 bi-LSTM) or paper (256, 1000, 2x1000).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every row's training.")
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+              help="Split the rows are evaluated on.")
+@click.option("--gamma", type=float, default=0.8, show_default=True, help="TRM association threshold (track-rank --gamma).")
+@click.option("--beta", type=click.IntRange(min=1), default=3, show_default=True, help="TRM track patience (track-rank --beta).")
+@click.option("--alpha", type=float, default=0.5, show_default=True, help="TRM mask-IoU weight (track-rank --alpha).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+def ablate_cmd(cache, dataset_path, out, epochs, size, seed, split, gamma, beta, alpha, device):
+    """Train and evaluate the rows of the paper's Table 3 over one feature cache.
+
+    \b
+    Rows: 1 top-down (no position, no relation, no TRM); 2 + absolute PE; 3 + relative PE;
+    4 + PRM (full p_i); 5 + PRM + vanilla attention; 6 + PRM + TSRM; 7 + PRM + TSRM + TRM (row 6's
+    head with the TRM on). Each row: train-head -> track-rank -> evaluate. Writes OUT/ablation.md
+    (P@0.5..0.9, both mAPs, Overall and Mean IoU, then P@0.5 per query type) and OUT/ablation.json.
+    Re-running reuses trained rows.
+    """
+    from clawcrane.config import AblateConfig, TrackRankConfig
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import ablate
+
+    config = AblateConfig(epochs=epochs, size=size, seed=seed, split=split, device=device)
+    ablate.check_config(config)
+    ds = open_dataset(dataset_path)
+    res = ablate.run(config, ds, cache=cache, out=out, track=TrackRankConfig(gamma=gamma, beta=beta, alpha=alpha))
+    click.echo(res.markdown)
+    trained = sum(1 for r in res.rows if r.trained_epochs)
+    click.echo(f"ablate: {len(res.rows)} rows ({trained} heads trained now) in {res.seconds:.0f} s")
+    click.echo(f"wrote {res.out / 'ablation.md'}")

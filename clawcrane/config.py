@@ -275,3 +275,53 @@ class TrainDetectorConfig:
     """Frames per inference batch in the final evaluation (runtime only)."""
     checkpoint_minutes: float = 2.0
     """Also write last.pt this often within an epoch (runtime only)."""
+
+
+@dataclass(frozen=True)
+class TrackRankConfig:
+    """`clawcrane track-rank`: score every candidate of every frame for each query with a trained
+    head, link them into tracks with the TRM (paper §3.2, Eq. 7) and write the ranked masks."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "device")
+
+    split: str = "test"
+    """Which queries to predict: 'test', 'train' or 'all'."""
+    top_k: int = 5
+    """Tracks submitted per query (rank 0 = the answer); without the TRM, candidates per frame."""
+    trm: bool = True
+    """Link candidates across frames and answer with the best track (False: per-frame argmax, Table 3 rows 1-6)."""
+    abstain_below: float | None = None
+    """A query whose best track scores below this gets no mask (rows with candidate -1, NaN score, empty
+    mask); without the TRM a frame whose best candidate scores below it. None: never abstain."""
+    gamma: float = 0.8
+    """Eq. 7 association threshold: a track and a candidate are linked only when S > gamma (paper: 0.8)."""
+    beta: int = 3
+    """Rounds (processed frames) a track may stay unmatched before it ends; shorter gaps are bridged."""
+    alpha: float = 0.5
+    """Weight of the mask-IoU term of Eq. 7 (S = cos(V_i, V_j) + alpha * maskIoU)."""
+    score_mode: str = "mean"
+    """Track score: 'mean' (paper §1) or 'max' (paper §3.3) of its members' query scores."""
+    fallback: str = "best"
+    """Frames the best track misses: 'best' (the frame's best-scored candidate) or 'empty' (no mask)."""
+    batch_size: int = 512
+    """(query, frame) pairs per relation-module forward (runtime only)."""
+    device: str = "auto"
+    """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (runtime only)."""
+
+
+@dataclass(frozen=True)
+class AblateConfig:
+    """`clawcrane ablate`: train and evaluate the rows of the paper's Table 3 over one feature cache."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("device",)
+
+    epochs: int = 20
+    """Training epochs of every row's head (a row already trained this far is reused)."""
+    size: str = "small"
+    """Head width: 'small' (D=128, 128-d words, 2x128 bi-LSTM; minutes on CPU) or 'paper' (256, 1000, 2x1000)."""
+    seed: int = 0
+    """Seed of every row's initialisation, order and flips (the same seed for all rows)."""
+    split: str = "test"
+    """Split the rows are evaluated on ('test', 'train' or 'all')."""
+    device: str = "auto"
+    """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (runtime only)."""

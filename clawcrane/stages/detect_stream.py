@@ -146,7 +146,8 @@ class DetectStream:
             else:  # ground truth: keep every non-empty mask
                 fc, rles = postprocess_rles(fc, score_threshold=0.0, max_per_frame=len(fc) + 1, dedup_iou=1.0)
             gt = self._gt_stats(video_id, f, rles)
-            rows.append((f, fc.boxes, fc.scores, fc.class_ids, rles, gt))
+            # keep only what is stored: small arrays and the RLE counts bytes (no masks, no dicts)
+            rows.append((f, fc.boxes, fc.scores, fc.class_ids, [r["counts"] for r in rles], gt))
         return rows
 
     def _gt_stats(self, video_id: str, frame: int, rles: list[dict]) -> tuple[int, int] | None:
@@ -170,7 +171,7 @@ class DetectStream:
             boxes=np.concatenate([r[1] for r in rows]) if rows else np.zeros((0, 4), np.float32),
             scores=np.concatenate([r[2] for r in rows]) if rows else np.zeros(0, np.float32),
             class_ids=np.concatenate([r[3] for r in rows]) if rows else np.zeros(0, np.int32),
-            rles=[rle for r in rows for rle in r[4]],
+            rles=[{"size": [video.height, video.width], "counts": c} for r in rows for c in r[4]],
             processed_frames=np.asarray(done, np.int32),
             fps=video.fps,
         )

@@ -24,6 +24,7 @@ from clawcrane.datasets.records import Dataset
 from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.pipeline.detectors import Detector, build_detector, detector_key
 from clawcrane.stages.detect_stream import DetectStream, frames_to_run
+from clawcrane.stages.sharding import parse_shard, shard_videos
 
 log = logging.getLogger(__name__)
 
@@ -60,31 +61,6 @@ class DetectResult:
     def recall(self) -> float | None:
         """Share of annotated GT instances covered by a candidate with mask IoU >= 0.5 (None without GT)."""
         return self.gt_covered / self.gt_instances if self.gt_instances else None
-
-
-def parse_shard(text: str | None, env: dict[str, str] | None = None) -> tuple[int, int]:
-    """'I/N' (0-based I) -> (I, N); None: from SLURM array variables, else (0, 1)."""
-    env = os.environ if env is None else env
-    if text is None or text == "":
-        if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
-            i = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-            n = int(env["SLURM_ARRAY_TASK_COUNT"])
-        else:
-            return 0, 1
-    else:
-        try:
-            i, n = (int(x) for x in text.split("/"))
-        except ValueError:
-            raise ConfigError(f"--shard {text!r}: expected I/N with 0 <= I < N, e.g. --shard 0/4") from None
-    if not (n >= 1 and 0 <= i < n):
-        raise ConfigError(f"--shard {i}/{n}: expected I/N with 0 <= I < N (I is 0-based)")
-    return i, n
-
-
-def shard_videos(video_ids, shard: tuple[int, int]) -> list[str]:
-    """The videos shard (I, N) owns: sorted ids at positions i with i % N == I (disjoint, deterministic)."""
-    I, N = shard
-    return [v for i, v in enumerate(sorted(video_ids)) if i % N == I]
 
 
 def cache_key(config: DetectConfig, dataset: Dataset, key_fn=detector_key) -> tuple[str, str]:

@@ -34,6 +34,7 @@ from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.pipeline import pooling, positions
 from clawcrane.pipeline.backbone import Backbone, BackboneSpec, build_backbone, pick_device, resolve_backbone
 from clawcrane.progress import progress
+from clawcrane.stages.sharding import parse_shard, shard_videos
 
 log = logging.getLogger(__name__)
 
@@ -63,29 +64,6 @@ class ExtractResult:
     """Uncompressed bytes per row: frame (4) + feat C x dtype + pos 10 x 4 (doubled with flip)."""
     stored_bytes_per_candidate: float
     """Bytes on disk per row of this shard's file (gzip-compressed, HDF5 overhead included); 0 on a hit."""
-
-
-def parse_shard(text: str | None, env: dict[str, str] | None = None) -> tuple[int, int]:
-    """'I/N' (0-based I) -> (I, N); None: from SLURM array variables (as `detect` does), else (0, 1)."""
-    env = os.environ if env is None else env
-    if not text:
-        if "SLURM_ARRAY_TASK_ID" not in env or "SLURM_ARRAY_TASK_COUNT" not in env:
-            return 0, 1
-        i = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-        n = int(env["SLURM_ARRAY_TASK_COUNT"])
-    else:
-        try:
-            i, n = (int(t) for t in text.split("/"))
-        except ValueError:
-            raise ConfigError(f"--shard {text!r}: expected I/N with 0 <= I < N, e.g. --shard 0/4") from None
-    if not 0 <= i < n:
-        raise ConfigError(f"--shard {i}/{n}: expected I/N with 0 <= I < N (I is 0-based)")
-    return i, n
-
-
-def shard_videos(video_ids: Sequence[str], shard: int, num_shards: int) -> list[str]:
-    """The videos of one shard: every num_shards-th of the sorted ids, starting at shard."""
-    return sorted(video_ids)[shard::num_shards]
 
 
 def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, BackboneSpec]:
@@ -121,7 +99,7 @@ def run(config: ExtractConfig, *, dataset=None) -> ExtractResult:
     cfg, spec = resolve_config(config)
     key = feature_key(cfg, cand.key)
     out = artifact_dir(root, STAGE, key)
-    videos = shard_videos(cand.video_ids(), cfg.shard, cfg.num_shards)
+    videos = shard_videos(cand.video_ids(), (cfg.shard, cfg.num_shards))
     shard_file = Store(out).shard_file_name(cfg.shard, cfg.num_shards)
 
     if (out / META).exists():

@@ -359,12 +359,17 @@ class QuickstartConfig:
     """Synthetic benchmark preset ('tiny' for tests, 'small' for the quickstart)."""
     seed: int = 0
     """Seed of the data, the detector and the head."""
+    detector: str = ""
+    """'' trains the lite detector (OUT/detector/); any `detect --detector` value (a checkpoint PATH,
+    r50-fpn, oracle, import:PATH) is used as is and skips training."""
     detector_minutes: float = 5.0
     """Training-time budget of the lite detector, in minutes."""
     detector_epochs: int = 60
     """Epoch cap of the detector (the time budget usually ends training first)."""
     frame_stride: int = 1
     """Detect every S-th frame (annotated frames always)."""
+    input_size: int = 320
+    """Frame size of the feature extraction (extract --input-size; the paper's 320)."""
     head_size: str = "small"
     """Head width preset of `train-head --size` (small or paper)."""
     head_epochs: int = 15

@@ -325,3 +325,56 @@ class AblateConfig:
     """Split the rows are evaluated on ('test', 'train' or 'all')."""
     device: str = "auto"
     """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (runtime only)."""
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """`clawcrane segment`: sentences + one video -> masks, overlay video and segments.json."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("device", "cache")
+
+    detector: str = ""
+    """What proposes candidates (as `detect --detector`): a checkpoint PATH, 'r50-fpn', or 'import:PATH'."""
+    backbone: str = "auto"
+    """Feature backbone; 'auto' takes the one the head was trained on (any other value must equal it)."""
+    top_k: int = 5
+    """Tracks reported per query (rank 0 = the answer)."""
+    abstain_below: float | None = None
+    """Report "no matching object" for a query whose best track scores below this (None: always answer)."""
+    frame_stride: int = 1
+    """Detect (and answer) every S-th frame; the overlay still shows every frame."""
+    device: str = "auto"
+    """Torch device for detector, backbone and head: auto, cpu, cuda or cuda:N (runtime only)."""
+    cache: str = ""
+    """Cache root for the video's candidates and features ('' : the default, see stages.segment) (runtime only)."""
+
+
+@dataclass(frozen=True)
+class QuickstartConfig:
+    """`clawcrane quickstart`: the whole pipeline on the synthetic benchmark, end to end."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("device",)
+
+    preset: str = "small"
+    """Synthetic benchmark preset ('tiny' for tests, 'small' for the quickstart)."""
+    seed: int = 0
+    """Seed of the data, the detector and the head."""
+    detector: str = ""
+    """'' trains the lite detector (OUT/detector/); any `detect --detector` value (a checkpoint PATH,
+    r50-fpn, oracle, import:PATH) is used as is and skips training."""
+    detector_minutes: float = 5.0
+    """Training-time budget of the lite detector, in minutes."""
+    detector_epochs: int = 60
+    """Epoch cap of the detector (the time budget usually ends training first)."""
+    frame_stride: int = 1
+    """Detect every S-th frame (annotated frames always)."""
+    input_size: int = 320
+    """Frame size of the feature extraction (extract --input-size; the paper's 320)."""
+    head_size: str = "small"
+    """Head width preset of `train-head --size` (small or paper)."""
+    head_epochs: int = 15
+    """Training epochs of the head."""
+    overlays: int = 3
+    """Test queries (of distinct videos) rendered into OUT/overlays/<video_id>/."""
+    device: str = "cpu"
+    """Torch device for every stage (runtime only)."""

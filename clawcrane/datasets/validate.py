@@ -59,17 +59,21 @@ def split_problems(problems: Iterable[str]) -> tuple[list[Problem], list[Problem
 
 
 def log_summary(dataset: Dataset) -> None:
-    """One log line when a reader found problems (the reader itself never stops for them)."""
+    """One log line when a reader found problems (the reader itself never stops for them).
+
+    Errors (items skipped) are a warning; warnings alone (e.g. annotated instances that no
+    sentence refers to, normal in A2D) are only an info line.
+    """
     errors, warnings = split_problems(dataset.problems)
-    if errors or warnings:
+    if errors:
         log.warning(
-            "%s: %d problem(s) and %d warning(s) while reading (bad items were skipped); "
+            "%s: %d problem(s) while reading (those items were skipped) and %d warning(s); "
             "run `clawcrane doctor %s` to list them",
-            dataset.root,
-            len(errors),
-            len(warnings),
-            dataset.root,
+            dataset.root, len(errors), len(warnings), dataset.root,
         )
+    elif warnings:
+        log.info("%s: %d warning(s) while reading (nothing skipped); `clawcrane doctor %s` lists them",
+                 dataset.root, len(warnings), dataset.root)
 
 
 def needed_frames(dataset: Dataset) -> dict[str, int]:

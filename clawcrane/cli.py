@@ -74,6 +74,206 @@ def data() -> None:
 # ---- commands (one per stage) -------------------------------------------------------------
 
 
+@main.command("evaluate")
+@click.argument("predictions", metavar="PRED", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--dataset", "dataset_path", required=True, type=click.Path(exists=True, path_type=str),
+              help="The dataset folder the predictions were made for (its ground truth is read).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Folder for metrics.json and metrics.md  [default: PRED's folder / <PRED stem>-eval]")
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+              help="Which samples to score (the paper reports test).")
+@click.option("--j-and-f", "j_and_f", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Also compute DAVIS J&F; 'auto' does so when every query has masks on all frames.")
+def evaluate_cmd(predictions: str, dataset_path: str, out_dir: str | None, split: str, j_and_f: str) -> None:
+    """Score PRED (a predictions Parquet file from `track-rank`) against the dataset's masks.
+
+    \b
+    Per (query, annotated frame) the highest-scored mask is compared with the ground truth at
+    the annotation resolution: P@0.5..0.9 (IoU > K), mAP 0.5:0.95 in both published definitions
+    (COCO AP over every submitted mask, and the mean of P@0.5:0.05:0.95 on the top-1 mask),
+    Overall IoU and Mean IoU, overall and per query type. Writes metrics.json and metrics.md.
+    """
+    from clawcrane.config import EvalConfig
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import evaluate
+
+    ds = open_dataset(dataset_path, split=None)
+    result = evaluate.run(EvalConfig(split=split, j_and_f=j_and_f), predictions=predictions, dataset=ds, out_dir=out_dir)
+    click.echo(result.markdown)
+    if result.missing:
+        click.echo(f"warning: {len(result.missing)} samples had no prediction and were scored as empty", err=True)
+    click.echo(f"wrote {result.out_dir}")
+
+
+@main.command("export")
+@click.argument("predictions", metavar="PRED", type=str)
+@click.option("--format", "fmt", metavar="FORMAT", default="coco-rle", show_default=True,
+              help="coco-rle: DIR/predictions.json, a list of {query_id, video_id, frame, track_id, rank, score, "
+                   "segmentation: {size: [H, W], counts: str}} (COCO compressed RLE); png: "
+                   "DIR/<video_id>/<query_id>/<frame:05d>.png, 0/255; ytvos: the Ref-YouTube-VOS submission "
+                   "folder DIR/Annotations/<video_id>/<exp_id>/<frame>.png with a PNG for every frame.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Output folder  [default: PRED's folder / <PRED stem>-<FORMAT>]")
+@click.option("--dataset", "dataset_path", type=click.Path(exists=True, path_type=str), default=None,
+              help="The dataset the predictions were made for: masks are written at its frame size, ytvos "
+                   "frame files take its frame names and every video gets all its frames.")
+@click.option("--top-k", "top_k", type=int, default=1, show_default=True,
+              help="coco-rle only: export the masks of rank < K per (query, frame); png and ytvos hold the answer.")
+def export_cmd(predictions: str, fmt: str, out_dir: str | None, dataset_path: str | None, top_k: int) -> None:
+    """Write PRED (a predictions Parquet file from `track-rank`) as COCO-RLE JSON, PNG masks or ytvos.
+
+    \b
+    Masks are binary. The answer of a (query, frame) is its rank-0 mask; a query that abstained
+    on a frame gets an empty mask. Every file is written atomically.
+    """
+    from clawcrane.config import ExportConfig
+    from clawcrane.stages import export
+
+    config = ExportConfig(format=fmt, top_k=top_k)
+    export.check_config(config)
+    ds = None
+    if dataset_path is not None:
+        from clawcrane.datasets import open_dataset
+
+        ds = open_dataset(dataset_path, split=None)
+    result = export.run(config, predictions=predictions, out_dir=out_dir, dataset=ds)
+    click.echo(f"exported {result.masks} masks of {result.queries} queries in {result.videos} videos ({result.format})")
+    click.echo(f"wrote {result.out_dir}")
+
+
+@main.command("doctor")
+@click.argument("path", metavar="PATH", type=click.Path(path_type=str))
+@click.option("--split", default=None,
+              help="Check one split only (A2D: train/test; J-HMDB: test; Ref-YouTube-VOS: its folder names).  [default: all]")
+@click.option("--quick", is_flag=True,
+              help="Skip decoding every clip and reading every mask (checks files, tables and h5 headers only).")
+@click.option("--strict", is_flag=True,
+              help="Also fail (exit 1) on warnings, e.g. annotated instances that no sentence refers to.")
+@click.option("--query", "queries", multiple=True,
+              help="For a single video or frame folder: a sentence to check (repeatable).")
+@click.option("--queries", "queries_file", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
+              help="For a single video: a CSV (column query, optional query_id), JSON or TXT file of sentences.")
+def doctor_cmd(path: str, split: str | None, quick: bool, strict: bool, queries: tuple[str, ...], queries_file: str | None) -> None:
+    """Check the dataset at PATH and count its samples.
+
+    \b
+    Detects the layout (A2D-Sentences / synthetic, J-HMDB-Sentences, Ref-YouTube-VOS, or one
+    video file / frame folder), reads it as every stage will, decodes every clip and reads every
+    mask (unless --quick), then prints videos / queries / samples per split and EVERY problem on
+    its own line, with the file and the fix. Exit code 0 when no errors were found, 1 otherwise.
+    """
+    from clawcrane.config import DoctorConfig
+    from clawcrane.stages import doctor
+
+    result = doctor.run(DoctorConfig(split=split, quick=quick, strict=strict), path,
+                        queries=list(queries) or None, queries_file=queries_file)
+    for line in result.lines():
+        click.echo(line)
+    if not result.ok:
+        click.get_current_context().exit(1)
+
+
+@data.command("synth")
+@click.argument("out", type=click.Path(file_okay=False, path_type=str))
+@click.option(
+    "--preset",
+    type=click.Choice(["tiny", "small", "full"]),
+    default="small",
+    show_default=True,
+    help="Size: tiny (8 videos, seconds; for tests), small (120 videos, ~450 queries; the quickstart), "
+    "full (800 videos, ~2,450 train / ~600 test queries; about a minute on 2 idle cores).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; the same preset and seed give identical annotations.")
+@click.option("--preview", is_flag=True, help="Also write OUT/preview.png: frames with outlined masks and their sentences.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Parallel worker processes (default: min(2, CPU count)); does not change the output.",
+)
+def data_synth(out: str, preset: str, seed: int, preview: bool, workers: int | None) -> None:
+    """Write the synthetic referring-video benchmark to OUT in the A2D-Sentences layout.
+
+    \b
+    Shapes of several colours and sizes move over textured, noisy backgrounds, occlude one
+    another, leave fading trails and pass through shadows. Each sentence is checked to single
+    out its object; query types (text_annotations/query_types.csv): appearance, position,
+    relation, motion, temporal. OUT/synth_scenes.json describes every scene. Re-running into a
+    finished OUT with the same preset and seed does nothing; a killed run resumes.
+    """
+    from clawcrane.config import SynthConfig
+    from clawcrane.stages import synth as stage
+
+    cfg = SynthConfig(preset=preset, seed=seed, workers=workers or min(2, os.cpu_count() or 1), preview=preview)
+    res = stage.run(cfg, out)
+    if res.state == "complete":
+        click.echo(f"{res.out}: already complete (preset={preset}, seed={seed}); nothing to do")
+    else:
+        click.echo(f"wrote {res.out} (preset={preset}, seed={seed}): {res.rendered} videos rendered in {res.seconds:.1f} s")
+    for split in ("train", "test"):
+        c, t = res.counts[split], res.types[split]
+        kinds = ", ".join(f"{k} {v}" for k, v in t.items())
+        click.echo(f"  {split}: {c['videos']} videos, {c['queries']} queries, {c['samples']} samples ({kinds})")
+    if res.preview is not None:
+        click.echo(f"  preview: {res.preview}")
+
+
+@main.command("extract")
+@click.option("--cache", "cache", required=True, type=click.Path(file_okay=False),
+              help="Cache root: reads the candidate artifact under it and writes extract-<key>/ beside it.")
+@click.option("--candidates", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Candidate artifact folder (detect-<key>/) when DIR holds several, or lives elsewhere.")
+@click.option("--backbone", default="auto", show_default=True,
+              help="auto (resnet50 if its ImageNet file is in the torch hub cache, else efficientnet-lite0), "
+                   "resnet18/34/50/101, efficientnet-lite0, or detector:PATH (the trained detector's FPN).")
+@click.option("--weights", default="imagenet", show_default=True,
+              help="imagenet (local torchvision file in torch.hub.get_dir()/checkpoints, or the packaged "
+                   "EfficientNet weights), none (seeded random init), or a state-dict PATH.")
+@click.option("--levels", default="", help="Comma-separated feature levels, pooled and concatenated "
+              "(ResNet C2..C5, default C5; EfficientNet C2..C5,head, default head; detector FPN names, default fpn).")
+@click.option("--input-size", default=320, show_default=True, type=int, help="Frames are resized to N x N (paper: 320).")
+@click.option("--mask-threshold", default=0.5, show_default=True, type=float,
+              help="A feature cell belongs to a candidate when its mask covers this fraction of it.")
+@click.option("--dtype", default="float16", show_default=True, type=click.Choice(["float16", "float32"]),
+              help="Storage dtype of the pooled features.")
+@click.option("--with-flip", is_flag=True, help="Also store features/positions of the mirrored frame (flip augmentation).")
+@click.option("--batch-size", default=16, show_default=True, type=int, help="Frames per backbone forward.")
+@click.option("--skip-bad", is_flag=True, help="Store videos whose frames cannot be decoded as bad and go on.")
+@click.option("--workers", default=2, show_default=True, type=int,
+              help="Threads decoding frames and preparing masks while the backbone runs.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--shard", default=None, help="I/N: run shard I (0-based) of N over the videos "
+              "(default: SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else 0/1).")
+@click.option("--dataset", default=None, type=click.Path(exists=True),
+              help="Dataset folder holding the frames (default: the one recorded by `detect`).")
+def extract_cmd(cache, candidates, backbone, weights, levels, input_size, mask_threshold, dtype, with_flip,
+                skip_bad, batch_size, workers, device, shard, dataset) -> None:
+    """Mask-pooled CNN features and positions p_i of every candidate -> feature cache.
+
+    Frames are decoded once; train-head then reads only the cached tensors.
+    """
+    from clawcrane.config import ExtractConfig
+    from clawcrane.stages import extract as stage
+
+    shard_i, num_shards = stage.parse_shard(shard)
+    cfg = ExtractConfig(
+        backbone=backbone, weights=weights, levels=tuple(x.strip() for x in levels.split(",") if x.strip()),
+        input_size=input_size, mask_threshold=mask_threshold, dtype=dtype, with_flip=with_flip,
+        cache=str(cache), candidates=str(candidates or ""), dataset=str(dataset or ""),
+        skip_bad=skip_bad, batch_size=batch_size, workers=workers, device=device, shard=shard_i, num_shards=num_shards,
+    )
+    res = stage.run(cfg)
+    c = res.config
+    what = "cache hit" if res.hit else f"{res.computed_videos} videos, {res.frames} frames, {res.candidates} candidates"
+    click.echo(f"extract: {what} in {res.seconds:.1f}s; backbone {c.backbone} ({c.weights}) levels {','.join(c.levels)} "
+               f"-> C={res.channels}")
+    if not res.hit:
+        click.echo(f"  bytes per candidate: {res.raw_bytes_per_candidate:.0f} raw, {res.stored_bytes_per_candidate:.0f} stored")
+    click.echo(str(res.path))
+    if num_shards > 1:
+        click.echo(f"when every shard is done: clawcrane cache merge {res.path}")
+
+
 # ---- detect -------------------------------------------------------------------------------------
 def _default_cfg(name: str):
     from clawcrane.config import DetectConfig
@@ -197,3 +397,213 @@ def cache_merge(path):
     click.echo(f"merged {n} videos into {target}")
     if expected is not None and n != int(expected):
         click.echo(f"warning: the dataset has {expected} videos; {int(expected) - n} are missing (shards not run yet?)", err=True)
+
+
+_HEAD_SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
+"""--size presets: (embed_dim D, word_dim E, lstm_hidden per direction)."""
+
+
+@main.command("train-head")
+@click.option("--features", "features", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Feature cache: the extract-<key> folder, or the cache root holding exactly one.")
+@click.option("--dataset", "dataset_path", required=True, type=click.Path(exists=True),
+              help="The dataset the caches were built from (annotations only: sentences, splits, GT masks; videos are not read).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Run folder for last.pt, best.pt and metrics.json.")
+@click.option("--position", type=click.Choice(["none", "absolute", "relative", "full"]), default="full", show_default=True,
+              help="PRM input (paper Table 3): none, absolute box (8 numbers), relative ranks (r_x, r_y) or full p_i (10).")
+@click.option("--relation", type=click.Choice(["none", "vanilla", "text"]), default="text", show_default=True,
+              help="Object relations: none, vanilla self-attention, or text-guided (TSRM, Eq. 5-6).")
+@click.option("--text-encoder", type=click.Choice(["lstm", "minilm"]), default="lstm", show_default=True,
+              help="lstm: learned word vectors + bi-LSTM (paper). minilm: frozen all-MiniLM-L6-v2 token states "
+                   "(pip install 'clawcrane[minilm]'), computed once per sentence and cached in the cache root.")
+@click.option("--size", type=click.Choice(sorted(_HEAD_SIZES)), default="paper", show_default=True,
+              help="Model width: paper (D=256, 1000-d words, 2x1000 bi-LSTM) or small (D=128, 128, 2x128; fast on CPU).")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Training epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Samples per step (paper: 16).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
+              help="Adam learning rate; divided by 10 after 2 epochs without a lower training loss.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, order and flips.")
+@click.option("--flip/--no-flip", default=True, show_default=True,
+              help="Horizontal-flip augmentation with left/right word swap (needs `extract --with-flip`).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (same options; --epochs may grow).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+def train_head_cmd(features, dataset_path, out, position, relation, text_encoder, size, epochs, batch_size, lr, seed, flip, resume, device):
+    """Train the retrieval head (language encoder, PRM, TSRM; contrastive loss) from the caches.
+
+    Reads the feature cache, the candidate cache beside it (for GT matching) and the dataset's
+    annotations; never decodes a frame. Validates on the test split every epoch (top-1 accuracy,
+    overall and per query type) and writes OUT/best.pt, OUT/last.pt and OUT/metrics.json.
+    """
+    from clawcrane.config import TrainHeadConfig
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import train_head
+
+    D, E, hidden = _HEAD_SIZES[size]
+    config = TrainHeadConfig(
+        position=position, relation=relation, text_encoder=text_encoder, embed_dim=D, word_dim=E, lstm_hidden=hidden,
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, flip=flip, device=device,
+    )
+    dataset = open_dataset(dataset_path)
+    result = train_head.run(config, dataset, features=features, out=out, resume=resume)
+    val = result.best_metrics
+    click.echo(f"wrote {result.out} ({result.epochs} epochs; best: {result.best.name}"
+               + (f", validation accuracy {val['accuracy']:.3f}" if val else "") + ")")
+    for name, m in sorted((val or {}).get("per_type", {}).items()):
+        click.echo(f"  {name:<12} {m['accuracy']:.3f}  ({m['samples']} samples)")
+
+
+@main.command("train-detector")
+@click.argument("dataset", type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for last.pt (resumable), final.pt (the detector) and metrics.json.")
+@click.option("--preset", type=click.Choice(["lite", "r50-fpn"]), default="lite", show_default=True,
+              help="lite: ResNet-18 FPN at 320 px trained from scratch (CPU minutes); "
+                   "r50-fpn: torchvision's R50-FPN initialised from COCO weights (GPU advised).")
+@click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True,
+              help="Passes over the annotated training frames.")
+@click.option("--max-minutes", "--minutes", "max_minutes", type=click.FloatRange(min=0), default=0.0,
+              show_default=True,
+              help="Training-time budget; the learning-rate schedule is compressed to end within it (0: no budget).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per step.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.02, show_default=True,
+              help="Peak SGD learning rate (warm-up, then cosine decay).")
+@click.option("--size", type=click.IntRange(min=0), default=0,
+              help="Input size: shorter side and longer-side cap in pixels (0: the preset's, lite 320).")
+@click.option("--classes", type=click.Choice(["auto", "dataset", "actor", "agnostic"]), default="auto",
+              show_default=True,
+              help="Labels to learn: dataset class ids; actor (A2D-style id // 10, dropping the action a "
+                   "single frame rarely shows); agnostic (one 'object' class); auto: actor for A2D and "
+                   "synthetic data, dataset ids otherwise.")
+@click.option("--weights", type=click.Path(dir_okay=False), default="",
+              help="r50-fpn: torchvision's COCO weights file (default: the torch hub cache).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, shuffles, augmentation.")
+@click.option("--resume", is_flag=True, help="Continue the run saved in OUT/last.pt.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda (cuda:N) or auto (CUDA when available).")
+def train_detector_cmd(dataset, out, preset, epochs, max_minutes, batch_size, lr, size, classes, weights,
+                       seed, resume, device) -> None:
+    """Train the Mask R-CNN candidate proposer on every annotated instance of the train split.
+
+    Frames of the 'train' videos with instance annotations are decoded once into memory; the
+    model learns all their instances (no sentences). At the end the detector is scored on the
+    annotated frames of the 'test' videos: COCO mask AP / AP50 (pycocotools), printed and written
+    to OUT/metrics.json. Use OUT/final.pt with `clawcrane detect --detector`.
+
+    \b
+    Example (about 10 CPU minutes on the synthetic benchmark):
+      clawcrane train-detector data --preset lite --out runs/det --max-minutes 10
+    """
+    from clawcrane.config import TrainDetectorConfig
+    from clawcrane.stages import train_detector
+
+    config = TrainDetectorConfig(
+        dataset=str(dataset), out=str(out), preset=preset, epochs=epochs, max_minutes=max_minutes,
+        batch_size=batch_size, lr=lr, min_size=size, max_size=size, classes=classes,
+        weights=str(weights or ""), seed=seed, resume=resume, device=device,
+    )
+    result = train_detector.run(config)
+    click.echo(train_detector.summary(result))
+
+
+# ---- track-rank ---------------------------------------------------------------------------------
+@main.command("track-rank")
+@click.option("--head", "head", required=True, type=click.Path(exists=True),
+              help="A trained head: the train-head run folder (its best.pt is used) or a checkpoint .pt file.")
+@click.option("--features", "features", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Feature cache: the extract-<key> folder, or the cache root holding exactly one "
+                   "(its candidate cache must sit beside it; the masks come from there).")
+@click.option("--dataset", "dataset_path", required=True, type=click.Path(exists=True),
+              help="The dataset the caches were built from (queries and sentences are read; videos are not).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Predictions Parquet file to write (atomically); `clawcrane evaluate` and `export` read it.")
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+              help="Which queries to predict.")
+@click.option("--top-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Tracks submitted per query (rank 0 = the answer, then the next tracks present in each frame); "
+                   "with --no-trm, candidates per frame.")
+@click.option("--trm/--no-trm", "use_trm", default=True, show_default=True,
+              help="Link candidates across frames (TRM, Eq. 7 + Hungarian) and answer with the best track; "
+                   "--no-trm answers each frame with its best-scored candidate (Table 3 rows without TRM).")
+@click.option("--abstain-below", "abstain_below", type=float, default=None,
+              help="Give no mask to a query whose best track scores below S (rows with candidate -1, empty mask, "
+                   "no score); with --no-trm, to a frame whose best candidate scores below S.  [default: never]")
+@click.option("--gamma", type=float, default=0.8, show_default=True,
+              help="Association threshold: a track takes a candidate only when cos(V_track, V_cand) + alpha * maskIoU > gamma.")
+@click.option("--beta", type=click.IntRange(min=1), default=3, show_default=True,
+              help="A track unmatched in this many processed frames in a row ends (shorter gaps are bridged).")
+@click.option("--alpha", type=float, default=0.5, show_default=True,
+              help="Weight of the mask IoU with the track's last mask in the association score.")
+@click.option("--score-mode", "score_mode", type=click.Choice(["mean", "max"]), default="mean", show_default=True,
+              help="Track score: mean or max of its members' cosine scores with the sentence.")
+@click.option("--fallback", type=click.Choice(["best", "empty"]), default="best", show_default=True,
+              help="Frames the best track misses: the frame's best-scored candidate, or no mask.")
+@click.option("--batch-size", "batch_size", type=click.IntRange(min=1), default=512, show_default=True,
+              help="(query, frame) pairs per forward of the relation module (memory only; same output).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+def track_rank_cmd(head, features, dataset_path, out, split, top_k, use_trm, abstain_below, gamma, beta, alpha,
+                   score_mode, fallback, batch_size, device):
+    """Score every candidate of every processed frame for each query, link them into tracks and write
+    the ranked masks (query, frame, track, candidate, score, rank, RLE) to a Parquet file.
+
+    A second run with the same head, caches, dataset and options finds OUT up to date.
+    """
+    from clawcrane.config import TrackRankConfig
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import track_rank
+
+    config = TrackRankConfig(split=split, top_k=top_k, trm=use_trm, abstain_below=abstain_below, gamma=gamma, beta=beta,
+                             alpha=alpha, score_mode=score_mode, fallback=fallback, batch_size=batch_size, device=device)
+    track_rank.check_config(config)
+    ds = open_dataset(dataset_path)
+    res = track_rank.run(config, ds, head=head, features=features, out=out)
+    if res.hit:
+        click.echo(f"{res.out}: up to date ({res.queries} queries, {res.rows} rows); nothing to do")
+        return
+    click.echo(f"track-rank: {res.queries} queries in {res.videos} videos, {res.frames} frames "
+               f"({res.query_frames} query-frames, {res.rows} rows, {res.abstained} queries without a mask) "
+               f"in {res.seconds:.1f} s ({res.queries_per_second:.1f} queries/s)")
+    click.echo(f"wrote {res.out}")
+
+
+# ---- ablate -------------------------------------------------------------------------------------
+@main.command("ablate")
+@click.option("--cache", "cache", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The feature cache (extract-<key> folder, or the cache root holding one, with its candidates beside "
+                   "it); run `clawcrane detect` and `clawcrane extract --with-flip` first.")
+@click.option("--dataset", "dataset_path", required=True, type=click.Path(exists=True),
+              help="The dataset the caches were built from.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Table folder: runs/<row>/ (head, predictions, eval) and ablation.md / ablation.json.")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Training epochs per row (a row already trained this far is reused, fewer are resumed).")
+@click.option("--size", type=click.Choice(["small", "paper"]), default="small", show_default=True,
+              help="Head width: small (D=128, 128-d words, 2x128 bi-LSTM) or paper (256, 1000, 2x1000).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every row's training.")
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+              help="Split the rows are evaluated on.")
+@click.option("--gamma", type=float, default=0.8, show_default=True, help="TRM association threshold (track-rank --gamma).")
+@click.option("--beta", type=click.IntRange(min=1), default=3, show_default=True, help="TRM track patience (track-rank --beta).")
+@click.option("--alpha", type=float, default=0.5, show_default=True, help="TRM mask-IoU weight (track-rank --alpha).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+def ablate_cmd(cache, dataset_path, out, epochs, size, seed, split, gamma, beta, alpha, device):
+    """Train and evaluate the rows of the paper's Table 3 over one feature cache.
+
+    \b
+    Rows: 1 top-down (no position, no relation, no TRM); 2 + absolute PE; 3 + relative PE;
+    4 + PRM (full p_i); 5 + PRM + vanilla attention; 6 + PRM + TSRM; 7 + PRM + TSRM + TRM (row 6's
+    head with the TRM on). Each row: train-head -> track-rank -> evaluate. Writes OUT/ablation.md
+    (P@0.5..0.9, both mAPs, Overall and Mean IoU, then P@0.5 per query type) and OUT/ablation.json.
+    Re-running reuses trained rows.
+    """
+    from clawcrane.config import AblateConfig, TrackRankConfig
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import ablate
+
+    config = AblateConfig(epochs=epochs, size=size, seed=seed, split=split, device=device)
+    ablate.check_config(config)
+    ds = open_dataset(dataset_path)
+    res = ablate.run(config, ds, cache=cache, out=out, track=TrackRankConfig(gamma=gamma, beta=beta, alpha=alpha))
+    click.echo(res.markdown)
+    trained = sum(1 for r in res.rows if r.trained_epochs)
+    click.echo(f"ablate: {len(res.rows)} rows ({trained} heads trained now) in {res.seconds:.0f} s")
+    click.echo(f"wrote {res.out / 'ablation.md'}")

@@ -14,6 +14,7 @@ import torch
 
 from clawcrane import __version__
 from clawcrane.cache.atomic import atomic_path
+from clawcrane.cache.fingerprint import short
 from clawcrane.errors import CacheError, WeightsError
 
 KIND_HEAD = "clawcrane-head"
@@ -43,3 +44,60 @@ def load_checkpoint(path: str | os.PathLike, kind: str, map_location: str | torc
         found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
         raise WeightsError(f"{path}: is a {found!r} checkpoint, expected {kind!r}; pass the file the right command wrote")
     return payload
+
+
+def load_head(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """Rebuild a trained retrieval head from its checkpoint alone.
+
+    Returns ``(model, config, vocab, meta)``: the ``RetrievalHead`` in eval mode, its
+    ``HeadConfig``, its ``Vocabulary``, and the rest of the payload (``feature_key``,
+    ``feature_meta``, ``metrics``, ``epoch``, ``train_config``). File reading lives here; the
+    model is built by ``pipeline.head.head_from_payload``.
+    """
+    from clawcrane.pipeline.head import head_from_payload
+
+    payload = load_checkpoint(path, KIND_HEAD, map_location=map_location)
+    try:
+        model, config, vocab = head_from_payload(payload)
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise WeightsError(f"{path}: head checkpoint does not match this version's model ({type(err).__name__}: {err}); retrain with `clawcrane train-head`") from None
+    meta = {k: v for k, v in payload.items() if k not in ("model", "optimizer", "scheduler", "rng")}
+    meta["train_config"] = payload.get("config", {})
+    return model, config, vocab, meta
+
+
+def _backbone_id(feature_meta: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a feature cache's config that define its feature space (backbone, weights, C)."""
+    cfg = feature_meta.get("config", {})
+    out = {k: v for k, v in cfg.items() if k == "backbone" or "weight" in k or k in ("channels", "layer")}
+    if "channels" in feature_meta:
+        out["channels"] = feature_meta["channels"]
+    return out
+
+
+def check_head_features(
+    meta: dict[str, Any], feature_key: str, feature_meta: dict[str, Any], feature_path: str | os.PathLike, *, same_dataset: bool
+) -> None:
+    """Refuse features a head cannot use.
+
+    Always: the backbone (its name, weights and channels) must be the head's. With
+    ``same_dataset`` (resuming training) the feature cache must be exactly the one the head was
+    trained on. Scoring another dataset with the same backbone is allowed (paper Table 2).
+    """
+    old = meta.get("feature_meta", {})
+    old_id, new_id = _backbone_id(old), _backbone_id(feature_meta)
+    if old_id != new_id:
+        want = old.get("config", {}).get("backbone", "?")
+        have = feature_meta.get("config", {}).get("backbone", "?")
+        raise CacheError(
+            f"{feature_path}: features were extracted with backbone={have} ({new_id}) but the head expects "
+            f"backbone={want} ({old_id}); re-run `clawcrane extract --backbone {want}` or use a head trained on these features"
+        )
+    want_key = meta.get("feature_key", "")
+    if same_dataset and want_key != feature_key:
+        old_ds, new_ds = old.get("dataset", {}), feature_meta.get("dataset", {})
+        raise CacheError(
+            f"{feature_path}: feature cache {short(feature_key)} (dataset {new_ds.get('name', '?')!r}) is not the one this "
+            f"run was trained on ({short(want_key)}, dataset {old_ds.get('name', '?')!r}); pass that --features folder "
+            "or start a new run without --resume"
+        )

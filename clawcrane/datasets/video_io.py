@@ -160,7 +160,7 @@ def write_mp4(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float)
     writer = None
     n = 0
     try:
-        for frame in frames:
+        for frame in frames:  # any iterable, e.g. a generator: frames are encoded one at a time
             if writer is None:
                 H, W = frame.shape[:2]
                 writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (W, H))
@@ -168,6 +168,12 @@ def write_mp4(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float)
                     raise DataError(f"{path}: OpenCV cannot write mp4 here; check the folder is writable")
             writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
             n += 1
+    except BaseException:
+        if writer is not None:
+            writer.release()
+            writer = None
+        tmp.unlink(missing_ok=True)  # a failed or interrupted write leaves no partial file
+        raise
     finally:
         if writer is not None:
             writer.release()

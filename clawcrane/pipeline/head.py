@@ -1,0 +1,140 @@
+"""The retrieval head: object embedding (Eq. 2 MLP + PRM Eq. 4), TSRM (Eq. 5-6), sentence (Eq. 1).
+
+``RetrievalHead.forward(text, lengths, feat, pos, valid) -> sim (B, N)``: cosine similarity of
+each candidate's L2-normalised embedding V^r_i with the L2-normalised sentence embedding L
+(Eq. 8's V^rT L), ``-inf`` on padded candidates. Inputs:
+
+- ``text``: word ids (B, L) long (``lstm``) or cached token states (B, L, S) float (``minilm``)
+- ``lengths``: (B,) words (tokens) per sentence
+- ``feat``: (B, N, C) mask-max-pooled features (the cache's ``feat``), ``pos``: (B, N, 10) p_i
+- ``valid``: (B, N) bool, False on padding rows
+
+Ablations of the paper's Table 3: ``position`` none / absolute (the 8 box numbers of p_i) /
+relative (r_x, r_y) / full (all 10); ``relation`` none / vanilla / text (see ``relations``).
+With ``position='none', relation='none'`` the model is the plain top-down pipeline and owns no
+positional or relational parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clawcrane.pipeline.language import (
+    MAX_WORDS,
+    MINILM_DIM,
+    CachedWordStates,
+    LSTMWordStates,
+    SentenceEncoder,
+    Vocabulary,
+    mlp,
+)
+from clawcrane.pipeline.relations import RELATIONS, build_relation
+
+POSITIONS = ("none", "absolute", "relative", "full")
+TEXT_ENCODERS = ("lstm", "minilm")
+P = 10
+_POSITION_DIMS = {"none": slice(0, 0), "absolute": slice(0, 8), "relative": slice(8, 10), "full": slice(0, 10)}
+"""Which entries of p_i = (x_min, y_min, x_max, y_max, x_c, y_c, w, h, r_x, r_y) each choice feeds W_p."""
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """The architecture of a head (a subset of ``TrainHeadConfig``, whose field names it shares)."""
+
+    position: str = "full"
+    """PRM input: none, absolute (8 box numbers), relative (r_x, r_y) or full (all 10)."""
+    relation: str = "text"
+    """Intra-frame relation: none, vanilla self-attention, or text (TSRM)."""
+    text_encoder: str = "lstm"
+    """lstm (paper: learned word vectors + bi-LSTM) or minilm (frozen cached token states)."""
+    embed_dim: int = 256
+    """D: width of the joint embedding space (256 in the paper's appendix)."""
+    word_dim: int = 1000
+    """E: LSTM word-vector width (paper: 1000)."""
+    lstm_hidden: int = 1000
+    """bi-LSTM hidden units per direction (paper: 2000-d states = 1000 per direction)."""
+    max_words: int = MAX_WORDS
+    """Words kept per sentence (paper: 20)."""
+    text_dim: int = MINILM_DIM
+    """S of cached token states (minilm only)."""
+
+    def __post_init__(self):
+        for name, allowed in (("position", POSITIONS), ("relation", RELATIONS), ("text_encoder", TEXT_ENCODERS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HeadConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class ObjectEncoder(nn.Module):
+    """Eq. 2's MLP over the pooled feature, plus the PRM term W_p(p_i) of Eq. 4."""
+
+    def __init__(self, *, feat_dim: int, embed_dim: int, position: str):
+        super().__init__()
+        self.mlp = mlp(feat_dim, embed_dim)
+        self.pos_slice = _POSITION_DIMS[position]
+        n_pos = self.pos_slice.stop - self.pos_slice.start
+        self.w_p = nn.Linear(n_pos, embed_dim) if n_pos else None
+
+    def forward(self, feat: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        B, N, C = feat.shape  # (B, N, C) batch, candidates, channels
+        v = self.mlp(feat)  # (B, N, D)
+        if self.w_p is not None:
+            v = v + self.w_p(pos[..., self.pos_slice])
+        return v
+
+
+class RetrievalHead(nn.Module):
+    """Sentence encoder + object encoder + relation module; scores candidates by cosine similarity."""
+
+    def __init__(self, *, config: HeadConfig, vocab_size: int, feat_dim: int):
+        super().__init__()
+        self.config = config
+        D = config.embed_dim
+        if config.text_encoder == "lstm":
+            states: nn.Module = LSTMWordStates(vocab_size=vocab_size, word_dim=config.word_dim, hidden=config.lstm_hidden)
+        else:
+            states = CachedWordStates(state_dim=config.text_dim)
+        self.text = SentenceEncoder(states=states, embed_dim=D, with_relation_feature=config.relation == "text")
+        self.objects = ObjectEncoder(feat_dim=feat_dim, embed_dim=D, position=config.position)
+        self.relation = build_relation(config.relation, D)
+
+    def encode(self, text, lengths, feat, pos, valid) -> tuple[torch.Tensor, torch.Tensor]:
+        """(objects (B, N, D), sentence (B, D)), both L2-normalised; padded objects are zeros."""
+        sent, f_t = self.text(text, lengths)  # (B, D), (B, D) or None
+        f_V = self.objects(feat, pos)  # (B, N, D)
+        F_o = f_V if self.relation is None else self.relation(f_V, valid, f_t)
+        obj = F.normalize(F_o, dim=-1) * valid[..., None]
+        return obj, F.normalize(sent, dim=-1)
+
+    def embed_objects(self, text, lengths, feat, pos, valid) -> torch.Tensor:
+        """(B, N, D) L2-normalised V^r (the TSRM makes them depend on the sentence)."""
+        return self.encode(text, lengths, feat, pos, valid)[0]
+
+    def embed_text(self, text, lengths) -> torch.Tensor:
+        """(B, D) L2-normalised sentence embedding L."""
+        return F.normalize(self.text(text, lengths)[0], dim=-1)
+
+    def forward(self, text, lengths, feat, pos, valid) -> torch.Tensor:
+        obj, sent = self.encode(text, lengths, feat, pos, valid)
+        sim = torch.einsum("bnd,bd->bn", obj, sent)  # (B, N) cosine similarity
+        return sim.masked_fill(~valid, float("-inf"))
+
+
+def head_from_payload(payload: dict[str, Any]) -> tuple[RetrievalHead, HeadConfig, Vocabulary]:
+    """Rebuild a head from a checkpoint payload (``config``, ``vocab``, ``feat_dim``, ``model``)."""
+    config = HeadConfig.from_dict(payload["config"])
+    vocab = Vocabulary(payload["vocab"])
+    model = RetrievalHead(config=config, vocab_size=len(vocab), feat_dim=int(payload["feat_dim"]))
+    model.load_state_dict(payload["model"])
+    model.eval()
+    return model, config, vocab

@@ -1,0 +1,312 @@
+"""Temporal Relation Module (paper §3.2, Eq. 7): link one query's candidates into tracks.
+
+For one query over one video, every candidate of every frame has a text-guided embedding
+``V^r`` (the head's ``embed_objects``, L2-normalised) and a query-matching score (its cosine with
+the sentence embedding). Going through the frames in order:
+
+* the first frame's candidates each start an active track;
+* at each next frame, the association similarity between an active track and a candidate is
+  ``S = cos(V_track, V_cand) + alpha * maskIoU(x_track, x_cand)`` (Eq. 7), where the track is
+  represented by its last matched candidate (its embedding, or an exponential moving average of
+  its members' embeddings with ``momentum > 0``; always its last mask);
+* the Hungarian algorithm (``scipy.optimize.linear_sum_assignment``) maximises the summed S; a
+  pair is accepted only when ``S > gamma``;
+* a track that stays unmatched for ``beta`` rounds in a row ends; a shorter gap is bridged, so
+  tracks may be intermittent;
+* candidates left unassigned start new tracks.
+
+A track's score is the mean (or max) of its members' query-matching scores. The answer for a
+frame is the best track's candidate there; where the best track is absent the frame takes its
+best-scored candidate (``fallback="best"``) or nothing (``fallback="empty"``). Without the TRM
+(``--no-trm``) each frame takes its argmax candidate.
+
+Positions ``t`` are indices into the frame sequence given (the caller maps them to frame
+numbers); ``k`` indexes a frame's candidates. Pure numpy + scipy; no file I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from clawcrane.pipeline import masks as mask_ops
+
+DEFAULT_GAMMA = 0.8
+"""Association threshold gamma (the paper's default)."""
+DEFAULT_BETA = 3
+"""Rounds without a match after which a track ends (the paper gives no value; 3 bridges short occlusions)."""
+DEFAULT_ALPHA = 0.5
+"""Weight of the mask-IoU term of Eq. 7 (the paper gives no value; embeddings dominate, IoU breaks ties)."""
+SCORE_MODES = ("mean", "max")
+FALLBACKS = ("best", "empty")
+
+IouFn = Callable[[int, int], np.ndarray]
+"""``iou(s, t) -> (K_s, K_t)`` mask IoU between the candidates of frames s and t."""
+
+
+class FrameIoU:
+    """Mask IoU between the candidates of two frames of one video, computed once and memoised.
+
+    Query-independent, so one object serves every query of a video. Built from per-frame RLE
+    lists (any pair of frames), or from precomputed IoUs of consecutive frames only
+    (``from_consecutive``), where a pair across a gap has IoU 0 (the track is then matched on its
+    embedding alone).
+    """
+
+    def __init__(self, rles: Sequence[Sequence[dict]]):
+        self._rles = [list(r) for r in rles]
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+        self._consecutive_only = False
+
+    @classmethod
+    def from_consecutive(cls, ious: Sequence[np.ndarray], sizes: Sequence[int]) -> FrameIoU:
+        """``ious[t - 1]`` is the (K_{t-1}, K_t) IoU of frames t-1 and t; ``sizes[t]`` is K_t."""
+        T = len(sizes)  # frames
+        if len(ious) != max(T - 1, 0):
+            raise ValueError(f"need {max(T - 1, 0)} consecutive IoU matrices for {T} frames, got {len(ious)}")
+        obj = cls([[] for _ in range(T)])
+        obj._sizes = [int(k) for k in sizes]
+        obj._consecutive_only = True
+        for t in range(1, T):
+            m = np.asarray(ious[t - 1], dtype=np.float64)
+            if m.shape != (obj._sizes[t - 1], obj._sizes[t]):
+                raise ValueError(f"IoU {t - 1}->{t} has shape {m.shape}, expected ({obj._sizes[t - 1]}, {obj._sizes[t]})")
+            obj._cache[(t - 1, t)] = m
+        return obj
+
+    def _size(self, t: int) -> int:
+        return self._sizes[t] if self._consecutive_only else len(self._rles[t])
+
+    def __call__(self, s: int, t: int) -> np.ndarray:
+        key = (s, t)
+        if key not in self._cache:
+            if self._consecutive_only:
+                return np.zeros((self._size(s), self._size(t)), dtype=np.float64)
+            self._cache[key] = mask_ops.iou_matrix(self._rles[s], self._rles[t])
+        return self._cache[key]
+
+
+@dataclass
+class Track:
+    """One linked object: its members in frame order and their query-matching scores."""
+
+    track_id: int
+    """Creation order, 0-based (first frame's candidates first)."""
+    members: list[tuple[int, int]] = field(default_factory=list)
+    """(t, k) pairs in ascending t: frame position t, candidate k of that frame."""
+    scores: list[float] = field(default_factory=list)
+    """Query-matching score of each member (empty when linked without scores)."""
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def score(self, mode: str = "mean") -> float:
+        """Track score: mean (default, paper §1) or max (paper §3.3) of its members' scores."""
+        if not self.scores:
+            return float("-inf")
+        if mode == "mean":
+            return float(np.mean(self.scores))
+        if mode == "max":
+            return float(np.max(self.scores))
+        raise ValueError(f"score mode {mode!r}; expected one of {SCORE_MODES}")
+
+    def candidate_at(self, t: int) -> int | None:
+        """The member candidate at frame position t, or None when the track is absent there."""
+        for tt, k in self.members:
+            if tt == t:
+                return k
+        return None
+
+    def as_dict(self) -> dict[int, int]:
+        """{t: k} of its members."""
+        return dict(self.members)
+
+
+@dataclass
+class _Active:
+    track: Track
+    vec: np.ndarray  # (D,) representation for the cosine term
+    last: tuple[int, int]  # (t, k) of the last matched member (its mask is the IoU term)
+    misses: int = 0
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+def link_tracks(
+    emb: Sequence[np.ndarray],
+    rles: Sequence[Sequence[dict]] | None = None,
+    *,
+    scores: Sequence[np.ndarray] | None = None,
+    iou: IouFn | None = None,
+    gamma: float = DEFAULT_GAMMA,
+    beta: int = DEFAULT_BETA,
+    alpha: float = DEFAULT_ALPHA,
+    momentum: float = 0.0,
+) -> list[Track]:
+    """Link candidates of consecutive frames into tracks (Eq. 7 + Hungarian matching).
+
+    ``emb[t]`` (K_t, D) text-guided embeddings of frame position t (K_t may be 0);
+    ``rles[t]`` its K_t candidate RLEs, or ``iou`` a ``FrameIoU`` / ``(s, t) -> (K_s, K_t)``
+    callable (share one across the queries of a video); ``scores[t]`` (K_t,) query-matching
+    scores stored on the tracks. ``momentum`` 0 represents a track by its last matched candidate,
+    m > 0 by ``normalise(m * old + (1 - m) * new)``. Returns every track, in creation order.
+    """
+    if beta < 1:
+        raise ValueError(f"beta must be >= 1, got {beta}")
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    T = len(emb)  # frames
+    if iou is None and alpha != 0.0:
+        if rles is None:
+            raise ValueError("link_tracks needs rles or iou when alpha != 0")
+        iou = FrameIoU(rles)
+    if scores is not None and len(scores) != T:
+        raise ValueError(f"scores has {len(scores)} frames, embeddings {T}")
+
+    tracks: list[Track] = []
+    active: list[_Active] = []
+    for t in range(T):
+        E = np.asarray(emb[t], dtype=np.float64)
+        E = np.zeros((0, 0)) if E.size == 0 else _normalise(E)
+        if E.ndim != 2:
+            raise ValueError(f"frame {t}: embeddings must be (K, D), got shape {E.shape}")
+        K, D = E.shape  # (K, D) candidates of frame t, embedding width
+        s_t = None if scores is None else np.asarray(scores[t], dtype=np.float64).reshape(-1)
+        if s_t is not None and len(s_t) != K:
+            raise ValueError(f"frame {t}: {K} embeddings but {len(s_t)} scores")
+
+        taken = np.zeros(K, dtype=bool)
+        matched = np.zeros(len(active), dtype=bool)
+        if active and K:
+            A = np.stack([a.vec for a in active])  # (A, D) active track representations
+            S = A @ E.T  # (A, K) cosine similarity
+            if alpha != 0.0:
+                for i, a in enumerate(active):
+                    s, k_s = a.last
+                    S[i] += alpha * iou(s, t)[k_s]
+            rows, cols = linear_sum_assignment(S, maximize=True)
+            for i, k in zip(rows, cols):
+                if S[i, k] > gamma:
+                    a = active[i]
+                    a.track.members.append((t, int(k)))
+                    if s_t is not None:
+                        a.track.scores.append(float(s_t[k]))
+                    a.vec = E[k] if momentum == 0.0 else _normalise(momentum * a.vec + (1 - momentum) * E[k])
+                    a.last, a.misses = (t, int(k)), 0
+                    matched[i] = taken[k] = True
+
+        survivors = []
+        for a, m in zip(active, matched):
+            if not m:
+                a.misses += 1
+            if a.misses < beta:
+                survivors.append(a)
+        active = survivors
+
+        for k in np.flatnonzero(~taken):
+            tr = Track(track_id=len(tracks), members=[(t, int(k))])
+            if s_t is not None:
+                tr.scores.append(float(s_t[k]))
+            tracks.append(tr)
+            active.append(_Active(track=tr, vec=E[k], last=(t, int(k))))
+    return tracks
+
+
+def rank_tracks(tracks: Sequence[Track], *, mode: str = "mean", top_k: int | None = None) -> list[Track]:
+    """Tracks by descending score; ties go to the longer track, then the older one."""
+    if mode not in SCORE_MODES:
+        raise ValueError(f"score mode {mode!r}; expected one of {SCORE_MODES}")
+    ranked = sorted(tracks, key=lambda tr: (-tr.score(mode), -len(tr), tr.track_id))
+    return ranked if top_k is None else ranked[:top_k]
+
+
+@dataclass(frozen=True)
+class FrameAnswer:
+    """The chosen candidate of one frame position (k = -1: an empty mask)."""
+
+    t: int
+    k: int
+    track_id: int
+    """Track of the chosen candidate (-1 without tracks or without an answer)."""
+    score: float
+    """The best track's score, or for a fallback the candidate's own query score (nan when empty)."""
+    from_best_track: bool
+
+
+def frame_answers(
+    ranked: Sequence[Track],
+    scores: Sequence[np.ndarray],
+    *,
+    mode: str = "mean",
+    fallback: str = "best",
+) -> list[FrameAnswer]:
+    """Per frame position: the best track's candidate, else the fallback (see module doc)."""
+    if fallback not in FALLBACKS:
+        raise ValueError(f"fallback {fallback!r}; expected one of {FALLBACKS}")
+    T = len(scores)  # frames
+    best = ranked[0] if ranked else None
+    best_at = best.as_dict() if best is not None else {}
+    best_score = best.score(mode) if best is not None else float("nan")
+    owner = {m: tr.track_id for tr in ranked for m in tr.members}
+    out = []
+    for t in range(T):
+        s_t = np.asarray(scores[t]).reshape(-1)
+        if t in best_at:
+            out.append(FrameAnswer(t=t, k=best_at[t], track_id=best.track_id, score=best_score, from_best_track=True))
+        elif fallback == "best" and len(s_t):
+            k = int(np.argmax(s_t))
+            out.append(FrameAnswer(t=t, k=k, track_id=owner.get((t, k), -1), score=float(s_t[k]), from_best_track=False))
+        else:
+            out.append(FrameAnswer(t=t, k=-1, track_id=-1, score=float("nan"), from_best_track=False))
+    return out
+
+
+def frame_argmax(scores: Sequence[np.ndarray]) -> list[FrameAnswer]:
+    """The ``--no-trm`` path: each frame's best-scored candidate, no linking."""
+    out = []
+    for t, s in enumerate(scores):
+        s_t = np.asarray(s).reshape(-1)
+        if len(s_t):
+            k = int(np.argmax(s_t))
+            out.append(FrameAnswer(t=t, k=k, track_id=-1, score=float(s_t[k]), from_best_track=False))
+        else:
+            out.append(FrameAnswer(t=t, k=-1, track_id=-1, score=float("nan"), from_best_track=False))
+    return out
+
+
+@dataclass
+class TrackResult:
+    """Everything the TRM decides for one query over one video."""
+
+    tracks: list[Track]
+    """Top-k tracks by descending score (all tracks when top_k is None)."""
+    answers: list[FrameAnswer]
+    """One answer per frame position."""
+
+
+def temporal_relation(
+    emb: Sequence[np.ndarray],
+    scores: Sequence[np.ndarray],
+    *,
+    rles: Sequence[Sequence[dict]] | None = None,
+    iou: IouFn | None = None,
+    gamma: float = DEFAULT_GAMMA,
+    beta: int = DEFAULT_BETA,
+    alpha: float = DEFAULT_ALPHA,
+    momentum: float = 0.0,
+    mode: str = "mean",
+    fallback: str = "best",
+    top_k: int | None = None,
+) -> TrackResult:
+    """Link, rank and answer: the TRM for one query (see ``link_tracks`` for the inputs)."""
+    tracks = link_tracks(emb, rles, scores=scores, iou=iou, gamma=gamma, beta=beta, alpha=alpha, momentum=momentum)
+    ranked = rank_tracks(tracks, mode=mode)
+    answers = frame_answers(ranked, scores, mode=mode, fallback=fallback)
+    return TrackResult(tracks=ranked if top_k is None else ranked[:top_k], answers=answers)

@@ -1,0 +1,187 @@
+"""`clawcrane evaluate PRED --dataset DATA`: predictions vs ground truth -> metrics.json + a table.
+
+Reads a predictions Parquet file and the dataset's GT masks, puts every submitted mask at the GT
+resolution (nearest-neighbour resize when sizes differ), scores the split with
+``pipeline.metrics`` and writes ``metrics.json`` and ``metrics.md`` (the paper's Table 1 layout
+plus a per-query-type table). Predictions made for another dataset (another fingerprint, or query
+ids the dataset does not have) are refused; annotated samples with no prediction count as empty
+predictions and are listed in a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clawcrane.cache.atomic import write_json, write_text
+from clawcrane.cache.fingerprint import short
+from clawcrane.cache.predictions import Predictions, read_predictions
+from clawcrane.config import EvalConfig, to_dict
+from clawcrane.datasets.records import Dataset, Query
+from clawcrane.errors import ConfigError, DataError
+from clawcrane.pipeline import masks as mask_ops
+from clawcrane.pipeline import metrics as M
+from clawcrane.progress import progress
+
+log = logging.getLogger(__name__)
+
+SHOW_IDS = 10
+"""How many ids an error or warning lists before '... and N more'."""
+TABLE1_COLUMNS = (
+    ("P@0.5", "P@0.5"), ("P@0.6", "P@0.6"), ("P@0.7", "P@0.7"), ("P@0.8", "P@0.8"), ("P@0.9", "P@0.9"),
+    ("mAP 0.5:0.95 (COCO)", "mAP_coco"), ("mAP 0.5:0.95 (mean P)", "mAP_mean_precision"),
+    ("Overall IoU", "overall_iou"), ("Mean IoU", "mean_iou"),
+)
+
+
+@dataclass
+class EvalResult:
+    """What `evaluate` computed and where it wrote it."""
+
+    metrics: dict[str, float]
+    """Overall metrics of the split (fractions in [0, 1]; see ``pipeline.metrics.summarize``)."""
+    by_query_type: dict[str, dict[str, float]]
+    j_and_f: dict[str, float] | None
+    missing: list[str] = field(default_factory=list)
+    """Sample ids ``<query_id>@<frame>`` that had no prediction (scored as empty)."""
+    markdown: str = ""
+    out_dir: Path | None = None
+
+
+def _listing(ids: list[str]) -> str:
+    head = ", ".join(ids[:SHOW_IDS])
+    return head + (f" ... and {len(ids) - SHOW_IDS} more" if len(ids) > SHOW_IDS else "")
+
+
+def _check_dataset(preds: Predictions, dataset: Dataset) -> None:
+    """Refuse predictions made for another dataset (fingerprint, then query ids)."""
+    ds_meta = preds.meta.get("dataset") or {}
+    fp = str(ds_meta.get("fingerprint", ""))
+    if fp and dataset.fingerprint and fp != dataset.fingerprint:
+        raise DataError(
+            f"{preds.path}: predictions were made for dataset {ds_meta.get('name', '?')} at {ds_meta.get('root', '?')} "
+            f"(fingerprint {short(fp)}) but {dataset.root} has fingerprint {short(dataset.fingerprint)}; "
+            "evaluate against the dataset the predictions came from, or re-run `clawcrane track-rank` on this one"
+        )
+    known = {q.query_id for q in dataset.queries}
+    unknown = [q for q in preds.query_ids() if q not in known]
+    if unknown:
+        raise DataError(
+            f"{preds.path}: {len(unknown)} query ids are not in the dataset at {dataset.root} ({_listing(unknown)}); "
+            "these predictions belong to another dataset"
+        )
+
+
+def _row_index(preds: Predictions, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], list[int]]:
+    """(query_id, frame) -> row indices, for the wanted samples only."""
+    qids, frames = preds.column("query_id"), preds.column("frame")
+    index: dict[tuple[str, int], list[int]] = {}
+    for i, (q, f) in enumerate(zip(qids, frames.tolist())):
+        key = (q, f)
+        if key in wanted:
+            index.setdefault(key, []).append(i)
+    return index
+
+
+def _full_video(queries: list[Query], dataset: Dataset) -> bool:
+    """Every query has GT on every frame of its video (the J&F protocol's data)."""
+    return bool(queries) and all(
+        q.video_id in dataset.videos and len(q.frames) == dataset.videos[q.video_id].num_frames for q in queries
+    )
+
+
+def collect_samples(preds: Predictions, dataset: Dataset, split: str | None) -> tuple[list[M.Sample], list[str]]:
+    """Metric samples of a split (GT + predictions at GT size) and the ids of samples without predictions."""
+    pairs = dataset.samples(split)
+    index = _row_index(preds, {(q.query_id, f) for q, f in pairs})
+    scores, ranks = preds.column("score").astype(np.float64), preds.column("rank")
+    heights, widths, rles = preds.column("height"), preds.column("width"), preds.column("rle")
+    scores = np.where(np.isfinite(scores), scores, np.finfo(np.float32).min)
+    samples, missing = [], []
+    for q, f in progress(pairs, desc="evaluate", unit="sample"):
+        gt = q.gt_mask(f)
+        H, W = gt.shape  # (H, W) annotation height, width
+        rows = index.get((q.query_id, f), [])
+        if not rows:
+            missing.append(f"{q.query_id}@{f}")
+        rows = sorted(rows, key=lambda i: (-scores[i], ranks[i]))  # top-1 first: best score, then rank
+        masks = [M.resize_rle({"size": [int(heights[i]), int(widths[i])], "counts": rles[i]}, H, W) for i in rows]
+        samples.append(M.Sample(
+            sample_id=f"{q.query_id}@{f}", gt=mask_ops.encode(gt), preds=masks,
+            scores=[float(scores[i]) for i in rows], query_type=q.query_type,
+        ))
+    return samples, missing
+
+
+def markdown_tables(metrics: dict[str, float], by_type: dict[str, dict[str, float]], jf: dict[str, float] | None, title: str) -> str:
+    """Table 1 layout (percent, one decimal) for the split, then one row per query type."""
+    head = "| " + " | ".join(["", "samples"] + [c for c, _ in TABLE1_COLUMNS]) + " |"
+    rule = "|" + "---|" * (len(TABLE1_COLUMNS) + 2)
+
+    def row(name: str, m: dict[str, float]) -> str:
+        return "| " + " | ".join([name, str(int(m["samples"]))] + [f"{100 * m[k]:.1f}" for _, k in TABLE1_COLUMNS]) + " |"
+
+    lines = [f"### {title}", "", head, rule, row("all", metrics)]
+    if by_type and set(by_type) != {"untyped"}:
+        lines += ["", "By query type:", "", head, rule] + [row(name, m) for name, m in by_type.items()]
+    if jf is not None:
+        lines += ["", "| J&F | J | F | queries |", "|---|---|---|---|",
+                  f"| {100 * jf['J&F']:.1f} | {100 * jf['J']:.1f} | {100 * jf['F']:.1f} | {jf['queries']} |"]
+    return "\n".join(lines) + "\n"
+
+
+def default_out_dir(predictions: str | os.PathLike) -> Path:
+    p = Path(predictions)
+    return p.parent / f"{p.stem}-eval"
+
+
+def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset, out_dir: str | os.PathLike | None = None) -> EvalResult:
+    """Score ``predictions`` on ``dataset``'s ``config.split``; write metrics.json + metrics.md."""
+    if config.split not in ("test", "train", "all"):
+        raise ConfigError(f"--split {config.split!r}: expected test, train or all")
+    if config.j_and_f not in ("auto", "on", "off"):
+        raise ConfigError(f"j_and_f {config.j_and_f!r}: expected auto, on or off")
+    split = None if config.split == "all" else config.split
+    preds = read_predictions(predictions)
+    _check_dataset(preds, dataset)
+    queries = dataset.split_queries(split)
+    if not any(q.frames for q in queries):
+        raise DataError(f"{dataset.root}: no annotated samples in split {config.split!r}; pick another --split")
+
+    samples, missing = collect_samples(preds, dataset, split)
+    if missing:
+        log.warning("%d of %d samples have no prediction and count as empty: %s", len(missing), len(samples), _listing(missing))
+    metrics = M.summarize(samples)
+    by_type = M.by_query_type(samples)
+
+    jf = None
+    if config.j_and_f == "on" or (config.j_and_f == "auto" and _full_video(queries, dataset)):
+        by_query: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for s in samples:
+            top = s.top1()
+            gt = mask_ops.decode(s.gt)
+            pred = mask_ops.decode(top) if top is not None else np.zeros_like(gt)
+            by_query.setdefault(s.sample_id.rsplit("@", 1)[0], []).append((pred, gt))
+        jf = M.j_and_f(list(by_query.values()))
+
+    title = f"{dataset.name} {config.split} ({Path(predictions).name})"
+    md = markdown_tables(metrics, by_type, jf, title)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(predictions)
+    report: dict[str, Any] = {
+        "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint},
+        "predictions": {"path": str(Path(predictions)), "key": preds.key, "meta": preds.meta},
+        "config": to_dict(config),
+        "metrics": metrics,
+        "by_query_type": by_type,
+        "j_and_f": jf,
+        "missing_samples": missing,
+    }
+    write_json(out / "metrics.json", report)
+    write_text(out / "metrics.md", md)
+    log.info("wrote %s", out)
+    return EvalResult(metrics=metrics, by_query_type=by_type, j_and_f=jf, missing=missing, markdown=md, out_dir=out)

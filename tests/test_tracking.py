@@ -1,0 +1,168 @@
+"""Temporal Relation Module: linking, intermittent tracks, gamma, track scores, per-frame answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clawcrane.pipeline import masks as mask_ops
+from clawcrane.pipeline import tracking as trm
+
+H, W = 10, 40
+
+
+def strip(x0: int, x1: int) -> dict:
+    """RLE of a full-height strip covering columns [x0, x1)."""
+    m = np.zeros((H, W), bool)
+    m[:, x0:x1] = True
+    return mask_ops.encode(m)
+
+
+def member_frames(track: trm.Track) -> list[int]:
+    return [t for t, _ in track.members]
+
+
+# Two objects whose embeddings have cosine 0.5 cross each other. Around the crossing the masks
+# overlap the *other* object's next mask more (IoU 3/13) than their own (IoU 2/14), so the IoU
+# term alone would swap identities; with alpha = 0.5 the embedding term dominates:
+# keep = 2 * (1 + 0.5 * 2/14) = 2.14 > swap = 2 * (0.5 + 0.5 * 3/13) = 1.23.
+A_EMB = np.array([1.0, 0.0, 0.0])
+B_EMB = np.array([0.5, np.sqrt(0.75), 0.0])
+A_X = [(0, 8), (6, 14), (12, 20), (18, 26), (24, 32)]
+B_X = [(24, 32), (19, 27), (13, 21), (7, 15), (1, 9)]
+
+
+def crossing(order_b_first: tuple[bool, ...]):
+    emb, rles, where = [], [], []  # where[t] = (k of A, k of B)
+    for t, b_first in enumerate(order_b_first):
+        objs = [("B", B_EMB, B_X[t]), ("A", A_EMB, A_X[t])] if b_first else [("A", A_EMB, A_X[t]), ("B", B_EMB, B_X[t])]
+        emb.append(np.stack([e for _, e, _ in objs]))
+        rles.append([strip(*x) for _, _, x in objs])
+        where.append((1, 0) if b_first else (0, 1))
+    return emb, rles, where
+
+
+def test_crossing_objects_keep_identities_by_embedding():
+    order = (False, True, False, True, True)  # candidate order changes between frames
+    emb, rles, where = crossing(order)
+    tracks = trm.link_tracks(emb, rles, alpha=0.5)
+    assert len(tracks) == 2
+    a_track = next(tr for tr in tracks if (0, where[0][0]) in tr.members)
+    b_track = next(tr for tr in tracks if (0, where[0][1]) in tr.members)
+    assert a_track.members == [(t, where[t][0]) for t in range(5)]
+    assert b_track.members == [(t, where[t][1]) for t in range(5)]
+
+
+def test_crossing_swaps_when_only_mask_iou_counts():
+    # Sensitivity check of the test above: with a huge IoU weight the identities do swap at the
+    # crossing (2 -> 3), so the embedding term is what kept them apart.
+    emb, rles, where = crossing((False,) * 5)
+    tracks = trm.link_tracks(emb, rles, alpha=10.0, gamma=0.0)
+    a_track = next(tr for tr in tracks if (0, 0) in tr.members)
+    assert (3, where[3][0]) not in a_track.members
+
+
+def occluded(hidden: range, T: int = 8):
+    """One object at a fixed place, absent (no candidate) in the frames of ``hidden``."""
+    emb = [np.zeros((0, 3)) if t in hidden else A_EMB[None] for t in range(T)]
+    rles = [[] if t in hidden else [strip(4, 12)] for t in range(T)]
+    return emb, rles
+
+
+@pytest.mark.parametrize("gap", [1, 2])
+def test_target_hidden_fewer_than_beta_frames_keeps_its_track(gap):
+    # beta = 3: a track survives up to 2 unmatched rounds, so a gap of 1 or 2 frames is bridged.
+    emb, rles = occluded(range(2, 2 + gap))
+    tracks = trm.link_tracks(emb, rles, beta=3)
+    assert len(tracks) == 1
+    assert member_frames(tracks[0]) == [t for t in range(8) if t not in range(2, 2 + gap)]
+
+
+@pytest.mark.parametrize("gap", [3, 4])
+def test_target_hidden_beta_or_more_frames_starts_a_new_track(gap):
+    # After beta = 3 unmatched rounds the track ends; the reappearing object starts track 1.
+    emb, rles = occluded(range(2, 2 + gap))
+    tracks = trm.link_tracks(emb, rles, beta=3)
+    assert [member_frames(tr) for tr in tracks] == [[0, 1], list(range(2 + gap, 8))]
+
+
+def test_gamma_rejects_a_weak_match():
+    # cos = 0.7 and disjoint masks (IoU 0): S = 0.7 < gamma 0.8 -> two tracks; gamma 0.6 links them.
+    emb = [np.array([[1.0, 0.0]]), np.array([[0.7, np.sqrt(1 - 0.49)]])]
+    rles = [[strip(0, 5)], [strip(20, 25)]]
+    assert len(trm.link_tracks(emb, rles, gamma=0.8)) == 2
+    assert len(trm.link_tracks(emb, rles, gamma=0.6)) == 1
+
+
+def test_mask_iou_term_can_lift_a_match_over_gamma():
+    # Same cos 0.7 but identical masks: S = 0.7 + 0.5 * 1 = 1.2 > 0.8 -> linked.
+    emb = [np.array([[1.0, 0.0]]), np.array([[0.7, np.sqrt(1 - 0.49)]])]
+    rles = [[strip(0, 5)], [strip(0, 5)]]
+    assert len(trm.link_tracks(emb, rles, gamma=0.8, alpha=0.5)) == 1
+
+
+def two_tracks_with_scores():
+    """X scores 0.9, 0.1, 0.1 (mean 0.367, max 0.9); Y scores 0.5 x 3 (mean 0.5, max 0.5)."""
+    X, Y = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    emb = [np.stack([X, Y])] * 3
+    rles = [[strip(0, 5), strip(20, 25)]] * 3
+    scores = [np.array([0.9, 0.5]), np.array([0.1, 0.5]), np.array([0.1, 0.5])]
+    return trm.link_tracks(emb, rles, scores=scores), scores
+
+
+def test_track_score_is_the_mean_of_member_scores_or_the_max():
+    tracks, _ = two_tracks_with_scores()
+    x, y = tracks
+    assert x.scores == pytest.approx([0.9, 0.1, 0.1])
+    assert x.score("mean") == pytest.approx(1.1 / 3)
+    assert x.score("max") == pytest.approx(0.9)
+    assert trm.rank_tracks(tracks, mode="mean")[0] is y  # 0.5 > 0.367
+    assert trm.rank_tracks(tracks, mode="max")[0] is x  # 0.9 > 0.5
+
+
+def test_frames_without_the_best_track_take_their_best_candidate_or_nothing():
+    # Best track Y (mean 0.8) lives in frames 0-1; frame 2 has only X's candidate (score 0.3) and
+    # a new candidate Z (score 0.6, orthogonal to both): the fallback takes Z, 'empty' takes nothing.
+    X, Y, Z = np.eye(3)
+    emb = [np.stack([X, Y]), np.stack([X, Y]), np.stack([X, Z])]
+    rles = [[strip(0, 5), strip(20, 25)], [strip(0, 5), strip(20, 25)], [strip(0, 5), strip(30, 35)]]
+    scores = [np.array([0.2, 0.8]), np.array([0.2, 0.8]), np.array([0.3, 0.6])]
+    res = trm.temporal_relation(emb, scores, rles=rles)
+    assert res.tracks[0].members == [(0, 1), (1, 1)]
+    a = res.answers
+    assert [(x.k, x.from_best_track) for x in a] == [(1, True), (1, True), (1, False)]
+    assert a[0].score == pytest.approx(0.8) and a[2].score == pytest.approx(0.6)
+    assert a[2].track_id == next(tr.track_id for tr in res.tracks if (2, 1) in tr.members)
+    empty = trm.temporal_relation(emb, scores, rles=rles, fallback="empty").answers
+    assert empty[2].k == -1 and np.isnan(empty[2].score)
+
+
+def test_no_trm_takes_each_frames_argmax_and_empty_frames_give_no_answer():
+    scores = [np.array([0.1, 0.7, 0.3]), np.zeros(0), np.array([0.9])]
+    a = trm.frame_argmax(scores)
+    assert [x.k for x in a] == [1, -1, 0]
+    assert a[0].score == pytest.approx(0.7) and a[0].track_id == -1
+
+
+def test_shapes_and_sizes():
+    rng = np.random.default_rng(0)
+    T, D = 6, 8  # frames, embedding width
+    K = [3, 0, 4, 2, 5, 1]  # candidates per frame, one frame empty
+    emb = [rng.normal(size=(k, D)) for k in K]
+    rles = [[strip(int(x), int(x) + 6) for x in rng.integers(0, 30, size=k)] for k in K]
+    scores = [rng.uniform(-1, 1, size=k) for k in K]
+    res = trm.temporal_relation(emb, scores, rles=rles, top_k=2)
+    assert len(res.answers) == T and len(res.tracks) == 2
+    assert res.answers[1].k == -1
+    every = trm.link_tracks(emb, rles, scores=scores)
+    members = sorted(m for tr in every for m in tr.members)
+    assert members == sorted((t, k) for t in range(T) for k in range(K[t]))  # each candidate in one track
+    for tr in every:
+        assert len(tr.scores) == len(tr.members)
+        assert [t for t, _ in tr.members] == sorted({t for t, _ in tr.members})  # <= 1 member per frame
+    iou = trm.FrameIoU(rles)
+    assert iou(0, 2).shape == (3, 4) and iou(1, 2).shape == (0, 4)
+    consec = trm.FrameIoU.from_consecutive([iou(t - 1, t) for t in range(1, T)], K)
+    assert np.array_equal(consec(2, 3), iou(2, 3)) and not consec(0, 2).any()  # gaps: IoU 0
+    again = trm.link_tracks(emb, scores=scores, iou=consec)
+    assert len(again) >= 1

@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("bench_out"))
     ap.add_argument("--preset", default="small")
     ap.add_argument("--backbone", default="auto")
+    ap.add_argument("--levels", default="", help="extract --levels (comma-separated; default: the backbone's)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--size", choices=sorted(SIZES), default="small")
     ap.add_argument("--lr", type=float, default=1e-4)
@@ -43,7 +44,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
     quiet_logging()
-    data_dir, features = synthetic_caches(args.work, preset=args.preset, backbone=args.backbone)
+    data_dir, features = synthetic_caches(args.work, preset=args.preset, backbone=args.backbone, levels=args.levels)
     dataset = open_dataset(data_dir)
     D, E, hidden = SIZES[args.size]
     results = {}

@@ -13,8 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 quickstart: $(STAMP)
-	$(VENV)/bin/clawcrane data synth $(OUT)/data --preset small --seed 0 --preview
-	$(VENV)/bin/clawcrane doctor $(OUT)/data
+	$(VENV)/bin/clawcrane quickstart --out $(OUT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -141,6 +141,264 @@ def export_cmd(predictions: str, fmt: str, out_dir: str | None, dataset_path: st
     click.echo(f"wrote {result.out_dir}")
 
 
+@main.command("doctor")
+@click.argument("path", metavar="PATH", type=click.Path(path_type=str))
+@click.option("--split", default=None,
+              help="Check one split only (A2D: train/test; J-HMDB: test; Ref-YouTube-VOS: its folder names).  [default: all]")
+@click.option("--quick", is_flag=True,
+              help="Skip decoding every clip and reading every mask (checks files, tables and h5 headers only).")
+@click.option("--strict", is_flag=True,
+              help="Also fail (exit 1) on warnings, e.g. annotated instances that no sentence refers to.")
+@click.option("--query", "queries", multiple=True,
+              help="For a single video or frame folder: a sentence to check (repeatable).")
+@click.option("--queries", "queries_file", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
+              help="For a single video: a CSV (column query, optional query_id), JSON or TXT file of sentences.")
+def doctor_cmd(path: str, split: str | None, quick: bool, strict: bool, queries: tuple[str, ...], queries_file: str | None) -> None:
+    """Check the dataset at PATH and count its samples.
+
+    \b
+    Detects the layout (A2D-Sentences / synthetic, J-HMDB-Sentences, Ref-YouTube-VOS, or one
+    video file / frame folder), reads it as every stage will, decodes every clip and reads every
+    mask (unless --quick), then prints videos / queries / samples per split and EVERY problem on
+    its own line, with the file and the fix. Exit code 0 when no errors were found, 1 otherwise.
+    """
+    from clawcrane.config import DoctorConfig
+    from clawcrane.stages import doctor
+
+    result = doctor.run(DoctorConfig(split=split, quick=quick, strict=strict), path,
+                        queries=list(queries) or None, queries_file=queries_file)
+    for line in result.lines():
+        click.echo(line)
+    if not result.ok:
+        click.get_current_context().exit(1)
+
+
+@data.command("synth")
+@click.argument("out", type=click.Path(file_okay=False, path_type=str))
+@click.option(
+    "--preset",
+    type=click.Choice(["tiny", "small", "full"]),
+    default="small",
+    show_default=True,
+    help="Size: tiny (8 videos, seconds; for tests), small (120 videos, ~450 queries; the quickstart), "
+    "full (800 videos, ~2,450 train / ~600 test queries; about a minute on 2 idle cores).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; the same preset and seed give identical annotations.")
+@click.option("--preview", is_flag=True, help="Also write OUT/preview.png: frames with outlined masks and their sentences.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Parallel worker processes (default: min(2, CPU count)); does not change the output.",
+)
+def data_synth(out: str, preset: str, seed: int, preview: bool, workers: int | None) -> None:
+    """Write the synthetic referring-video benchmark to OUT in the A2D-Sentences layout.
+
+    \b
+    Shapes of several colours and sizes move over textured, noisy backgrounds, occlude one
+    another, leave fading trails and pass through shadows. Each sentence is checked to single
+    out its object; query types (text_annotations/query_types.csv): appearance, position,
+    relation, motion, temporal. OUT/synth_scenes.json describes every scene. Re-running into a
+    finished OUT with the same preset and seed does nothing; a killed run resumes.
+    """
+    from clawcrane.config import SynthConfig
+    from clawcrane.stages import synth as stage
+
+    cfg = SynthConfig(preset=preset, seed=seed, workers=workers or min(2, os.cpu_count() or 1), preview=preview)
+    res = stage.run(cfg, out)
+    if res.state == "complete":
+        click.echo(f"{res.out}: already complete (preset={preset}, seed={seed}); nothing to do")
+    else:
+        click.echo(f"wrote {res.out} (preset={preset}, seed={seed}): {res.rendered} videos rendered in {res.seconds:.1f} s")
+    for split in ("train", "test"):
+        c, t = res.counts[split], res.types[split]
+        kinds = ", ".join(f"{k} {v}" for k, v in t.items())
+        click.echo(f"  {split}: {c['videos']} videos, {c['queries']} queries, {c['samples']} samples ({kinds})")
+    if res.preview is not None:
+        click.echo(f"  preview: {res.preview}")
+
+
+@main.command("extract")
+@click.option("--cache", "cache", required=True, type=click.Path(file_okay=False),
+              help="Cache root: reads the candidate artifact under it and writes extract-<key>/ beside it.")
+@click.option("--candidates", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Candidate artifact folder (detect-<key>/) when DIR holds several, or lives elsewhere.")
+@click.option("--backbone", default="auto", show_default=True,
+              help="auto (resnet50 if its ImageNet file is in the torch hub cache, else efficientnet-lite0), "
+                   "resnet18/34/50/101, efficientnet-lite0, or detector:PATH (the trained detector's FPN).")
+@click.option("--weights", default="imagenet", show_default=True,
+              help="imagenet (local torchvision file in torch.hub.get_dir()/checkpoints, or the packaged "
+                   "EfficientNet weights), none (seeded random init), or a state-dict PATH.")
+@click.option("--levels", default="", help="Comma-separated feature levels, pooled and concatenated "
+              "(ResNet C2..C5, default C5; EfficientNet C2..C5,head, default head; detector FPN names, default fpn).")
+@click.option("--input-size", default=320, show_default=True, type=int, help="Frames are resized to N x N (paper: 320).")
+@click.option("--mask-threshold", default=0.5, show_default=True, type=float,
+              help="A feature cell belongs to a candidate when its mask covers this fraction of it.")
+@click.option("--dtype", default="float16", show_default=True, type=click.Choice(["float16", "float32"]),
+              help="Storage dtype of the pooled features.")
+@click.option("--with-flip", is_flag=True, help="Also store features/positions of the mirrored frame (flip augmentation).")
+@click.option("--batch-size", default=16, show_default=True, type=int, help="Frames per backbone forward.")
+@click.option("--skip-bad", is_flag=True, help="Store videos whose frames cannot be decoded as bad and go on.")
+@click.option("--workers", default=2, show_default=True, type=int,
+              help="Threads decoding frames and preparing masks while the backbone runs.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--shard", default=None, help="I/N: run shard I (0-based) of N over the videos "
+              "(default: SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else 0/1).")
+@click.option("--dataset", default=None, type=click.Path(exists=True),
+              help="Dataset folder holding the frames (default: the one recorded by `detect`).")
+def extract_cmd(cache, candidates, backbone, weights, levels, input_size, mask_threshold, dtype, with_flip,
+                skip_bad, batch_size, workers, device, shard, dataset) -> None:
+    """Mask-pooled CNN features and positions p_i of every candidate -> feature cache.
+
+    Frames are decoded once; train-head then reads only the cached tensors.
+    """
+    from clawcrane.config import ExtractConfig
+    from clawcrane.stages import extract as stage
+
+    shard_i, num_shards = stage.parse_shard(shard)
+    cfg = ExtractConfig(
+        backbone=backbone, weights=weights, levels=tuple(x.strip() for x in levels.split(",") if x.strip()),
+        input_size=input_size, mask_threshold=mask_threshold, dtype=dtype, with_flip=with_flip,
+        cache=str(cache), candidates=str(candidates or ""), dataset=str(dataset or ""),
+        skip_bad=skip_bad, batch_size=batch_size, workers=workers, device=device, shard=shard_i, num_shards=num_shards,
+    )
+    res = stage.run(cfg)
+    c = res.config
+    what = "cache hit" if res.hit else f"{res.computed_videos} videos, {res.frames} frames, {res.candidates} candidates"
+    click.echo(f"extract: {what} in {res.seconds:.1f}s; backbone {c.backbone} ({c.weights}) levels {','.join(c.levels)} "
+               f"-> C={res.channels}")
+    if not res.hit:
+        click.echo(f"  bytes per candidate: {res.raw_bytes_per_candidate:.0f} raw, {res.stored_bytes_per_candidate:.0f} stored")
+    click.echo(str(res.path))
+    if num_shards > 1:
+        click.echo(f"when every shard is done: clawcrane cache merge {res.path}")
+
+
+# ---- detect -------------------------------------------------------------------------------------
+def _default_cfg(name: str):
+    from clawcrane.config import DetectConfig
+
+    return DetectConfig.__dataclass_fields__[name].default
+
+
+@main.command(context_settings={"max_content_width": 100})
+@click.argument("dataset", type=click.Path(exists=True))
+@click.option("--detector", "detector", required=True, metavar="SPEC",
+              help="What proposes candidates: a checkpoint PATH from `clawcrane train-detector`; "
+                   "'r50-fpn' (torchvision's COCO Mask R-CNN R50-FPN; 'r50-fpn:WEIGHTS.pth' for a local weights "
+                   "file); 'oracle' (every ground-truth instance of annotated frames, score 1); or "
+                   "'import:PATH' (masks made by another system, formats below).")
+@click.option("--cache", "cache_dir", required=True, type=click.Path(file_okay=False),
+              help="Cache root; the candidates go to CACHE/detect-<key>/ (a new folder when an output-affecting option changes).")
+@click.option("--frame-stride", type=int, default=_default_cfg("frame_stride"), show_default=True,
+              help="Run on every S-th frame (0, S, 2S, ...) plus every annotated frame.")
+@click.option("--score-threshold", type=float, default=_default_cfg("score_threshold"), show_default=True,
+              help="Drop candidates scored below this.")
+@click.option("--max-per-frame", type=int, default=_default_cfg("max_per_frame"), show_default=True,
+              help="Keep at most K candidates per frame (highest scores).")
+@click.option("--dedup-iou", type=float, default=_default_cfg("dedup_iou"), show_default=True,
+              help="Drop a candidate whose mask IoU with a higher-scored one exceeds this (1.0 keeps all).")
+@click.option("--batch-size", type=int, default=_default_cfg("batch_size"), show_default=True,
+              help="Frames per detector call (does not change the result).")
+@click.option("--device", default=_default_cfg("device"), show_default=True,
+              help="Torch device: 'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1'.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Process shard I of N (0-based; videos by sorted id, i % N == I). Default: from "
+                   "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else 0/1. Join shards with `clawcrane cache merge`.")
+@click.option("--workers", type=int, default=_default_cfg("workers"), show_default=True,
+              help="Threads decoding videos ahead of the detector.")
+@click.option("--skip-bad", is_flag=True,
+              help="Record unreadable/truncated videos as bad and go on (a rerun does not retry them); "
+                   "without it the run stops at the first one.")
+def detect(dataset, detector, cache_dir, frame_stride, score_threshold, max_per_frame, dedup_iou,
+           batch_size, device, shard, workers, skip_bad):
+    """Detect candidate objects in every frame of DATASET -> candidate cache (HDF5, COCO RLE masks).
+
+    Resumable: a killed run continues where it stopped (finished videos are kept). A second run
+    with the same dataset, detector and output options is a cache hit and returns at once.
+
+    \b
+    Import formats (--detector import:PATH):
+      PATH.json          COCO-RLE list, one record per mask:
+                         {"video_id": "v1", "frame": 0, "score": 0.9, "category_id": 3,
+                          "segmentation": {"size": [H, W], "counts": "<RLE string>"}}
+                         frame is 0-based; score (default 1) and category_id (default 0) optional;
+                         "segmentation": null marks a processed frame with no mask.
+      PATH/<video_id>/<frame:05d>.png   palette/grayscale id PNG: pixel = instance id, 0 = background
+      PATH/<video_id>/<frame:05d>.npy   2-D integer id map, same meaning
+    Only frames with an entry are visited; masks of another size are resized to the video's.
+    """
+    from clawcrane.config import DetectConfig
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import detect as stage
+
+    cfg = DetectConfig(
+        detector=detector, frame_stride=frame_stride, score_threshold=score_threshold,
+        max_per_frame=max_per_frame, dedup_iou=dedup_iou, batch_size=batch_size, device=device,
+        shard=stage.parse_shard(shard), workers=workers, skip_bad=skip_bad,
+    )
+    ds = open_dataset(dataset)
+    res = stage.run(cfg, ds, cache_dir)
+    for line in stage.summary_lines(res):
+        click.echo(line)
+
+
+# ---- cache --------------------------------------------------------------------------------------
+@main.group(cls=_Group)
+def cache() -> None:
+    """Inspect and maintain cache artifacts (candidates, features): ls, info, verify, merge."""
+
+
+@cache.command("ls")
+@click.argument("root", type=click.Path(exists=True, file_okay=False))
+def cache_ls(root):
+    """List every artifact under ROOT: stage, key, created, size, videos, config."""
+    from clawcrane.stages import cache_cmds
+
+    for line in cache_cmds.ls_lines(root):
+        click.echo(line)
+
+
+@cache.command("info")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+def cache_info(path):
+    """Describe one artifact: files and sizes, video counts, candidates per frame, recall, bad videos."""
+    from clawcrane.stages import cache_cmds
+
+    for line in cache_cmds.info_lines(path):
+        click.echo(line)
+
+
+@cache.command("verify")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+def cache_verify(path):
+    """Check one artifact: every record reads, RLEs decode at the recorded size, rows sorted and
+    aligned, features finite and aligned with their candidates. Exit 1 listing the problems."""
+    from clawcrane.stages import cache_cmds
+
+    store, problems, notes = cache_cmds.verify(path)
+    for n in notes:
+        click.echo(f"note: {n}")
+    if problems:
+        for p in problems:
+            click.echo(f"problem: {p}")
+        click.echo(f"{store.path}: {len(problems)} problem(s); delete the affected files and re-run the stage", err=True)
+        raise SystemExit(1)
+    click.echo(f"{store.path}: ok ({len(store.video_ids())} videos)")
+
+
+@cache.command("merge")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+def cache_merge(path):
+    """Join the shard files (and finished parts) of one artifact into data.h5."""
+    from clawcrane.stages import cache_cmds
+
+    target, n, expected = cache_cmds.merge(path)
+    click.echo(f"merged {n} videos into {target}")
+    if expected is not None and n != int(expected):
+        click.echo(f"warning: the dataset has {expected} videos; {int(expected) - n} are missing (shards not run yet?)", err=True)
+
+
 _HEAD_SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
 """--size presets: (embed_dim D, word_dim E, lstm_hidden per direction)."""
 
@@ -193,3 +451,256 @@ def train_head_cmd(features, dataset_path, out, position, relation, text_encoder
                + (f", validation accuracy {val['accuracy']:.3f}" if val else "") + ")")
     for name, m in sorted((val or {}).get("per_type", {}).items()):
         click.echo(f"  {name:<12} {m['accuracy']:.3f}  ({m['samples']} samples)")
+
+
+@main.command("train-detector")
+@click.argument("dataset", type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for last.pt (resumable), final.pt (the detector) and metrics.json.")
+@click.option("--preset", type=click.Choice(["lite", "r50-fpn"]), default="lite", show_default=True,
+              help="lite: ResNet-18 FPN at 320 px trained from scratch (CPU minutes); "
+                   "r50-fpn: torchvision's R50-FPN initialised from COCO weights (GPU advised).")
+@click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True,
+              help="Passes over the annotated training frames.")
+@click.option("--max-minutes", "--minutes", "max_minutes", type=click.FloatRange(min=0), default=0.0,
+              show_default=True,
+              help="Training-time budget; the learning-rate schedule is compressed to end within it (0: no budget).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per step.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.02, show_default=True,
+              help="Peak SGD learning rate (warm-up, then cosine decay).")
+@click.option("--size", type=click.IntRange(min=0), default=0,
+              help="Input size: shorter side and longer-side cap in pixels (0: the preset's, lite 320).")
+@click.option("--classes", type=click.Choice(["auto", "dataset", "actor", "agnostic"]), default="auto",
+              show_default=True,
+              help="Labels to learn: dataset class ids; actor (A2D-style id // 10, dropping the action a "
+                   "single frame rarely shows); agnostic (one 'object' class); auto: actor for A2D and "
+                   "synthetic data, dataset ids otherwise.")
+@click.option("--weights", type=click.Path(dir_okay=False), default="",
+              help="r50-fpn: torchvision's COCO weights file (default: the torch hub cache).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, shuffles, augmentation.")
+@click.option("--resume", is_flag=True, help="Continue the run saved in OUT/last.pt.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda (cuda:N) or auto (CUDA when available).")
+def train_detector_cmd(dataset, out, preset, epochs, max_minutes, batch_size, lr, size, classes, weights,
+                       seed, resume, device) -> None:
+    """Train the Mask R-CNN candidate proposer on every annotated instance of the train split.
+
+    Frames of the 'train' videos with instance annotations are decoded once into memory; the
+    model learns all their instances (no sentences). At the end the detector is scored on the
+    annotated frames of the 'test' videos: COCO mask AP / AP50 (pycocotools), printed and written
+    to OUT/metrics.json. Use OUT/final.pt with `clawcrane detect --detector`.
+
+    \b
+    Example (about 10 CPU minutes on the synthetic benchmark):
+      clawcrane train-detector data --preset lite --out runs/det --max-minutes 10
+    """
+    from clawcrane.config import TrainDetectorConfig
+    from clawcrane.stages import train_detector
+
+    config = TrainDetectorConfig(
+        dataset=str(dataset), out=str(out), preset=preset, epochs=epochs, max_minutes=max_minutes,
+        batch_size=batch_size, lr=lr, min_size=size, max_size=size, classes=classes,
+        weights=str(weights or ""), seed=seed, resume=resume, device=device,
+    )
+    result = train_detector.run(config)
+    click.echo(train_detector.summary(result))
+
+
+# ---- track-rank ---------------------------------------------------------------------------------
+@main.command("track-rank")
+@click.option("--head", "head", required=True, type=click.Path(exists=True),
+              help="A trained head: the train-head run folder (its best.pt is used) or a checkpoint .pt file.")
+@click.option("--features", "features", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Feature cache: the extract-<key> folder, or the cache root holding exactly one "
+                   "(its candidate cache must sit beside it; the masks come from there).")
+@click.option("--dataset", "dataset_path", required=True, type=click.Path(exists=True),
+              help="The dataset the caches were built from (queries and sentences are read; videos are not).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Predictions Parquet file to write (atomically); `clawcrane evaluate` and `export` read it.")
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+              help="Which queries to predict.")
+@click.option("--top-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Tracks submitted per query (rank 0 = the answer, then the next tracks present in each frame); "
+                   "with --no-trm, candidates per frame.")
+@click.option("--trm/--no-trm", "use_trm", default=True, show_default=True,
+              help="Link candidates across frames (TRM, Eq. 7 + Hungarian) and answer with the best track; "
+                   "--no-trm answers each frame with its best-scored candidate (Table 3 rows without TRM).")
+@click.option("--abstain-below", "abstain_below", type=float, default=None,
+              help="Give no mask to a query whose best track scores below S (rows with candidate -1, empty mask, "
+                   "no score); with --no-trm, to a frame whose best candidate scores below S.  [default: never]")
+@click.option("--gamma", type=float, default=0.8, show_default=True,
+              help="Association threshold: a track takes a candidate only when cos(V_track, V_cand) + alpha * maskIoU > gamma.")
+@click.option("--beta", type=click.IntRange(min=1), default=3, show_default=True,
+              help="A track unmatched in this many processed frames in a row ends (shorter gaps are bridged).")
+@click.option("--alpha", type=float, default=0.5, show_default=True,
+              help="Weight of the mask IoU with the track's last mask in the association score.")
+@click.option("--score-mode", "score_mode", type=click.Choice(["mean", "max"]), default="mean", show_default=True,
+              help="Track score: mean or max of its members' cosine scores with the sentence.")
+@click.option("--fallback", type=click.Choice(["best", "empty"]), default="best", show_default=True,
+              help="Frames the best track misses: the frame's best-scored candidate, or no mask.")
+@click.option("--batch-size", "batch_size", type=click.IntRange(min=1), default=512, show_default=True,
+              help="(query, frame) pairs per forward of the relation module (memory only; same output).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+def track_rank_cmd(head, features, dataset_path, out, split, top_k, use_trm, abstain_below, gamma, beta, alpha,
+                   score_mode, fallback, batch_size, device):
+    """Score every candidate of every processed frame for each query, link them into tracks and write
+    the ranked masks (query, frame, track, candidate, score, rank, RLE) to a Parquet file.
+
+    A second run with the same head, caches, dataset and options finds OUT up to date.
+    """
+    from clawcrane.config import TrackRankConfig
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import track_rank
+
+    config = TrackRankConfig(split=split, top_k=top_k, trm=use_trm, abstain_below=abstain_below, gamma=gamma, beta=beta,
+                             alpha=alpha, score_mode=score_mode, fallback=fallback, batch_size=batch_size, device=device)
+    track_rank.check_config(config)
+    ds = open_dataset(dataset_path)
+    res = track_rank.run(config, ds, head=head, features=features, out=out)
+    if res.hit:
+        click.echo(f"{res.out}: up to date ({res.queries} queries, {res.rows} rows); nothing to do")
+        return
+    click.echo(f"track-rank: {res.queries} queries in {res.videos} videos, {res.frames} frames "
+               f"({res.query_frames} query-frames, {res.rows} rows, {res.abstained} queries without a mask) "
+               f"in {res.seconds:.1f} s ({res.queries_per_second:.1f} queries/s)")
+    click.echo(f"wrote {res.out}")
+
+
+# ---- ablate -------------------------------------------------------------------------------------
+@main.command("ablate")
+@click.option("--cache", "cache", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The feature cache (extract-<key> folder, or the cache root holding one, with its candidates beside "
+                   "it); run `clawcrane detect` and `clawcrane extract --with-flip` first.")
+@click.option("--dataset", "dataset_path", required=True, type=click.Path(exists=True),
+              help="The dataset the caches were built from.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Table folder: runs/<row>/ (head, predictions, eval) and ablation.md / ablation.json.")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Training epochs per row (a row already trained this far is reused, fewer are resumed).")
+@click.option("--size", type=click.Choice(["small", "paper"]), default="small", show_default=True,
+              help="Head width: small (D=128, 128-d words, 2x128 bi-LSTM) or paper (256, 1000, 2x1000).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every row's training.")
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+              help="Split the rows are evaluated on.")
+@click.option("--gamma", type=float, default=0.8, show_default=True, help="TRM association threshold (track-rank --gamma).")
+@click.option("--beta", type=click.IntRange(min=1), default=3, show_default=True, help="TRM track patience (track-rank --beta).")
+@click.option("--alpha", type=float, default=0.5, show_default=True, help="TRM mask-IoU weight (track-rank --alpha).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+def ablate_cmd(cache, dataset_path, out, epochs, size, seed, split, gamma, beta, alpha, device):
+    """Train and evaluate the rows of the paper's Table 3 over one feature cache.
+
+    \b
+    Rows: 1 top-down (no position, no relation, no TRM); 2 + absolute PE; 3 + relative PE;
+    4 + PRM (full p_i); 5 + PRM + vanilla attention; 6 + PRM + TSRM; 7 + PRM + TSRM + TRM (row 6's
+    head with the TRM on). Each row: train-head -> track-rank -> evaluate. Writes OUT/ablation.md
+    (P@0.5..0.9, both mAPs, Overall and Mean IoU, then P@0.5 per query type) and OUT/ablation.json.
+    Re-running reuses trained rows.
+    """
+    from clawcrane.config import AblateConfig, TrackRankConfig
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import ablate
+
+    config = AblateConfig(epochs=epochs, size=size, seed=seed, split=split, device=device)
+    ablate.check_config(config)
+    ds = open_dataset(dataset_path)
+    res = ablate.run(config, ds, cache=cache, out=out, track=TrackRankConfig(gamma=gamma, beta=beta, alpha=alpha))
+    click.echo(res.markdown)
+    trained = sum(1 for r in res.rows if r.trained_epochs)
+    click.echo(f"ablate: {len(res.rows)} rows ({trained} heads trained now) in {res.seconds:.0f} s")
+    click.echo(f"wrote {res.out / 'ablation.md'}")
+
+
+# ---- segment ------------------------------------------------------------------------------------
+@main.command("segment")
+@click.argument("video", type=click.Path())
+@click.option("--query", "queries", multiple=True, metavar="SENTENCE",
+              help="A sentence describing one object (repeat for several).")
+@click.option("--queries-file", "queries_file", type=click.Path(dir_okay=False), default=None,
+              help="Sentences from a file: .txt (one per line), .csv (column query, optional query_id) or .json.")
+@click.option("--detector", required=True, metavar="SPEC",
+              help="What proposes candidates: a checkpoint PATH from `clawcrane train-detector`, 'r50-fpn' "
+                   "(torchvision's COCO Mask R-CNN), or 'import:PATH' (masks from another system; see `detect --help`).")
+@click.option("--head", required=True, type=click.Path(exists=True),
+              help="A trained head: the train-head run folder (its best.pt) or a checkpoint .pt file.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Output folder: overlay.mp4, contact_sheet.png, masks/<query_id>/<frame>.png, segments.json.")
+@click.option("--backbone", default="auto", show_default=True,
+              help="Feature backbone; auto uses the head's (anything else must name the head's backbone).")
+@click.option("--top-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Tracks reported per sentence in segments.json (rank 0 = the answer).")
+@click.option("--abstain-below", "abstain_below", type=float, default=None,
+              help="Answer 'no matching object' (no mask) for a sentence whose best track scores below S "
+                   "(cosine, -1..1).  [default: always answer]")
+@click.option("--frame-stride", "frame_stride", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Detect and answer every S-th frame only (faster; the overlay still has every frame).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--cache", "cache", type=click.Path(file_okay=False), default=None,
+              help="Cache root of the video's candidates and features (reused by later calls with new sentences). "
+                   "[default: $CLAWCRANE_CACHE/segment, else ~/.cache/clawcrane/segment]")
+def segment_cmd(video, queries, queries_file, detector, head, out, backbone, top_k, abstain_below, frame_stride,
+                device, cache):
+    """Segment the objects that sentences describe in VIDEO (an mp4 or a folder of frames).
+
+    Detection and features run once per video and are cached by its content, so asking new
+    sentences about the same video only runs the head and the tracker (seconds).
+
+    \b
+    Example:
+      clawcrane segment clip.mp4 --query "the red ball on the left" --query "the dog" \\
+          --detector runs/det/final.pt --head runs/head --out seg_out
+    """
+    from clawcrane.config import SegmentConfig
+    from clawcrane.stages import segment
+
+    config = SegmentConfig(detector=detector, backbone=backbone, top_k=top_k, abstain_below=abstain_below,
+                           frame_stride=frame_stride, device=device, cache=str(cache or ""))
+    res = segment.run(config, video, head=head, out=out, queries=queries, queries_file=queries_file)
+    click.echo(f"detect+extract: {res.prepare_seconds:.1f} s" + (" (cached)" if res.cached else "")
+               + f"  [backbone {res.backbone}]")
+    click.echo(f"head+tracker: {res.answer_seconds:.1f} s")
+    for q in res.doc["queries"]:
+        what = f"score {q['score']:.2f}" if q["status"] == "ok" else segment.NO_MATCH
+        click.echo(f"  {q['query_id']}: {q['sentence']}  -> {what}")
+    click.echo(f"wrote {res.out}/ ({res.render.frames} frames, {res.render.mask_files} mask files, {segment.SEGMENTS_FILE})")
+
+
+# ---- quickstart ---------------------------------------------------------------------------------
+@main.command("quickstart")
+@click.option("--out", "out", default="quickstart_out", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for everything: data/, detector/, cache/, head/, predictions.parquet, eval/, overlays/.")
+@click.option("--preset", type=click.Choice(["tiny", "small", "full"]), default="small", show_default=True,
+              help="Synthetic benchmark size (small: 120 videos, about 450 queries).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data, the detector and the head.")
+@click.option("--detector", "detector", default="", metavar="SPEC",
+              help="Use this detector instead of training one (a checkpoint PATH, r50-fpn, oracle, import:PATH).  "
+                   "[default: train the lite detector into OUT/detector/]")
+@click.option("--detector-minutes", "detector_minutes", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Training-time budget of the lite detector (its schedule is compressed to fit).")
+@click.option("--head-epochs", "head_epochs", type=click.IntRange(min=1), default=15, show_default=True,
+              help="Training epochs of the head (small width).")
+@click.option("--frame-stride", "frame_stride", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Detect every S-th frame (annotated frames always); raise it to save time.")
+@click.option("--overlays", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Test queries (of distinct videos) drawn into OUT/overlays/<video_id>/.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N for every stage.")
+def quickstart_cmd(out, preset, seed, detector, detector_minutes, head_epochs, frame_stride, overlays, device):
+    """The whole pipeline on the synthetic benchmark: synth, train-detector, detect, extract,
+    train-head, track-rank, evaluate, overlays. Prints each stage's time and the metric tables.
+
+    A second run finds every stage done and finishes in well under a minute.
+    """
+    from clawcrane.config import QuickstartConfig
+    from clawcrane.stages import quickstart
+
+    config = QuickstartConfig(preset=preset, seed=seed, detector=detector, detector_minutes=detector_minutes, head_epochs=head_epochs,
+                              frame_stride=frame_stride, overlays=overlays, device=device)
+
+    def show(st) -> None:
+        click.echo(f"{st.name:<15} {st.seconds:7.1f} s  (cpu {st.cpu_seconds:7.1f} s)  "
+                   f"{'reused' if st.reused else 'done'}  {st.note}")
+
+    res = quickstart.run(config, out, on_stage=show)
+    click.echo(f"{'total':<15} {res.seconds:7.1f} s  (cpu {res.cpu_seconds:7.1f} s)")
+    click.echo("")
+    click.echo(res.markdown)
+    click.echo(f"overlays: {', '.join(str(p) for p in res.overlays)}")
+    click.echo(f"tables: {res.out / 'eval' / 'metrics.md'}")

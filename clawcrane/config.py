@@ -36,14 +36,17 @@ def output_config(config: Any) -> dict[str, Any]:
 class SynthConfig:
     """`clawcrane data synth`: the synthetic referring-video benchmark (A2D-Sentences layout)."""
 
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("workers",)
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("workers", "preview")
 
     preset: str = "tiny"
-    """'tiny' (a few videos, for tests), 'small' (quickstart, a few hundred queries), 'full'."""
+    """'tiny' (8 videos of 16 frames, for tests: every query type in both splits), 'small' (the
+    quickstart: 120 videos, about 450 queries), 'full' (800 videos, about 2,450 train and 600 test queries)."""
     seed: int = 0
     """Random seed; the same seed and preset give byte-identical annotations."""
     workers: int = 1
     """Parallel processes for rendering (runtime only)."""
+    preview: bool = False
+    """Also write OUT/preview.png: a contact sheet of frames, outlined masks and sentences (runtime only)."""
 
 # Stage configs below (one per stage). Keep each with its docstrings; append new ones at the end.
 
@@ -71,6 +74,103 @@ class ExportConfig:
     (the Ref-YouTube-VOS submission folder ``Annotations/<video>/<exp_id>/<frame>.png``)."""
     top_k: int = 1
     """coco-rle: masks of rank < top_k per (query, frame) (1: the answer only); png and ytvos need 1."""
+
+
+@dataclass(frozen=True)
+class DoctorConfig:
+    """`clawcrane doctor`: check a dataset folder, count its samples, list every problem."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("quick", "strict")
+
+    split: str | None = None
+    """Check one split only ('train', 'test', a Ref-YouTube-VOS split); None checks all."""
+    quick: bool = False
+    """Skip the slow checks: decoding every clip end to end and reading every mask."""
+    strict: bool = False
+    """Count warnings (e.g. an annotated instance without a sentence) as failures too."""
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """`clawcrane extract`: mask-pooled CNN features (Eq. 2 without the MLP) and positions p_i."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = (
+        "cache", "candidates", "dataset", "skip_bad", "batch_size", "workers", "device", "shard", "num_shards",
+    )
+
+    backbone: str = "auto"
+    """'auto' (resnet50 when its ImageNet file is in the torch hub cache, else efficientnet-lite0),
+    'resnet18', 'resnet34', 'resnet50', 'resnet101', 'efficientnet-lite0', or 'detector:PATH' (the
+    trained detector's FPN). The stage stores the resolved name."""
+    weights: str = "imagenet"
+    """'imagenet' (a local torchvision file / the packaged EfficientNet weights), 'none' (seeded
+    random initialisation) or a state-dict file path; ignored for 'detector:PATH'."""
+    weights_id: str = ""
+    """Fingerprint of the weights file content; filled in by the stage (part of the cache key)."""
+    levels: tuple[str, ...] = ()
+    """Feature levels pooled and concatenated; empty = the backbone's default (ResNet 'C5' = layer4,
+    EfficientNet 'head', detector 'fpn' = every FPN level but 'pool'). Filled in by the stage."""
+    input_size: int = 320
+    """Frames are resized to input_size x input_size before the backbone (the paper uses 320)."""
+    mask_threshold: float = 0.5
+    """A feature cell belongs to a candidate when its mask covers at least this fraction of the cell
+    (or, for masks too small for that, the cells it covers most)."""
+    dtype: str = "float16"
+    """Storage dtype of the pooled features: 'float16' (half the size) or 'float32'."""
+    with_flip: bool = False
+    """Also store feat_flip / pos_flip: features and positions of the horizontally mirrored frame."""
+    cache: str = ""
+    """Cache root: where the candidate artifact is read (unless ``candidates``) and extract-<key> written."""
+    candidates: str = ""
+    """Candidate artifact folder (or a root holding one); default: the one under ``cache``."""
+    dataset: str = ""
+    """Dataset folder; default: the root recorded in the candidate cache's meta."""
+    skip_bad: bool = False
+    """Store a video whose frames cannot be decoded as 'bad' (and go on) instead of stopping."""
+    batch_size: int = 16
+    """Frames per backbone forward (runtime only)."""
+    workers: int = 2
+    """Threads decoding videos and preparing masks while the backbone runs (runtime only)."""
+    device: str = "auto"
+    """'auto' (cuda when available), 'cpu', 'cuda', 'cuda:N' (runtime only)."""
+    shard: int = 0
+    """This run's shard, 0-based, of ``num_shards`` (videos shard[::num_shards]) (runtime only)."""
+    num_shards: int = 1
+    """Number of shards the videos are split into (runtime only)."""
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """`clawcrane detect`: candidate masks of every frame -> candidate cache (stage 'detect').
+
+    The detector enters the cache key through its content fingerprint (checkpoint hash, dataset
+    fingerprint for the oracle, imported files' hash), not through the ``detector`` text, so moving
+    a checkpoint file keeps its cache; ``detector`` is therefore listed with the runtime fields.
+    """
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("detector", "batch_size", "device", "shard", "workers", "skip_bad")
+
+    detector: str
+    """A detector checkpoint PATH (`train-detector`), 'r50-fpn[:WEIGHTS]' (torchvision COCO Mask R-CNN),
+    'oracle' (ground-truth instances of annotated frames) or 'import:PATH' (masks from another system)."""
+    frame_stride: int = 1
+    """Run on every S-th frame (0, S, 2S, ...) plus every annotated frame, so evaluation frames always have candidates."""
+    score_threshold: float = 0.3
+    """Keep candidates with score >= this."""
+    max_per_frame: int = 20
+    """Keep at most this many candidates per frame (highest scores first)."""
+    dedup_iou: float = 0.7
+    """Drop a candidate whose mask IoU with a higher-scored kept one exceeds this (mask NMS; 1.0 keeps all)."""
+    batch_size: int = 4
+    """Frames per detector call (runtime only; batches never mix videos)."""
+    device: str = "auto"
+    """Torch device of the detector: 'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1' (runtime only)."""
+    shard: tuple[int, int] = (0, 1)
+    """(I, N): this process handles the videos with sorted-index % N == I (runtime only)."""
+    workers: int = 1
+    """Threads decoding videos ahead of the detector (runtime only)."""
+    skip_bad: bool = False
+    """Record unreadable or truncated videos as bad and go on, instead of stopping (runtime only)."""
 
 
 @dataclass(frozen=True)
@@ -117,3 +217,164 @@ class TrainHeadConfig:
     """Horizontal-flip augmentation (p = 0.5; mirrored features/positions, 'left' <-> 'right'); needs `extract --with-flip`."""
     device: str = "auto"
     """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (runtime only)."""
+
+
+@dataclass(frozen=True)
+class TrainDetectorConfig:
+    """`clawcrane train-detector`: train the Mask R-CNN candidate proposer on every annotated instance."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = (
+        "dataset", "out", "device", "resume", "eval_batch_size", "checkpoint_minutes",
+    )
+
+    dataset: str = ""
+    """Dataset folder (any layout ``open_dataset`` reads); trains on its 'train' split, scores on 'test'."""
+    out: str = ""
+    """Output folder: last.pt (resumable state), final.pt (the trained detector), metrics.json."""
+    preset: str = "lite"
+    """'lite' (ResNet-18 FPN, 320 px, from scratch, CPU minutes) or 'r50-fpn' (COCO-initialised R50-FPN)."""
+    epochs: int = 60
+    """Passes over the training frames; the learning-rate schedule ends with them."""
+    max_minutes: float = 0.0
+    """Training-time budget in minutes (0: none); the schedule is compressed to end within it."""
+    batch_size: int = 4
+    """Frames per optimisation step."""
+    lr: float = 0.02
+    """Peak SGD learning rate (momentum 0.9), reached after the warm-up, then cosine decay to 0."""
+    weight_decay: float = 1e-4
+    """L2 weight decay of the convolution and linear weights."""
+    warmup_steps: int = 100
+    """Steps of linear learning-rate warm-up from lr / 100."""
+    hflip: bool = True
+    """Random horizontal flips."""
+    scale_min: float = 0.75
+    """Smallest scale-jitter factor (< 1 zooms out, padding with grey)."""
+    scale_max: float = 1.25
+    """Largest scale-jitter factor (> 1 zooms in, cropping a random window)."""
+    color_jitter: float = 0.2
+    """Brightness, contrast and saturation factors drawn in [1 - c, 1 + c]."""
+    min_size: int = 0
+    """Shorter input side in pixels (0: the preset's, lite 320, r50-fpn 800)."""
+    max_size: int = 0
+    """Longer input side cap in pixels (0: the preset's, lite 320, r50-fpn 1333)."""
+    anchor_sizes: tuple[int, ...] = ()
+    """Five RPN anchor sizes, one per pyramid level (empty: the preset's, lite 16..256)."""
+    classes: str = "auto"
+    """Labels to learn: 'dataset' (the class ids as they are), 'actor' (A2D-style id // 10: the actor
+    without the action, which one frame rarely shows), 'agnostic' (one 'object' class), or 'auto'
+    (actor for the A2D and synthetic layouts, dataset otherwise)."""
+    weights: str = ""
+    """r50-fpn: the COCO weights file (default: torch hub cache); lite ignores it."""
+    seed: int = 0
+    """Seed of the initialisation, the shuffles and the augmentations."""
+    device: str = "cpu"
+    """'cpu', 'cuda' or 'auto' (runtime only)."""
+    resume: bool = False
+    """Continue from OUT/last.pt (runtime only)."""
+    eval_batch_size: int = 4
+    """Frames per inference batch in the final evaluation (runtime only)."""
+    checkpoint_minutes: float = 2.0
+    """Also write last.pt this often within an epoch (runtime only)."""
+
+
+@dataclass(frozen=True)
+class TrackRankConfig:
+    """`clawcrane track-rank`: score every candidate of every frame for each query with a trained
+    head, link them into tracks with the TRM (paper §3.2, Eq. 7) and write the ranked masks."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "device")
+
+    split: str = "test"
+    """Which queries to predict: 'test', 'train' or 'all'."""
+    top_k: int = 5
+    """Tracks submitted per query (rank 0 = the answer); without the TRM, candidates per frame."""
+    trm: bool = True
+    """Link candidates across frames and answer with the best track (False: per-frame argmax, Table 3 rows 1-6)."""
+    abstain_below: float | None = None
+    """A query whose best track scores below this gets no mask (rows with candidate -1, NaN score, empty
+    mask); without the TRM a frame whose best candidate scores below it. None: never abstain."""
+    gamma: float = 0.8
+    """Eq. 7 association threshold: a track and a candidate are linked only when S > gamma (paper: 0.8)."""
+    beta: int = 3
+    """Rounds (processed frames) a track may stay unmatched before it ends; shorter gaps are bridged."""
+    alpha: float = 0.5
+    """Weight of the mask-IoU term of Eq. 7 (S = cos(V_i, V_j) + alpha * maskIoU)."""
+    score_mode: str = "mean"
+    """Track score: 'mean' (paper §1) or 'max' (paper §3.3) of its members' query scores."""
+    fallback: str = "best"
+    """Frames the best track misses: 'best' (the frame's best-scored candidate) or 'empty' (no mask)."""
+    batch_size: int = 512
+    """(query, frame) pairs per relation-module forward (runtime only)."""
+    device: str = "auto"
+    """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (runtime only)."""
+
+
+@dataclass(frozen=True)
+class AblateConfig:
+    """`clawcrane ablate`: train and evaluate the rows of the paper's Table 3 over one feature cache."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("device",)
+
+    epochs: int = 20
+    """Training epochs of every row's head (a row already trained this far is reused)."""
+    size: str = "small"
+    """Head width: 'small' (D=128, 128-d words, 2x128 bi-LSTM; minutes on CPU) or 'paper' (256, 1000, 2x1000)."""
+    seed: int = 0
+    """Seed of every row's initialisation, order and flips (the same seed for all rows)."""
+    split: str = "test"
+    """Split the rows are evaluated on ('test', 'train' or 'all')."""
+    device: str = "auto"
+    """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (runtime only)."""
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """`clawcrane segment`: sentences + one video -> masks, overlay video and segments.json."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("device", "cache")
+
+    detector: str = ""
+    """What proposes candidates (as `detect --detector`): a checkpoint PATH, 'r50-fpn', or 'import:PATH'."""
+    backbone: str = "auto"
+    """Feature backbone; 'auto' takes the one the head was trained on (any other value must equal it)."""
+    top_k: int = 5
+    """Tracks reported per query (rank 0 = the answer)."""
+    abstain_below: float | None = None
+    """Report "no matching object" for a query whose best track scores below this (None: always answer)."""
+    frame_stride: int = 1
+    """Detect (and answer) every S-th frame; the overlay still shows every frame."""
+    device: str = "auto"
+    """Torch device for detector, backbone and head: auto, cpu, cuda or cuda:N (runtime only)."""
+    cache: str = ""
+    """Cache root for the video's candidates and features ('' : the default, see stages.segment) (runtime only)."""
+
+
+@dataclass(frozen=True)
+class QuickstartConfig:
+    """`clawcrane quickstart`: the whole pipeline on the synthetic benchmark, end to end."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("device",)
+
+    preset: str = "small"
+    """Synthetic benchmark preset ('tiny' for tests, 'small' for the quickstart)."""
+    seed: int = 0
+    """Seed of the data, the detector and the head."""
+    detector: str = ""
+    """'' trains the lite detector (OUT/detector/); any `detect --detector` value (a checkpoint PATH,
+    r50-fpn, oracle, import:PATH) is used as is and skips training."""
+    detector_minutes: float = 5.0
+    """Training-time budget of the lite detector, in minutes."""
+    detector_epochs: int = 60
+    """Epoch cap of the detector (the time budget usually ends training first)."""
+    frame_stride: int = 1
+    """Detect every S-th frame (annotated frames always)."""
+    input_size: int = 320
+    """Frame size of the feature extraction (extract --input-size; the paper's 320)."""
+    head_size: str = "small"
+    """Head width preset of `train-head --size` (small or paper)."""
+    head_epochs: int = 15
+    """Training epochs of the head."""
+    overlays: int = 3
+    """Test queries (of distinct videos) rendered into OUT/overlays/<video_id>/."""
+    device: str = "cpu"
+    """Torch device for every stage (runtime only)."""

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,12 +56,22 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def clean_stale_temps(folder: str | os.PathLike) -> int:
-    """Remove ``.*.tmp`` leftovers of killed runs in ``folder``; returns how many."""
+def clean_stale_temps(folder: str | os.PathLike, min_age_s: float = 0.0) -> int:
+    """Remove ``.*.tmp`` leftovers of killed runs in ``folder``; returns how many.
+
+    ``min_age_s`` spares temps modified more recently (another process, e.g. a parallel shard,
+    may be writing them right now).
+    """
     n = 0
     folder = Path(folder)
     if folder.is_dir():
+        now = time.time()
         for p in folder.glob(".*.tmp"):
+            try:
+                if min_age_s and now - p.stat().st_mtime < min_age_s:
+                    continue
+            except FileNotFoundError:
+                continue
             p.unlink(missing_ok=True)
             n += 1
     return n

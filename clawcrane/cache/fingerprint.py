@@ -10,9 +10,10 @@ import dataclasses
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 KEY_LEN = 16
 """Hex characters of a key shown in file names; the full digest is stored in artifacts."""
@@ -48,36 +49,56 @@ def chain_key(stage: str, version: int, upstream: Mapping[str, str], config: Any
     return hash_json({"stage": stage, "version": version, "upstream": dict(upstream), "config": config})
 
 
-def file_fingerprint(path: str | os.PathLike, full: bool = False) -> str:
-    """Hash of a file's size and content (first and last MiB unless ``full``).
-
-    Sampling keeps fingerprinting a 30 GB video collection cheap; any edit to a clip changes its
-    size or its head/tail bytes in practice (container headers and indexes sit there).
-    """
-    p = Path(path)
+def _digest(f: BinaryIO, size: int, full: bool, sample_bytes: int) -> str:
     h = hashlib.sha256()
-    size = p.stat().st_size
     h.update(str(size).encode())
-    with open(p, "rb") as f:
-        if full or size <= 2 * _SAMPLE_BYTES:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        else:
-            h.update(f.read(_SAMPLE_BYTES))
-            f.seek(size - _SAMPLE_BYTES)
-            h.update(f.read(_SAMPLE_BYTES))
+    if full or size <= 2 * sample_bytes:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    else:
+        h.update(f.read(sample_bytes))
+        f.seek(size - sample_bytes)
+        h.update(f.read(sample_bytes))
     return h.hexdigest()
 
 
-def tree_fingerprint(root: str | os.PathLike, files: Iterable[str | os.PathLike]) -> str:
-    """Fingerprint of a set of files under ``root``: their relative paths and contents (sampled)."""
+def file_fingerprint(path: str | os.PathLike, full: bool = False, *, sample_bytes: int = _SAMPLE_BYTES) -> str:
+    """Hash of a file's size and content (first and last ``sample_bytes`` unless ``full``).
+
+    Sampling keeps fingerprinting a 30 GB video collection cheap; any edit to a clip changes its
+    size or its head/tail bytes in practice (container headers and indexes sit there). Files of
+    at most ``2 * sample_bytes`` are hashed whole.
+    """
+    with open(path, "rb") as f:
+        return _digest(f, os.fstat(f.fileno()).st_size, full, sample_bytes)
+
+
+def tree_fingerprint(
+    root: str | os.PathLike, files: Iterable[str | os.PathLike], *, sample_bytes: int = _SAMPLE_BYTES
+) -> str:
+    """Fingerprint of a set of files under ``root``: their relative paths and contents (sampled).
+
+    A file that is absent (or not a regular file) enters as ``<missing>``. ``sample_bytes`` is
+    passed to ``file_fingerprint``; the default keeps existing keys unchanged. One stat and one
+    open per file: a dataset of 17k files (A2D) is fingerprinted in about a second.
+    """
     root = Path(root)
+    prefix = str(root).rstrip("/") + "/"
     h = hashlib.sha256()
     for f in sorted(Path(f) for f in files):
-        rel = f.relative_to(root) if f.is_absolute() else f
-        full = root / rel
-        h.update(str(rel).encode())
-        h.update(file_fingerprint(full).encode() if full.is_file() else b"<missing>")
+        text = str(f)
+        if f.is_absolute():
+            rel = text[len(prefix) :] if text.startswith(prefix) else str(f.relative_to(root))
+        else:
+            rel = text
+        h.update(rel.encode())
+        try:
+            with open(os.path.join(prefix, rel), "rb") as fh:
+                st = os.fstat(fh.fileno())
+                digest = _digest(fh, st.st_size, False, sample_bytes) if stat.S_ISREG(st.st_mode) else None
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            digest = None
+        h.update(digest.encode() if digest else b"<missing>")
     return h.hexdigest()
 
 

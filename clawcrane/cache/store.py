@@ -40,6 +40,8 @@ META = "meta.json"
 MERGED = "data.h5"
 _SHARD_RE = re.compile(r"^shard-(\d{4})-of-(\d{4})\.h5$")
 VLEN_BYTES = h5py.vlen_dtype(np.dtype("uint8"))
+STALE_TEMP_S = 3600.0
+"""A temp file untouched this long (seconds) belongs to a killed run and is removed on open."""
 
 
 def escape_id(video_id: str) -> str:
@@ -122,8 +124,9 @@ class Store:
             store.path.mkdir(parents=True, exist_ok=True)
             write_json(store.path / META, meta)
         (store.path / "parts").mkdir(exist_ok=True)
-        clean_stale_temps(store.path / "parts")
-        clean_stale_temps(store.path)
+        # parallel shards share the folder: only temps untouched for a while are leftovers
+        clean_stale_temps(store.path / "parts", min_age_s=STALE_TEMP_S)
+        clean_stale_temps(store.path, min_age_s=STALE_TEMP_S)
         return store
 
     @property
@@ -225,6 +228,24 @@ class Store:
                 return _read_group(f["videos"][escape_id(video_id)], video_id)
         except (OSError, KeyError) as err:
             raise CacheError(f"{p}: cannot read video {video_id!r} ({err}); delete the file and re-run the stage") from None
+
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        """video_id -> its scalar attributes plus ``rows`` (length of the ``frame`` column); no arrays read."""
+        out: dict[str, dict[str, Any]] = {}
+        by_file: dict[Path, list[str]] = {}
+        for vid, p in self.index().items():
+            by_file.setdefault(p, []).append(vid)
+        for p, vids in by_file.items():
+            try:
+                with h5py.File(p, "r") as f:
+                    for vid in vids:
+                        g = f["videos"][escape_id(vid)]
+                        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in g.attrs.items()}
+                        attrs["rows"] = int(g["frame"].shape[0]) if "frame" in g else 0
+                        out[vid] = attrs
+            except (OSError, KeyError) as err:
+                raise CacheError(f"{p}: cannot read ({err}); delete the file and re-run the stage") from None
+        return out
 
     def shard_file_name(self, shard: int, num_shards: int) -> str:
         return MERGED if num_shards == 1 else f"shard-{shard:04d}-of-{num_shards:04d}.h5"

@@ -57,6 +57,44 @@ class Video:
         return self.source.iter(indices)
 
 
+class LazyFpsVideo(Video):
+    """A ``Video`` whose ``fps`` is read from the file the first time it is asked for.
+
+    Readers of large collections build these with ``fps=None`` so that loading a dataset opens no
+    clip (A2D has 3,782; its videoset.csv gives the size and frame count, not the frame rate).
+    The source must have ``info()`` (``Mp4Frames`` does). A missing or unreadable clip raises its
+    one-line ``DataError`` when ``fps`` is read. Equality and hashing ignore ``fps``.
+    """
+
+    @property
+    def fps(self) -> float:  # type: ignore[override]
+        value = self.__dict__.get("_fps")
+        if value is None:
+            value = float(self.source.info().fps)
+            object.__setattr__(self, "_fps", value)
+        return value
+
+    @fps.setter
+    def fps(self, value: float | None) -> None:  # called once, by the dataclass __init__
+        object.__setattr__(self, "_fps", None if value is None else float(value))
+
+    def _key(self) -> tuple:
+        return (self.video_id, repr(self.source), self.width, self.height, self.num_frames, self.split)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LazyFpsVideo) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        fps = self.__dict__.get("_fps")
+        return (
+            f"LazyFpsVideo(video_id={self.video_id!r}, source={self.source!r}, fps={fps if fps else '<lazy>'}, "
+            f"width={self.width}, height={self.height}, num_frames={self.num_frames}, split={self.split!r})"
+        )
+
+
 @dataclass(frozen=True)
 class Instance:
     """One annotated object in one frame (every instance, referred to or not)."""

@@ -2,18 +2,37 @@
 
 Implementations: ``MaskRCNNDetector`` (``pipeline/maskrcnn.py``: the trained lite model or
 torchvision's COCO R50-FPN), ``OracleDetector`` (ground-truth instances of annotated frames) and
-``ImportDetector`` (masks made by any other system). ``postprocess`` applies the stage's
-threshold, duplicate removal and per-frame cap identically to all of them.
+``ImportDetector`` (masks made by any other system, parsed by ``cache.imports``). ``postprocess``
+applies the stage's threshold, duplicate removal and per-frame cap identically to all of them;
+``candidate_recall`` measures how many GT instances the candidates cover.
+
+``detector_key(spec, dataset)`` names a ``--detector`` value's content (checkpoint hash, dataset
+fingerprint, imported files) without building anything, so the stage can find a cached result
+before loading a model; ``build_detector(spec, dataset)`` builds it. These two factories are the
+only code here that reaches files, and they do so through ``cache/`` (fingerprints, imports) or
+the Mask R-CNN loaders; the detector classes themselves are pure.
 """
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
+import cv2
 import numpy as np
 
+from clawcrane.cache.fingerprint import hash_json
+from clawcrane.errors import ConfigError, WeightsError
 from clawcrane.pipeline import masks as mask_ops
+
+log = logging.getLogger(__name__)
+
+InstanceLoader = Callable[[str, int], list]
+"""(video_id, frame) -> the ``Instance`` records annotated in that frame."""
 
 
 @dataclass
@@ -50,6 +69,10 @@ class Detector(ABC):
     """Proposes candidate objects for a batch of frames."""
 
     name: str = "detector"
+    needs_pixels: bool = True
+    """False: ``detect`` never looks at pixels; the stage then skips decoding and passes ``None`` frames."""
+    exact: bool = False
+    """True: candidates are final (ground truth); the stage keeps them all (no threshold, dedup or cap)."""
 
     @abstractmethod
     def key(self) -> str:
@@ -57,7 +80,8 @@ class Detector(ABC):
 
     @abstractmethod
     def detect(self, frames: list[np.ndarray], refs: list[tuple[str, int]]) -> list[FrameCandidates]:
-        """``frames``: RGB uint8 (H, W, 3); ``refs``: (video_id, frame index) of each frame."""
+        """``frames``: RGB uint8 (H, W, 3) (``None`` when ``needs_pixels`` is False); ``refs``:
+        (video_id, frame index) of each frame. One entry per frame, masks at the frame's resolution."""
 
     def wants_frame(self, video_id: str, frame: int) -> bool:
         """Whether this detector has anything to say about a frame (the oracle: annotated ones)."""
@@ -72,21 +96,247 @@ def postprocess(
     Duplicates: greedily, in descending score, a mask whose IoU with an already kept mask exceeds
     ``dedup_iou`` is dropped (mask NMS). Output rows are in descending score order.
     """
+    return postprocess_rles(fc, score_threshold=score_threshold, max_per_frame=max_per_frame, dedup_iou=dedup_iou)[0]
+
+
+def postprocess_rles(
+    fc: FrameCandidates, *, score_threshold: float, max_per_frame: int, dedup_iou: float
+) -> tuple[FrameCandidates, list[dict]]:
+    """``postprocess`` plus the kept masks as COCO RLE (encoded once, for dedup and for storage)."""
     K, H, W = fc.masks.shape  # (K, H, W) candidates, height, width
     if K == 0:
-        return fc
+        return fc, []
     nonempty = fc.masks.reshape(K, -1).any(axis=1)
     keep0 = np.flatnonzero((fc.scores >= score_threshold) & nonempty)
     order = keep0[np.argsort(-fc.scores[keep0], kind="stable")]
     if len(order) == 0:
-        return FrameCandidates.empty(H, W)
+        return FrameCandidates.empty(H, W), []
     rles = mask_ops.encode_many(fc.masks[order])
-    iou = mask_ops.iou_matrix(rles, rles)  # (k, k)
-    kept: list[int] = []
-    for i in range(len(order)):
-        if len(kept) >= max_per_frame:
-            break
-        if kept and iou[i, kept].max() > dedup_iou:
-            continue
-        kept.append(i)
-    return fc.select(order[kept])
+    if dedup_iou >= 1.0:  # IoU never exceeds 1: nothing is a duplicate
+        kept = list(range(min(len(order), max_per_frame)))
+    else:
+        iou = mask_ops.iou_matrix(rles, rles)  # (k, k)
+        kept = []
+        for i in range(len(order)):
+            if len(kept) >= max_per_frame:
+                break
+            if kept and iou[i, kept].max() > dedup_iou:
+                continue
+            kept.append(i)
+    return fc.select(order[kept]), [rles[i] for i in kept]
+
+
+def candidate_recall(gt_rles: Sequence[dict], cand_rles: Sequence[dict], iou_threshold: float = 0.5) -> int:
+    """How many of one frame's GT instances are covered by a candidate with mask IoU >= threshold."""
+    if len(gt_rles) == 0 or len(cand_rles) == 0:
+        return 0
+    iou = mask_ops.iou_matrix(gt_rles, cand_rles)  # (G, K) GT instances x candidates
+    return int((iou.max(axis=1) >= iou_threshold).sum())
+
+
+def fit_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H', W') mask -> (H, W) bool, nearest-neighbour resized when the sizes differ."""
+    if mask.shape == (height, width):
+        return mask.astype(bool, copy=False)
+    return cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+def _frame_candidates(masks: Sequence[np.ndarray], scores, class_ids, height: int, width: int) -> FrameCandidates:
+    """Masks of one frame (any size) -> FrameCandidates at (H, W) with tight boxes."""
+    if len(masks) == 0:
+        return FrameCandidates.empty(height, width)
+    m = np.stack([fit_mask(x, height, width) for x in masks])  # (K, H, W)
+    return FrameCandidates(
+        masks=m,
+        boxes=np.stack([mask_ops.tight_box(x) for x in m]).astype(np.float32),
+        scores=np.asarray(scores, np.float32).reshape(-1),
+        class_ids=np.asarray(class_ids, np.int32).reshape(-1),
+    )
+
+
+class OracleDetector(Detector):
+    """The ground truth as candidates: every annotated instance of an annotated frame, score 1.0.
+
+    An upper bound for the retrieval head (and a way to test it without a trained segmenter).
+    Only annotated frames are visited (``wants_frame``); pixels are never needed.
+    """
+
+    name = "oracle"
+    needs_pixels = False
+    exact = True
+
+    def __init__(
+        self,
+        *,
+        instance_loader: InstanceLoader,
+        annotated_frames: Mapping[str, Sequence[int]],
+        fingerprint: str,
+        sizes: Mapping[str, tuple[int, int]],
+    ):
+        self.instance_loader = instance_loader
+        self.annotated = {v: frozenset(int(f) for f in fs) for v, fs in annotated_frames.items()}
+        self.fingerprint = fingerprint
+        self.sizes = dict(sizes)
+
+    @classmethod
+    def from_dataset(cls, dataset) -> OracleDetector:
+        if not any(dataset.annotated_frames.values()) or dataset.instance_loader is None:
+            raise ConfigError(
+                f"{dataset.root}: has no instance annotations, so the oracle detector has nothing to return; "
+                "use a trained checkpoint, r50-fpn or import:PATH"
+            )
+        return cls(
+            instance_loader=dataset.instance_loader,
+            annotated_frames=dataset.annotated_frames,
+            fingerprint=dataset.fingerprint,
+            sizes={v: (video.height, video.width) for v, video in dataset.videos.items()},
+        )
+
+    @staticmethod
+    def key_for(fingerprint: str) -> str:
+        return hash_json({"detector": "oracle", "version": 1, "dataset": fingerprint})
+
+    def key(self) -> str:
+        return self.key_for(self.fingerprint)
+
+    def wants_frame(self, video_id: str, frame: int) -> bool:
+        return frame in self.annotated.get(video_id, ())
+
+    def detect(self, frames, refs) -> list[FrameCandidates]:
+        out = []
+        for video_id, frame in refs:
+            H, W = self.sizes[video_id]
+            inst = self.instance_loader(video_id, frame) if self.wants_frame(video_id, frame) else []
+            out.append(_frame_candidates([i.mask for i in inst], [1.0] * len(inst), [i.class_id for i in inst], H, W))
+        return out
+
+
+class MaskSource(Protocol):
+    """Masks made by another system, already parsed (``cache.imports``)."""
+
+    key: str
+    """Fingerprint of the imported files."""
+
+    def frames(self, video_id: str) -> frozenset[int]:
+        """Frames of ``video_id`` the import has an entry for (possibly with no masks)."""
+
+    def read(self, video_id: str, frame: int):
+        """An object with ``masks`` (K, H', W') bool, ``scores`` (K,), ``class_ids`` (K,)."""
+
+
+class ImportDetector(Detector):
+    """Serves masks made by any other system (COCO-RLE JSON, id PNGs or .npy id maps).
+
+    Only frames the import has an entry for are visited. Masks of another size than the video are
+    resized (nearest neighbour) to the video's resolution.
+    """
+
+    name = "import"
+    needs_pixels = False
+
+    def __init__(self, source: MaskSource, sizes: Mapping[str, tuple[int, int]]):
+        self.source = source
+        self.sizes = dict(sizes)
+        self._resized: set[str] = set()
+
+    def key(self) -> str:
+        return hash_json({"detector": "import", "version": 1, "files": self.source.key})
+
+    def wants_frame(self, video_id: str, frame: int) -> bool:
+        return frame in self.source.frames(video_id)
+
+    def detect(self, frames, refs) -> list[FrameCandidates]:
+        out = []
+        for video_id, frame in refs:
+            H, W = self.sizes[video_id]
+            if not self.wants_frame(video_id, frame):
+                out.append(FrameCandidates.empty(H, W))
+                continue
+            got = self.source.read(video_id, frame)
+            if len(got.masks) and got.masks.shape[1:] != (H, W) and video_id not in self._resized:
+                self._resized.add(video_id)
+                log.warning("imported masks of %s are %s, the video is %dx%d; resizing (nearest)",
+                            video_id, "x".join(map(str, got.masks.shape[1:])), H, W)
+            out.append(_frame_candidates(list(got.masks), got.scores, got.class_ids, H, W))
+        return out
+
+
+# ---- choosing a detector from the command line ------------------------------------------------
+ORACLE, R50_FPN, IMPORT, CHECKPOINT = "oracle", "r50-fpn", "import", "checkpoint"
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """``--detector`` value -> (kind, path): 'oracle', 'r50-fpn[:WEIGHTS]', 'import:PATH' or a checkpoint PATH."""
+    spec = str(spec).strip()
+    if spec == ORACLE:
+        return ORACLE, None
+    if spec == R50_FPN:
+        return R50_FPN, None
+    if spec.startswith(R50_FPN + ":"):
+        return R50_FPN, spec[len(R50_FPN) + 1:]
+    if spec.startswith(IMPORT + ":"):
+        path = spec[len(IMPORT) + 1:]
+        if not path:
+            raise ConfigError("--detector import: needs a path, e.g. import:masks.json or import:masks_dir/")
+        return IMPORT, path
+    if not spec:
+        raise ConfigError("--detector is empty; pass a checkpoint, r50-fpn, oracle or import:PATH")
+    return CHECKPOINT, spec
+
+
+def _existing_file(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(
+            f"{p}: {what} not found; pass a checkpoint written by `clawcrane train-detector`, "
+            "r50-fpn, oracle or import:PATH"
+        )
+    return p
+
+
+def detector_key(spec: str, dataset) -> str:
+    """The detector part of the candidate cache key, without building the model (cheap).
+
+    Checkpoints and weight files are keyed by their full content hash (moving a file keeps its
+    key); torchvision's default COCO weights by their published file name, which embeds their hash;
+    the oracle by the dataset fingerprint; imports by the imported files' contents.
+    """
+    from clawcrane.cache.fingerprint import file_fingerprint
+
+    kind, path = parse_spec(spec)
+    if kind == ORACLE:
+        return OracleDetector.key_for(dataset.fingerprint)
+    if kind == IMPORT:
+        from clawcrane.cache.imports import import_fingerprint
+
+        return hash_json({"detector": "import", "version": 1, "files": import_fingerprint(path)})
+    if kind == R50_FPN:
+        if path is None:
+            from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
+
+            weights = "torchvision:" + MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url.rsplit("/", 1)[-1]
+        else:
+            weights = file_fingerprint(_existing_file(path, "weights file"), full=True)
+        return hash_json({"detector": "maskrcnn-r50-fpn", "version": 1, "weights": weights})
+    ckpt = file_fingerprint(_existing_file(path, "checkpoint"), full=True)
+    return hash_json({"detector": "maskrcnn-checkpoint", "version": 1, "weights": ckpt})
+
+
+def build_detector(spec: str, dataset, *, device: str = "auto", batch_size: int = 4) -> Detector:
+    """The detector a ``--detector`` value names, ready to run (loads weights or imported masks).
+
+    ``batch_size``: frames per model forward (the stage hands over batches of this size).
+    """
+    kind, path = parse_spec(spec)
+    if kind == ORACLE:
+        return OracleDetector.from_dataset(dataset)
+    sizes = {v: (video.height, video.width) for v, video in dataset.videos.items()}
+    if kind == IMPORT:
+        from clawcrane.cache.imports import open_import
+
+        return ImportDetector(open_import(path, video_ids=list(dataset.videos)), sizes)
+    from clawcrane.pipeline.maskrcnn import MaskRCNNDetector
+
+    if kind == R50_FPN:
+        return MaskRCNNDetector.from_torchvision(weights_path=path, device=device, batch_size=batch_size)
+    return MaskRCNNDetector.from_checkpoint(_existing_file(path, "checkpoint"), device=device, batch_size=batch_size)

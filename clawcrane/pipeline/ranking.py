@@ -1,0 +1,99 @@
+"""From one query's candidate scores (and its TRM tracks) to the masks submitted per frame.
+
+Each frame position t gets a short ranked list of ``Submission`` s: rank 0 is the answer, then
+runners-up. Two rules hold for every list, so that every reader of the predictions agrees on
+the answer (``evaluate`` takes the highest score, then the lowest rank; ``export`` and
+``render`` take rank 0):
+
+* scores never increase with the rank (``monotone``): a runner-up whose own score is higher
+  than the answer's (e.g. another track beats a fallback candidate's query score) is lowered to
+  the answer's score, and ties go to the lower rank;
+* an abstention (no mask: candidate -1, score NaN) is alone in its frame.
+
+With the TRM (``track_submissions``): the answer is ``FrameAnswer`` of ``tracking.frame_answers``
+(the best track's candidate, else the fallback); runners-up are the other top-k tracks present
+in the frame, in track rank order, each with its track score. Without it
+(``argmax_submissions``): the frame's candidates by descending score (rank 0 = argmax).
+Pure python + numpy; no file I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from clawcrane.pipeline.tracking import TrackResult
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One submitted mask of one frame position: candidate k of that frame (-1: an empty mask)."""
+
+    k: int
+    track_id: int
+    """TRM track of the candidate (-1: none)."""
+    score: float
+    """Ranking score (NaN for an abstention)."""
+    rank: int
+
+
+def abstention() -> Submission:
+    """The single row of a frame without an answer: an empty mask with no score."""
+    return Submission(k=-1, track_id=-1, score=float("nan"), rank=0)
+
+
+def monotone(subs: Sequence[Submission]) -> list[Submission]:
+    """Ranks 0.. in the given order, each score capped at the previous one's (see module doc)."""
+    out: list[Submission] = []
+    for r, s in enumerate(subs):
+        score = s.score
+        if out and math.isfinite(out[-1].score) and score > out[-1].score:
+            score = out[-1].score
+        out.append(replace(s, rank=r, score=score))
+    return out
+
+
+def track_submissions(result: TrackResult, *, top_k: int, mode: str = "mean") -> list[list[Submission]]:
+    """Per frame position: the TRM's answer, then the other top-k tracks there (at most ``top_k`` rows)."""
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    tracks = [(tr.track_id, tr.score(mode), tr.as_dict()) for tr in result.tracks[:top_k]]
+    out = []
+    for t, ans in enumerate(result.answers):
+        if ans.k < 0:
+            out.append([abstention()])
+            continue
+        subs = [Submission(k=ans.k, track_id=ans.track_id, score=float(ans.score), rank=0)]
+        for track_id, score, members in tracks:
+            k = members.get(t)
+            if k is None or k == ans.k or len(subs) >= top_k:
+                continue
+            subs.append(Submission(k=k, track_id=track_id, score=score, rank=len(subs)))
+        out.append(monotone(subs))
+    return out
+
+
+def argmax_submissions(scores: Sequence[np.ndarray], *, top_k: int, abstain_below: float | None = None) -> list[list[Submission]]:
+    """Without the TRM: per frame its ``top_k`` best-scored candidates (rank 0 = ``frame_argmax``).
+
+    A frame without candidates, or whose best one scores below ``abstain_below``, abstains.
+    """
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    out = []
+    for s in scores:
+        s_t = np.asarray(s, dtype=np.float64).reshape(-1)
+        order = np.argsort(-s_t, kind="stable")[:top_k]  # ties: the lower index first, as np.argmax
+        if len(order) == 0 or (abstain_below is not None and s_t[order[0]] < abstain_below):
+            out.append([abstention()])
+            continue
+        out.append([Submission(k=int(k), track_id=-1, score=float(s_t[k]), rank=r) for r, k in enumerate(order)])
+    return out
+
+
+def best_track_score(result: TrackResult, mode: str = "mean") -> float:
+    """Score of the query's best track (-inf without any track)."""
+    return result.tracks[0].score(mode) if result.tracks else float("-inf")

@@ -1,0 +1,165 @@
+"""`clawcrane detect`: run a detector over every frame of every video -> candidate cache.
+
+The cache key chains the dataset fingerprint, the detector's content key and the output options;
+it is computed and checked before any model is built, so a repeated run returns at once. The work
+itself streams through ``detect_stream.DetectStream`` (per-video atomic parts: resumable after a
+kill at any moment). At the end the shard's videos are consolidated into its shard file
+(``data.h5`` for a single shard).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clawcrane.cache.candidates import SCHEMA, STAGE
+from clawcrane.cache.fingerprint import chain_key, short
+from clawcrane.cache.store import Store, artifact_dir
+from clawcrane.config import DetectConfig, output_config
+from clawcrane.datasets.records import Dataset
+from clawcrane.errors import CacheError, ConfigError, DataError
+from clawcrane.pipeline.detectors import Detector, build_detector, detector_key
+from clawcrane.stages.detect_stream import DetectStream, frames_to_run
+from clawcrane.stages.sharding import parse_shard, shard_videos
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DetectResult", "cache_key", "frames_to_run", "parse_shard", "run", "shard_videos", "summary_lines"]
+
+STAGE_VERSION = 1
+
+
+@dataclass
+class DetectResult:
+    """What one `detect` run did, for the summary (this shard's videos only)."""
+
+    path: Path
+    key: str
+    cache_hit: bool
+    shard: tuple[int, int]
+    videos: int
+    """Videos of this shard (ok + bad)."""
+    computed: list[str] = field(default_factory=list)
+    """Videos run through the detector in this call (empty on a cache hit)."""
+    frames: int = 0
+    candidates: int = 0
+    bad: list[tuple[str, str]] = field(default_factory=list)
+    """(video_id, error) of videos recorded as unreadable."""
+    gt_instances: int = 0
+    gt_covered: int = 0
+    annotated_frames: int = 0
+
+    @property
+    def per_frame(self) -> float:
+        return self.candidates / self.frames if self.frames else 0.0
+
+    @property
+    def recall(self) -> float | None:
+        """Share of annotated GT instances covered by a candidate with mask IoU >= 0.5 (None without GT)."""
+        return self.gt_covered / self.gt_instances if self.gt_instances else None
+
+
+def cache_key(config: DetectConfig, dataset: Dataset, key_fn=detector_key) -> tuple[str, str]:
+    """(artifact key, detector key); computing them never builds a model."""
+    dkey = key_fn(config.detector, dataset)
+    key = chain_key(STAGE, STAGE_VERSION, {"dataset": dataset.fingerprint, "detector": dkey}, output_config(config))
+    return key, dkey
+
+
+def _check(config: DetectConfig) -> None:
+    if config.frame_stride < 1:
+        raise ConfigError(f"--frame-stride {config.frame_stride}: must be >= 1")
+    if config.batch_size < 1 or config.workers < 1:
+        raise ConfigError("--batch-size and --workers must be >= 1")
+    if config.max_per_frame < 1:
+        raise ConfigError(f"--max-per-frame {config.max_per_frame}: must be >= 1")
+    if not (0.0 <= config.dedup_iou <= 1.0 and 0.0 <= config.score_threshold <= 1.0):
+        raise ConfigError("--dedup-iou and --score-threshold must lie in [0, 1]")
+
+
+def run(
+    config: DetectConfig,
+    dataset: Dataset,
+    cache_root: str | os.PathLike,
+    *,
+    detector_factory: Callable[..., Detector] = build_detector,
+    key_fn: Callable[[str, Dataset], str] = detector_key,
+) -> DetectResult:
+    """Detect candidates for this shard's videos into ``cache_root/detect-<key16>/`` (resumable)."""
+    _check(config)
+    if not dataset.videos:
+        raise DataError(f"{dataset.root}: the dataset has no videos; check the path with `clawcrane doctor`")
+    key, dkey = cache_key(config, dataset, key_fn)
+    path = artifact_dir(cache_root, STAGE, key)
+    mine = shard_videos(dataset.videos, config.shard)
+    target = Store(path).shard_file_name(*config.shard)
+
+    if (path / "meta.json").exists():  # cache hit? decided before any model is built
+        store = Store(path)
+        if store.key != key:
+            raise CacheError(f"{path}: holds key {short(store.key)}, expected {short(key)}; remove the folder and re-run")
+        index = store.index()
+        if all(v in index for v in mine):
+            if any(index[v] != path / target for v in mine):
+                store.consolidate(mine, target)
+            log.info("cache hit: %s", path)
+            return _summarise(store, mine, key, config.shard, hit=True)
+
+    meta = {
+        "stage": STAGE,
+        "schema": SCHEMA,
+        "key": key,
+        "config": dict(output_config(config), detector=config.detector),
+        "upstream": {"dataset": dataset.fingerprint, "detector": dkey},
+        "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint,
+                    "num_videos": len(dataset.videos)},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    store = Store.create(path, meta)
+    index = store.index()
+    pending = [v for v in mine if v not in index]
+    log.info("%s: %d of %d videos of shard %d/%d to do", path, len(pending), len(mine), *config.shard)
+    if pending:
+        detector = detector_factory(config.detector, dataset, device=config.device, batch_size=config.batch_size)
+        DetectStream(config, dataset, store, detector).run(pending)
+    store.consolidate(mine, target)
+    result = _summarise(store, mine, key, config.shard, hit=False)
+    result.computed = pending
+    return result
+
+
+def _summarise(store: Store, mine: list[str], key: str, shard, hit: bool) -> DetectResult:
+    res = DetectResult(path=store.path, key=key, cache_hit=hit, shard=tuple(shard), videos=len(mine))
+    summaries = store.summaries()
+    for v in mine:
+        a = summaries[v]
+        if a.get("status", "ok") != "ok":
+            res.bad.append((v, str(a.get("error", ""))))
+            continue
+        res.frames += int(a.get("processed", 0))
+        res.candidates += int(a.get("rows", 0))
+        res.gt_instances += int(a.get("gt_instances", 0))
+        res.gt_covered += int(a.get("gt_covered", 0))
+        res.annotated_frames += int(a.get("gt_frames", 0))
+    return res
+
+
+def summary_lines(res: DetectResult) -> list[str]:
+    """The end-of-run summary the CLI prints."""
+    I, N = res.shard
+    where = f" (shard {I}/{N})" if N > 1 else ""
+    head = "cache hit" if res.cache_hit else "wrote"
+    out = [f"{head}: {res.path}{where}",
+           f"videos: {res.videos} ({len(res.computed)} computed now, {len(res.bad)} bad)",
+           f"frames: {res.frames}  candidates: {res.candidates}  per frame: {res.per_frame:.2f}"]
+    if res.recall is not None:
+        out.append(f"candidate recall (mask IoU >= 0.5): {res.recall:.3f} "
+                   f"({res.gt_covered} of {res.gt_instances} GT instances in {res.annotated_frames} annotated frames)")
+    out += [f"bad video {v}: {err}" for v, err in res.bad]
+    if N > 1:
+        out.append(f"when every shard is done: clawcrane cache merge {res.path}")
+    return out

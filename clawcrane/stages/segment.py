@@ -1,0 +1,253 @@
+"""`clawcrane segment`: one video + sentences -> masks per sentence and frame, an overlay, a JSON.
+
+The user-facing path: a trained detector and head, a clip (mp4 or frame folder) and sentences.
+Detection and feature extraction run once per video: they are the `detect` and `extract` stages
+run into a cache root on a dataset whose fingerprint is the video's *content* (frames and frame
+rate, not the sentences), so a second call with new sentences finds both artifacts and only runs
+the head and the tracker (`track-rank`). The feature backbone is the one the head was trained on
+(read from the head checkpoint's ``feature_meta``).
+
+Cache root: ``--cache``, else ``$CLAWCRANE_CACHE/segment``, else
+``$XDG_CACHE_HOME/clawcrane/segment`` (``~/.cache/clawcrane/segment``). It is shared by every
+video; ``clawcrane cache ls`` lists it and deleting it only costs a recomputation.
+
+Files written into ``OUT``: ``overlay.mp4``, ``contact_sheet.png``, ``masks/<query_id>/<frame>.png``
+(``stages.render``), ``predictions.parquet`` (the ranked rows) and ``segments.json``
+(``segments_doc`` below; ``validate_segments`` checks it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clawcrane.cache.atomic import write_json
+from clawcrane.cache.checkpoints import load_head
+from clawcrane.cache.fingerprint import hash_json, tree_fingerprint
+from clawcrane.cache.predictions import Predictions, read_predictions
+from clawcrane.config import DetectConfig, ExtractConfig, SegmentConfig, TrackRankConfig, to_dict
+from clawcrane.datasets.layout import open_dataset
+from clawcrane.datasets.own_video import FINGERPRINT_SAMPLE_BYTES
+from clawcrane.datasets.records import Dataset
+from clawcrane.errors import ConfigError, DataError
+from clawcrane.pipeline import masks as mask_ops  # noqa: F401  (re-exported for callers decoding segments.json)
+from clawcrane.pipeline.detectors import build_detector
+from clawcrane.stages import detect, extract, track_rank
+from clawcrane.stages.render import RenderResult, render_overlays
+
+log = logging.getLogger(__name__)
+
+SEGMENTS_FILE = "segments.json"
+PREDICTIONS_FILE = "predictions.parquet"
+SCHEMA = "clawcrane-segments/1"
+NO_MATCH = "no matching object"
+
+
+def default_cache_root(env: dict[str, str] | None = None) -> Path:
+    """``$CLAWCRANE_CACHE/segment``, else ``$XDG_CACHE_HOME/clawcrane/segment``, else ``~/.cache/clawcrane/segment``."""
+    env = os.environ if env is None else env
+    if env.get("CLAWCRANE_CACHE"):
+        return Path(env["CLAWCRANE_CACHE"]).expanduser() / "segment"
+    base = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "clawcrane" / "segment"
+
+
+@dataclass
+class SegmentResult:
+    """What one `segment` call did and wrote."""
+
+    out: Path
+    segments: Path
+    """``OUT/segments.json``."""
+    render: RenderResult
+    cached: bool
+    """True when both the candidates and the features came from the cache."""
+    prepare_seconds: float
+    """Wall time of detect + extract (near 0 when cached)."""
+    answer_seconds: float
+    """Wall time of head + tracker (+ writing the outputs)."""
+    backbone: str
+    no_match: list[str]
+    """Query ids answered with "no matching object"."""
+    doc: dict[str, Any]
+
+
+def content_dataset(ds: Dataset) -> Dataset:
+    """The one-video dataset without its sentences, fingerprinted by the frames and frame rate only."""
+    (video,) = ds.videos.values()
+    root = Path(ds.root)
+    if root.is_dir():
+        base, files = root, list(video.source.files)
+    else:
+        base, files = root.parent, [root]
+    key = hash_json({"layout": "video-content-v1", "fps": video.fps,
+                     "frames": tree_fingerprint(base, files, sample_bytes=FINGERPRINT_SAMPLE_BYTES)})
+    return dataclasses.replace(ds, queries=[], fingerprint=key)
+
+
+def feature_config(head_meta: dict[str, Any], backbone: str, head_path: Path, *, cache: Path, candidates: Path,
+                   device: str) -> ExtractConfig:
+    """The extract config of the head's feature space; an explicit other ``backbone`` is refused."""
+    fcfg = dict((head_meta.get("feature_meta") or {}).get("config") or {})
+    want = fcfg.get("backbone")
+    if not want:
+        raise ConfigError(f"{head_path}: the head records no feature backbone (trained by an older version); retrain it with `clawcrane train-head`")
+    if backbone not in ("auto", "", want):
+        raise ConfigError(f"--backbone {backbone}: the head {head_path} was trained on {want} features; "
+                          f"drop --backbone (or pass --backbone {want}), or use a head trained on {backbone} features")
+    names = {f.name for f in dataclasses.fields(ExtractConfig)}
+    keep = {k: (tuple(v) if isinstance(v, list) else v) for k, v in fcfg.items()
+            if k in names and k in ("backbone", "weights", "levels", "input_size", "mask_threshold", "dtype")}
+    return ExtractConfig(**keep, with_flip=False, cache=str(cache), candidates=str(candidates), device=device)
+
+
+def _check(config: SegmentConfig, ds: Dataset) -> None:
+    if not config.detector:
+        raise ConfigError("segment needs --detector (a train-detector checkpoint PATH, r50-fpn, or import:PATH)")
+    if config.top_k < 1:
+        raise ConfigError(f"--top-k {config.top_k}: must be at least 1")
+    if config.abstain_below is not None and not math.isfinite(config.abstain_below):
+        raise ConfigError(f"--abstain-below {config.abstain_below}: must be a finite number")
+    if ds.name != "video" or len(ds.videos) != 1:
+        raise ConfigError(f"{ds.root}: segment takes one video (an mp4 or a frame folder), not a {ds.name} dataset; "
+                          "use track-rank for a benchmark")
+    if not ds.queries:
+        raise ConfigError(f"{ds.root}: no sentences; pass --query \"...\" or --queries-file FILE")
+
+
+def run(config: SegmentConfig, video: str | os.PathLike, *, head: str | os.PathLike, out: str | os.PathLike,
+        queries: Sequence[str] = (), queries_file: str | os.PathLike | None = None,
+        detector_factory: Callable[..., Any] | None = None) -> SegmentResult:
+    """Segment what ``queries`` describe in ``video`` with ``head``; write everything into ``out``."""
+    out = Path(out)
+    ds = open_dataset(video, queries=list(queries), queries_file=queries_file)
+    _check(config, ds)
+    head_path = track_rank.head_file(head)
+    if not head_path.is_file():
+        raise DataError(f"{head_path}: head checkpoint not found; pass the run folder or .pt of `clawcrane train-head`")
+    _, _, _, meta = load_head(head_path)
+    cache = Path(config.cache) if config.cache else default_cache_root()
+    content = content_dataset(ds)
+
+    t0 = time.perf_counter()
+    det_cfg = DetectConfig(detector=config.detector, frame_stride=config.frame_stride, device=config.device)
+    det = detect.run(det_cfg, content, cache, detector_factory=detector_factory or build_detector)
+    if det.bad:
+        raise DataError(f"{video}: the video could not be decoded ({det.bad[0][1]}); re-encode it as mp4 (H.264/mp4v)")
+    ext_cfg = feature_config(meta, config.backbone, head_path, cache=cache, candidates=det.path, device=config.device)
+    ext = extract.run(ext_cfg, dataset=content)
+    prepare_s = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    tr_cfg = TrackRankConfig(split="all", top_k=config.top_k, abstain_below=config.abstain_below, device=config.device)
+    tr = track_rank.run(tr_cfg, ds, head=head_path, features=ext.path, out=out / PREDICTIONS_FILE)
+    preds = read_predictions(tr.out)
+    (vid,) = ds.videos.values()
+    sentences = {q.query_id: q.sentence for q in ds.queries}
+    rendered = render_overlays(vid, preds, out, sentences=sentences)
+    doc = segments_doc(preds, ds, config=config, head=head_path, backbone=ext.config.backbone, top_k=config.top_k)
+    validate_segments(doc, out / SEGMENTS_FILE)
+    write_json(out / SEGMENTS_FILE, doc)
+    answer_s = time.perf_counter() - t1
+    no_match = [q["query_id"] for q in doc["queries"] if q["status"] == "no_match"]
+    log.info("segment: %d queries on %s -> %s", len(ds.queries), vid.video_id, out)
+    return SegmentResult(out=out, segments=out / SEGMENTS_FILE, render=rendered, cached=det.cache_hit and ext.hit,
+                         prepare_seconds=prepare_s, answer_seconds=answer_s, backbone=ext.config.backbone,
+                         no_match=no_match, doc=doc)
+
+
+# ---- segments.json -------------------------------------------------------------------------------
+def _num(x: float) -> float | None:
+    return float(x) if math.isfinite(float(x)) else None
+
+
+def segments_doc(preds: Predictions, ds: Dataset, *, config: SegmentConfig, head: Path, backbone: str, top_k: int) -> dict[str, Any]:
+    """The JSON document of ``segments.json`` (see ``validate_segments`` for its schema).
+
+    Per query: ``frames`` holds the answer (rank 0) of every processed frame as COCO RLE (``null``
+    where it abstained); ``tracks`` the top-k tracks: the answer's track first, then by score,
+    where a track's score is the mean score of its rows (the TRM's track score in ``mean`` mode).
+    """
+    (video,) = ds.videos.values()
+    groups = dict(preds.groups())
+    queries = []
+    for q in ds.queries:
+        t = groups.get(q.query_id)
+        rows = t.to_pylist() if t is not None else []
+        frames, answer_tracks = [], defaultdict(int)
+        scores: dict[int, list[float]] = defaultdict(list)
+        present: dict[int, set[int]] = defaultdict(set)
+        for r in sorted(rows, key=lambda r: (r["frame"], r["rank"])):
+            if r["candidate_id"] >= 0 and r["track_id"] >= 0 and math.isfinite(r["score"]):
+                scores[r["track_id"]].append(float(r["score"]))
+                present[r["track_id"]].add(int(r["frame"]))
+            if r["rank"] != 0:
+                continue
+            has = r["candidate_id"] >= 0
+            if has:
+                answer_tracks[r["track_id"]] += 1
+            mask = {"size": [int(r["height"]), int(r["width"])], "counts": r["rle"].decode("ascii")} if has else None
+            frames.append({"frame": int(r["frame"]), "mask": mask, "score": _num(r["score"]) if has else None})
+        best = max(answer_tracks, key=lambda k: (answer_tracks[k], -k)) if answer_tracks else None
+        ranked = sorted(scores, key=lambda k: (k != best, -sum(scores[k]) / len(scores[k]), k))[:top_k]
+        tracks = [{"rank": i, "track_id": int(k), "score": sum(scores[k]) / len(scores[k]), "frames": sorted(present[k])}
+                  for i, k in enumerate(ranked)]
+        status = "ok" if any(f["mask"] is not None for f in frames) else "no_match"
+        queries.append({"query_id": q.query_id, "sentence": q.sentence, "status": status,
+                        "message": NO_MATCH if status == "no_match" else "",
+                        "score": tracks[0]["score"] if tracks and status == "ok" else None,
+                        "tracks": tracks, "frames": frames})
+    return {
+        "schema": SCHEMA,
+        "video": {"path": str(ds.root), "video_id": video.video_id, "width": int(video.width), "height": int(video.height),
+                  "fps": float(video.fps), "num_frames": int(video.num_frames)},
+        "head": str(head), "backbone": backbone, "config": to_dict(config),
+        "queries": queries,
+    }
+
+
+def _need(cond: bool, where: Path, what: str) -> None:
+    if not cond:
+        raise DataError(f"{where}: not a valid {SCHEMA} document ({what}); re-run `clawcrane segment`")
+
+
+def validate_segments(doc: Any, where: str | os.PathLike = SEGMENTS_FILE) -> None:
+    """Check ``doc`` against the segments schema; one-line ``DataError`` naming the first problem.
+
+    ``{schema, video: {path, video_id, width, height, fps, num_frames}, head, backbone, config,
+    queries: [{query_id, sentence, status: ok|no_match, message, score: float|null,
+    tracks: [{rank, track_id, score, frames: [int]}], frames: [{frame, mask: {size: [H, W],
+    counts: str}|null, score: float|null}]}]}``; ``no_match`` queries have no mask on any frame.
+    """
+    p = Path(where)
+    _need(isinstance(doc, dict) and doc.get("schema") == SCHEMA, p, "schema")
+    v = doc.get("video")
+    _need(isinstance(v, dict) and all(k in v for k in ("path", "video_id", "width", "height", "fps", "num_frames")), p, "video")
+    H, W, T = v["height"], v["width"], v["num_frames"]
+    _need(isinstance(doc.get("queries"), list) and doc["queries"], p, "queries")
+    for q in doc["queries"]:
+        qid = q.get("query_id") if isinstance(q, dict) else None
+        _need(isinstance(qid, str) and isinstance(q.get("sentence"), str) and q["sentence"], p, "query id/sentence")
+        _need(q.get("status") in ("ok", "no_match"), p, f"status of {qid}")
+        _need(isinstance(q.get("tracks"), list) and isinstance(q.get("frames"), list), p, f"tracks/frames of {qid}")
+        for i, t in enumerate(q["tracks"]):
+            _need(t.get("rank") == i and isinstance(t.get("track_id"), int) and isinstance(t.get("score"), float)
+                  and all(isinstance(f, int) and 0 <= f < T for f in t.get("frames", [None])), p, f"track {i} of {qid}")
+        seen = set()
+        for f in q["frames"]:
+            n, m = f.get("frame"), f.get("mask")
+            _need(isinstance(n, int) and 0 <= n < T and n not in seen, p, f"frame {n} of {qid}")
+            seen.add(n)
+            if m is None:
+                _need(f.get("score") is None, p, f"score of the empty frame {n} of {qid}")
+                continue
+            _need(q["status"] == "ok", p, f"mask on frame {n} of the no_match query {qid}")
+            _need(m.get("size") == [H, W] and isinstance(m.get("counts"), str), p, f"mask of frame {n} of {qid}")

@@ -1,0 +1,167 @@
+"""`clawcrane segment`: one clip + sentences -> overlay, masks and segments.json, with cached detection/features.
+
+The head is trained for real (1 epoch, tiny widths) on `data synth --preset tiny` through the
+stages (oracle candidates, resnet18 with seeded random weights at 64 px), so the segment call
+extracts features in exactly the head's feature space. The clip gets its candidates from
+``import:PATH`` id maps drawn here: two boxes per frame.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from clawcrane.cli import main
+from clawcrane.config import DetectConfig, ExtractConfig, SegmentConfig, SynthConfig, TrainHeadConfig
+from clawcrane.datasets import open_dataset
+from clawcrane.errors import DataError
+from clawcrane.stages import detect, extract, segment, synth, train_head
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads on a busy 2-core machine. Restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(clip path, import spec, head run folder) - a clip of the tiny benchmark and its two boxes per frame."""
+    tmp = tmp_path_factory.mktemp("seg")
+    torch.set_num_threads(1)
+    synth.run(SynthConfig(preset="tiny"), tmp / "data")
+    ds = open_dataset(tmp / "data")
+    det = detect.run(DetectConfig(detector="oracle", device="cpu"), ds, tmp / "cache")
+    ext = extract.run(ExtractConfig(backbone="resnet18", weights="none", input_size=64, cache=str(tmp / "cache"),
+                                    candidates=str(det.path), device="cpu", workers=1), dataset=ds)
+    cfg = TrainHeadConfig(embed_dim=16, word_dim=16, lstm_hidden=16, epochs=1, device="cpu")
+    train_head.run(cfg, ds, features=ext.path, out=tmp / "head")
+
+    clip = tmp / "video" / "clip.mp4"
+    clip.parent.mkdir()
+    shutil.copy(sorted((tmp / "data" / "Release" / "clips320H").glob("*.mp4"))[0], clip)
+    cap = cv2.VideoCapture(str(clip))
+    W, H, T = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    masks = tmp / "masks" / "clip"
+    masks.mkdir(parents=True)
+    for f in range(T):
+        ids = np.zeros((H, W), np.uint8)
+        ids[10:60, 10 + f:70 + f] = 1  # a box moving right
+        ids[100:180, 150:250] = 2  # a box standing still
+        cv2.imwrite(str(masks / f"{f:05d}.png"), ids)
+    return clip, f"import:{tmp / 'masks'}", tmp / "head"
+
+
+def _segment(args, trained, out, cache):
+    clip, spec, head = trained
+    return CliRunner().invoke(main, ["--log-level", "error", "segment", str(clip), *args, "--detector", spec,
+                                     "--head", str(head), "--out", str(out), "--cache", str(cache), "--device", "cpu"])
+
+
+def test_segment_writes_overlay_contact_sheet_masks_and_a_valid_json_for_two_sentences(trained, tmp_path):
+    r = _segment(["--query", "the box on the left", "--query", "the big box"], trained, tmp_path / "out", tmp_path / "c")
+    assert r.exit_code == 0, r.output
+    assert "detect+extract:" in r.output and "(cached)" not in r.output and "head+tracker:" in r.output
+    src = cv2.VideoCapture(str(trained[0]))
+    ov = cv2.VideoCapture(str(tmp_path / "out" / "overlay.mp4"))
+    # the overlay is the source re-drawn: same frame count, rate and size
+    for prop in (cv2.CAP_PROP_FRAME_COUNT, cv2.CAP_PROP_FPS, cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT):
+        assert ov.get(prop) == src.get(prop)
+    T, H, W = int(src.get(cv2.CAP_PROP_FRAME_COUNT)), int(src.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(src.get(cv2.CAP_PROP_FRAME_WIDTH))
+    assert cv2.imread(str(tmp_path / "out" / "contact_sheet.png")) is not None
+    doc = json.loads((tmp_path / "out" / "segments.json").read_text())
+    segment.validate_segments(doc)
+    assert [q["query_id"] for q in doc["queries"]] == ["q1", "q2"]
+    assert doc["video"]["num_frames"] == T and doc["backbone"] == "resnet18"
+    for q in doc["queries"]:
+        assert q["status"] == "ok" and len(q["frames"]) == T and 1 <= len(q["tracks"]) <= 5
+        pngs = sorted((tmp_path / "out" / "masks" / q["query_id"]).glob("*.png"))
+        assert len(pngs) == T
+        for fr, png in zip(q["frames"], pngs):
+            from_json = segment.mask_ops.decode(fr["mask"])
+            from_png = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE) > 0
+            assert from_json.shape == (H, W) and from_json.any()
+            # the answer is one of the two drawn boxes, and the PNG is the same mask as the JSON
+            assert np.array_equal(from_json, from_png)
+
+
+def test_new_sentence_reuses_the_cached_candidates_and_features(trained, tmp_path, monkeypatch):
+    cache = tmp_path / "c"
+    assert _segment(["--query", "the big box"], trained, tmp_path / "a", cache).exit_code == 0
+    artifacts = sorted(p.name for p in cache.iterdir())
+
+    def boom(*a, **k):
+        raise AssertionError("detector or backbone built on a cached video")
+
+    monkeypatch.setattr(segment, "build_detector", boom)
+    monkeypatch.setattr(extract, "build_backbone", boom)
+    r = _segment(["--query", "the small box at the top"], trained, tmp_path / "b", cache)
+    assert r.exit_code == 0, r.output
+    assert "(cached)" in r.output
+    assert sorted(p.name for p in cache.iterdir()) == artifacts  # no new detect-/extract- folder
+    doc = json.loads((tmp_path / "b" / "segments.json").read_text())
+    assert [q["sentence"] for q in doc["queries"]] == ["the small box at the top"]
+
+
+def test_abstain_below_an_unreachable_score_reports_no_matching_object(trained, tmp_path):
+    # cosine scores lie in [-1, 1], so a threshold of 2 makes every query abstain
+    r = _segment(["--query", "the big box", "--abstain-below", "2"], trained, tmp_path / "out", tmp_path / "c")
+    assert r.exit_code == 0, r.output
+    assert segment.NO_MATCH in r.output
+    doc = json.loads((tmp_path / "out" / "segments.json").read_text())
+    segment.validate_segments(doc)
+    (q,) = doc["queries"]
+    assert q["status"] == "no_match" and q["message"] == segment.NO_MATCH and q["score"] is None
+    assert all(f["mask"] is None for f in q["frames"])
+    assert not any((cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 0).any() for p in (tmp_path / "out" / "masks" / "q1").glob("*.png"))
+
+
+def _one_line_error(r, *words):
+    assert r.exit_code == 1, r.output
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.output
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_unreadable_video_empty_sentence_and_other_backbone_exit_1_with_one_line(trained, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all")
+    clip, spec, head = trained
+    r = CliRunner().invoke(main, ["--log-level", "error", "segment", str(bad), "--query", "x", "--detector", spec,
+                                  "--head", str(head), "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c")])
+    _one_line_error(r, str(bad))
+    _one_line_error(_segment(["--query", "   "], trained, tmp_path / "o", tmp_path / "c"), "empty sentence")
+    r = _segment(["--query", "the big box", "--backbone", "efficientnet-lite0"], trained, tmp_path / "o", tmp_path / "c")
+    _one_line_error(r, "resnet18", "--backbone efficientnet-lite0")
+    assert not (tmp_path / "o" / "segments.json").exists()
+
+
+def test_validate_segments_refuses_a_mask_on_a_no_match_query():
+    mask = {"size": [2, 2], "counts": "04"}
+    doc = {"schema": segment.SCHEMA, "video": {"path": "v.mp4", "video_id": "v", "width": 2, "height": 2, "fps": 10.0, "num_frames": 1},
+           "queries": [{"query_id": "q1", "sentence": "a", "status": "ok", "message": "", "score": 0.5,
+                        "tracks": [{"rank": 0, "track_id": 0, "score": 0.5, "frames": [0]}],
+                        "frames": [{"frame": 0, "mask": mask, "score": 0.5}]}]}
+    segment.validate_segments(doc)
+    doc["queries"][0]["status"] = "no_match"
+    with pytest.raises(DataError, match="no_match query q1"):
+        segment.validate_segments(doc)
+    with pytest.raises(DataError, match="schema"):
+        segment.validate_segments({"schema": "other"})
+
+
+def test_default_cache_root_follows_the_environment(tmp_path):
+    assert segment.default_cache_root({"CLAWCRANE_CACHE": str(tmp_path)}) == tmp_path / "segment"
+    assert segment.default_cache_root({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "clawcrane" / "segment"
+    assert SegmentConfig.RUNTIME_FIELDS == ("device", "cache")

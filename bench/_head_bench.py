@@ -20,15 +20,19 @@ def clawcrane(*args: str) -> None:
     subprocess.run(cmd, check=True, env=env)
 
 
-def synthetic_caches(work: Path, *, preset: str, seed: int = 0, backbone: str = "auto") -> tuple[Path, Path]:
-    """(dataset folder, feature artifact folder) of the synthetic ``preset``, oracle candidates, flips."""
-    data, cache = work / f"synth-{preset}-{seed}", work / f"cache-{preset}-{seed}-{backbone}"
+def synthetic_caches(work: Path, *, preset: str, seed: int = 0, backbone: str = "auto", levels: str = "") -> tuple[Path, Path]:
+    """(dataset folder, feature artifact folder) of the synthetic ``preset``, oracle candidates, flips.
+
+    ``levels``: the extract levels (comma-separated; '' = the backbone's default).
+    """
+    data = work / f"synth-{preset}-{seed}"
+    cache = work / f"cache-{preset}-{seed}-{backbone}-{levels.replace(',', '+') or 'default'}"
     if not (data / "text_annotations").is_dir():
         clawcrane("data", "synth", str(data), "--preset", preset, "--seed", str(seed))
     if not list(cache.glob("detect-*/meta.json")):
         clawcrane("detect", str(data), "--detector", "oracle", "--cache", str(cache))
     if not list(cache.glob("extract-*/meta.json")):
-        clawcrane("extract", "--cache", str(cache), "--backbone", backbone, "--with-flip")
+        clawcrane("extract", "--cache", str(cache), "--backbone", backbone, "--with-flip", *(["--levels", levels] if levels else []))
     (features,) = [p.parent for p in cache.glob("extract-*/meta.json")]
     return data, features
 

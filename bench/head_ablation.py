@@ -16,6 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
+import torch
 from _head_bench import quiet_logging, synthetic_caches
 
 from clawcrane.config import TrainHeadConfig
@@ -36,14 +37,18 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("bench_out"))
     ap.add_argument("--preset", default="small")
     ap.add_argument("--backbone", default="auto")
+    ap.add_argument("--levels", default="", help="extract --levels (comma-separated; default: the backbone's)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--size", choices=sorted(SIZES), default="small")
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads (1: a tiny head gains nothing from more, and they spin on a busy machine)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     quiet_logging()
-    data_dir, features = synthetic_caches(args.work, preset=args.preset, backbone=args.backbone)
+    data_dir, features = synthetic_caches(args.work, preset=args.preset, backbone=args.backbone, levels=args.levels)
     dataset = open_dataset(data_dir)
     D, E, hidden = SIZES[args.size]
     results = {}

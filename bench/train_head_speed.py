@@ -69,11 +69,15 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("bench_out"))
     ap.add_argument("--preset", default="full")
     ap.add_argument("--backbone", default="auto")
+    ap.add_argument("--levels", default="", help="extract --levels (comma-separated; default: the backbone's)")
     ap.add_argument("--size", choices=sorted(SIZES), default="small")
     ap.add_argument("--recompute-batches", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads (1: a tiny head gains nothing from more, and they spin on a busy machine)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     quiet_logging()
-    data_dir, features_dir = synthetic_caches(args.work, preset=args.preset, backbone=args.backbone)
+    data_dir, features_dir = synthetic_caches(args.work, preset=args.preset, backbone=args.backbone, levels=args.levels)
 
     dataset = open_dataset(data_dir)
     fc = open_features(features_dir)

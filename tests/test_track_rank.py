@@ -57,12 +57,14 @@ def add_empty_videos(dataset: Dataset, root) -> None:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """(dataset, feature folder, head run folder): colour_world + two empty test videos + a head trained 2 epochs."""
+    n = torch.get_num_threads()
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("world")
     dataset, features, root = colour_world(tmp, write_videos=False)
     add_empty_videos(dataset, root)
     cfg = TrainHeadConfig(embed_dim=32, word_dim=16, lstm_hidden=16, epochs=2, batch_size=4, lr=3e-3, device="cpu")
     train_head.run(cfg, dataset, features=features, out=tmp / "run")
+    torch.set_num_threads(n)
     return dataset, features, tmp / "run"
 
 

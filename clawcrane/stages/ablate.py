@@ -4,13 +4,14 @@ Detection and extraction run once, before (``--cache``). Each row trains a head 
 `train-head` into ``TABLE/runs/<row>/``, predicts the split with `track-rank` and scores it with
 `evaluate`; the last row reuses the previous row's head and only switches the TRM on. A row whose
 head already reached ``--epochs`` is not retrained (fewer epochs: train-head resumes it); its
-predictions are recomputed only when the head, caches or options changed (track-rank's own
-up-to-date check). Writes ``TABLE/ablation.md`` (Table 3 layout, then P@0.5 per query type) and
+predictions and metrics are recomputed only when the head, caches or options changed (track-rank's
+own up-to-date check). Writes ``TABLE/ablation.md`` (Table 3 layout, then P@0.5 per query type) and
 ``TABLE/ablation.json``. The stage functions are called directly, in this process.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -122,6 +123,21 @@ def _train(cfg: TrainHeadConfig, dataset: Dataset, features: Path, run: Path) ->
     return train_head.run(cfg, dataset, features=features, out=run, resume=True).epochs - done
 
 
+def _evaluate(config: EvalConfig, pred: track_rank.TrackRankResult, dataset: Dataset, out_dir: Path):
+    """(metrics, by query type) of the predictions; reused from out_dir when made from these predictions and options."""
+    report = out_dir / "metrics.json"
+    if pred.hit and report.is_file():
+        try:
+            old = json.loads(report.read_text())
+        except ValueError:
+            old = {}
+        if old.get("predictions", {}).get("key") == pred.key and old.get("config") == to_dict(config):
+            log.info("%s: up to date", report)
+            return old["metrics"], old["by_query_type"]
+    ev = evaluate.run(config, predictions=pred.out, dataset=dataset, out_dir=out_dir)
+    return ev.metrics, ev.by_query_type
+
+
 def markdown(rows: list[RowResult], title: str) -> str:
     """Table 3 layout (module check marks, P@K, both mAPs, IoUs; percent), then P@0.5 per query type."""
     metric_names = [c for c, _ in TABLE1_COLUMNS]
@@ -165,11 +181,10 @@ def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out
         row_dir = out / "runs" / row.name
         tcfg = TrackRankConfig(**dict(to_dict(base_track), split=config.split, trm=row.trm, device=config.device))
         pred = track_rank.run(tcfg, dataset, head=run_dir, features=features, out=row_dir / PREDICTIONS)
-        ev = evaluate.run(EvalConfig(split=config.split, j_and_f="off"), predictions=pred.out, dataset=dataset,
-                          out_dir=row_dir / EVAL_DIR)
-        results.append(RowResult(row=row, run=run_dir, trained_epochs=trained, predictions=pred.out, metrics=ev.metrics,
-                                 by_query_type=ev.by_query_type, seconds=time.perf_counter() - t0))
-        log.info("ablate: %s P@0.5 %.3f mAP %.3f (%.0f s)", row.label, ev.metrics["P@0.5"], ev.metrics["mAP_coco"], results[-1].seconds)
+        metrics, by_type = _evaluate(EvalConfig(split=config.split, j_and_f="off"), pred, dataset, row_dir / EVAL_DIR)
+        results.append(RowResult(row=row, run=run_dir, trained_epochs=trained, predictions=pred.out, metrics=metrics,
+                                 by_query_type=by_type, seconds=time.perf_counter() - t0))
+        log.info("ablate: %s P@0.5 %.3f mAP %.3f (%.0f s)", row.label, metrics["P@0.5"], metrics["mAP_coco"], results[-1].seconds)
 
     title = f"Table 3 ablation: {dataset.name} {config.split} ({config.size} head, {config.epochs} epochs, seed {config.seed})"
     md = markdown(results, title)

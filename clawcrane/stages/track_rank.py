@@ -37,7 +37,7 @@ from clawcrane.cache.fingerprint import chain_key, file_fingerprint, short
 from clawcrane.cache.predictions import COLUMNS, STAGE, read_predictions, write_predictions
 from clawcrane.config import TrackRankConfig, output_config, to_dict
 from clawcrane.datasets.records import Dataset, Query
-from clawcrane.errors import CacheError, ConfigError, DataError
+from clawcrane.errors import CacheError, ConfigError, DataError, WeightsError
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline import ranking
 from clawcrane.pipeline import tracking as trm
@@ -204,22 +204,17 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
     out = Path(out)
     path = head_file(head)
     device = resolve_device(config.device)
-    model, hcfg, vocab, meta = load_head(path)
     fc = open_features(features)
     candidates = find_candidates_for(fc)
-    check_head_features(meta, fc.key, fc.meta, fc.path, same_dataset=False)
-    if fc.channels and int(meta.get("feat_dim", fc.channels)) != fc.channels:
-        raise CacheError(f"{fc.path}: features have C={fc.channels} but the head {path} expects C={meta['feat_dim']}; "
-                         "use the feature cache the head was trained on (`clawcrane extract` with its backbone)")
     split = None if config.split == "all" else config.split
     queries = dataset.split_queries(split)
     if not queries:
         raise DataError(f"{dataset.root}: no queries in split {config.split!r}; pick another --split")
-    _check_dataset(fc, queries, dataset)
-
+    if not path.is_file():
+        raise WeightsError(f"{path}: head checkpoint not found; train one with `clawcrane train-head` or check --head")
     head_fp = file_fingerprint(path, full=True)
     key = _key(config, head_fp, fc, candidates, dataset)
-    if out.is_file():
+    if out.is_file():  # the same head, caches, dataset and options made it: up to date
         try:
             old = read_predictions(out)
         except CacheError:
@@ -231,6 +226,12 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
                                    frames=int(c.get("frames", 0)), query_frames=int(c.get("query_frames", 0)),
                                    rows=len(old), abstained=int(c.get("abstained", 0)), seconds=time.perf_counter() - t0, hit=True)
 
+    model, hcfg, vocab, meta = load_head(path)
+    check_head_features(meta, fc.key, fc.meta, fc.path, same_dataset=False)
+    if fc.channels and int(meta.get("feat_dim", fc.channels)) != fc.channels:
+        raise CacheError(f"{fc.path}: features have C={fc.channels} but the head {path} expects C={meta['feat_dim']}; "
+                         "use the feature cache the head was trained on (`clawcrane extract` with its backbone)")
+    _check_dataset(fc, queries, dataset)
     model.to(device)
     text, lengths = sentence_inputs(hcfg, vocab, [q.sentence for q in queries], cache_root=fc.path.parent)
     by_video: dict[str, list[int]] = defaultdict(list)

@@ -1,0 +1,68 @@
+"""ablate: the seven rows of Table 3 over one tiny cache, and reuse of trained rows on a second call."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from _head_fixtures import colour_world
+from click.testing import CliRunner
+
+import clawcrane.datasets
+from clawcrane.cli import main
+from clawcrane.config import AblateConfig
+from clawcrane.errors import ConfigError
+from clawcrane.stages import ablate, train_head
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads; on a busy 2-core machine they spin. Restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_ablate_writes_all_seven_rows_and_a_second_call_reuses_the_trained_heads(tmp_path, monkeypatch):
+    dataset, features, root = colour_world(tmp_path, write_videos=False)
+    calls = []
+    real_train = train_head.run
+    monkeypatch.setattr(train_head, "run", lambda *a, **kw: calls.append(kw["out"]) or real_train(*a, **kw))
+    config = AblateConfig(epochs=1, size="small", device="cpu")
+    res = ablate.run(config, dataset, cache=root, out=tmp_path / "table")
+
+    assert [r.row.name for r in res.rows] == [r.name for r in ablate.ROWS] and len(res.rows) == 7
+    assert len(calls) == 6  # six heads; the TRM row reuses the TSRM row's head
+    assert res.rows[6].run == res.rows[5].run and res.rows[6].predictions != res.rows[5].predictions
+    heads = {r.run / "best.pt": (r.run / "best.pt").stat().st_mtime_ns for r in res.rows}
+    for r in res.rows:
+        assert r.predictions.is_file() and (r.predictions.parent / "eval" / "metrics.json").is_file()
+    md = (tmp_path / "table" / "ablation.md").read_text()
+    for r in ablate.ROWS:
+        assert r.label in md
+    assert "mAP 0.5:0.95 (COCO)" in md and "Overall IoU" in md and "appearance" in md
+    report = json.loads((tmp_path / "table" / "ablation.json").read_text())
+    assert [r["name"] for r in report["rows"]] == [r.name for r in ablate.ROWS]
+    assert [r["trm"] for r in report["rows"]] == [False] * 6 + [True]
+    assert report["rows"][0]["metrics"]["samples"] == (3 * 3 + 1) * 2  # test split: 3 videos x 3 objects + 1 missed, 2 frames
+
+    again = ablate.run(config, dataset, cache=root, out=tmp_path / "table")
+    assert len(calls) == 6 and all(r.trained_epochs == 0 for r in again.rows)  # nothing retrained
+    assert {p: p.stat().st_mtime_ns for p in heads} == heads
+    assert [r.metrics for r in again.rows] == [r.metrics for r in res.rows]
+
+    with pytest.raises(ConfigError, match="other options"):  # another width must not silently reuse the heads
+        ablate.run(AblateConfig(epochs=1, size="paper", device="cpu"), dataset, cache=root, out=tmp_path / "table")
+
+
+def test_ablate_cli_help_and_bad_size(tmp_path, monkeypatch):
+    r = CliRunner().invoke(main, ["ablate", "--help"])
+    assert r.exit_code == 0
+    for opt in ("--cache", "--dataset", "--out", "--epochs", "--size", "--seed", "--split", "--gamma", "--beta", "--alpha", "--device"):
+        assert opt in r.output, opt
+    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, split=None: None, raising=False)
+    r = CliRunner().invoke(main, ["ablate", "--cache", str(tmp_path), "--dataset", str(tmp_path), "--out", str(tmp_path / "t"),
+                                  "--size", "huge"])
+    assert r.exit_code == 2 and "huge" in r.output

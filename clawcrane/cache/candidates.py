@@ -11,12 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from clawcrane.cache.store import Store, VideoRecord, find_artifacts
-from clawcrane.errors import CacheError
+from clawcrane.cache.store import StageArtifact, VideoRecord
 from clawcrane.pipeline import masks as mask_ops
 
 STAGE = "detect"
@@ -111,29 +109,12 @@ class VideoCandidates:
         )
 
 
-class CandidateCache:
-    """Read access to one candidate artifact (an ``detect-<key>`` folder)."""
+class CandidateCache(StageArtifact):
+    """Read access to one candidate artifact (a ``detect-<key>`` folder)."""
 
-    def __init__(self, store: Store):
-        self.store = store
-        meta = store.meta
-        if meta.get("stage") != STAGE:
-            raise CacheError(
-                f"{store.path}: is a '{meta.get('stage')}' cache, not a candidate cache; "
-                "point --cache to the folder `clawcrane detect` wrote"
-            )
-        self.meta = meta
-
-    @property
-    def path(self) -> Path:
-        return self.store.path
-
-    @property
-    def key(self) -> str:
-        return self.meta["key"]
-
-    def video_ids(self) -> list[str]:
-        return self.store.video_ids()
+    STAGE = STAGE
+    NOUN = "candidate cache"
+    MADE_BY = "clawcrane detect"
 
     def video(self, video_id: str) -> VideoCandidates:
         return VideoCandidates.from_record(self.store.read(video_id))
@@ -141,10 +122,4 @@ class CandidateCache:
 
 def open_candidates(path: str | os.PathLike) -> CandidateCache:
     """Open a candidate artifact folder, or the single candidate artifact under a cache root."""
-    found = find_artifacts(path, STAGE)
-    if not found:
-        raise CacheError(f"{path}: no candidate cache here; run `clawcrane detect DATASET --cache {path}` first")
-    if len(found) > 1:
-        names = ", ".join(s.path.name for s in found)
-        raise CacheError(f"{path}: holds several candidate caches ({names}); pass one of those folders")
-    return CandidateCache(found[0])
+    return CandidateCache.open(path, f"run `clawcrane detect DATASET --cache {path}` first")

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from clawcrane.cache.fingerprint import short
-from clawcrane.cache.store import Store, VideoRecord, find_artifacts
+from clawcrane.cache.store import StageArtifact, VideoRecord
 from clawcrane.errors import CacheError
 
 STAGE = "extract"
@@ -69,26 +68,12 @@ class VideoFeatures:
         )
 
 
-class FeatureCache:
+class FeatureCache(StageArtifact):
     """Read access to one feature artifact (an ``extract-<key>`` folder)."""
 
-    def __init__(self, store: Store):
-        self.store = store
-        meta = store.meta
-        if meta.get("stage") != STAGE:
-            raise CacheError(
-                f"{store.path}: is a '{meta.get('stage')}' cache, not a feature cache; "
-                "point --features to the folder `clawcrane extract` wrote"
-            )
-        self.meta = meta
-
-    @property
-    def path(self) -> Path:
-        return self.store.path
-
-    @property
-    def key(self) -> str:
-        return self.meta["key"]
+    STAGE = STAGE
+    NOUN = "feature cache"
+    MADE_BY = "clawcrane extract"
 
     @property
     def candidates_key(self) -> str:
@@ -101,9 +86,6 @@ class FeatureCache:
     @property
     def has_flip(self) -> bool:
         return bool(self.meta.get("config", {}).get("with_flip", False))
-
-    def video_ids(self) -> list[str]:
-        return self.store.video_ids()
 
     def video(self, video_id: str) -> VideoFeatures:
         return VideoFeatures.from_record(self.store.read(video_id))
@@ -120,10 +102,6 @@ class FeatureCache:
 
 def open_features(path: str | os.PathLike) -> FeatureCache:
     """Open a feature artifact folder, or the single feature artifact under a cache root."""
-    found = find_artifacts(path, STAGE)
-    if not found:
-        raise CacheError(f"{path}: no feature cache here; run `clawcrane extract --cache {path}` first (it writes extract-<key> beside the candidates)")
-    if len(found) > 1:
-        names = ", ".join(s.path.name for s in found)
-        raise CacheError(f"{path}: holds several feature caches ({names}); pass one of those folders")
-    return FeatureCache(found[0])
+    return FeatureCache.open(
+        path, f"run `clawcrane extract --cache {path}` first (it writes extract-<key> beside the candidates)"
+    )

@@ -265,3 +265,47 @@ def find_artifacts(root: str | os.PathLike, stage: str | None = None) -> list[St
         if stage is None or s.meta.get("stage") == stage:
             out.append(s)
     return out
+
+
+class StageArtifact:
+    """Read access to one artifact folder of a known stage (base of the candidate/feature caches).
+
+    Subclasses set ``STAGE``, ``NOUN`` (for messages), ``MADE_BY`` (the command that writes it)
+    and implement ``video(video_id)``.
+    """
+
+    STAGE = ""
+    NOUN = "cache"
+    MADE_BY = ""
+
+    def __init__(self, store: Store):
+        self.store = store
+        meta = store.meta
+        if meta.get("stage") != self.STAGE:
+            raise CacheError(
+                f"{store.path}: is a '{meta.get('stage')}' cache, not a {self.NOUN}; "
+                f"point to the folder `{self.MADE_BY}` wrote"
+            )
+        self.meta = meta
+
+    @property
+    def path(self) -> Path:
+        return self.store.path
+
+    @property
+    def key(self) -> str:
+        return self.meta["key"]
+
+    def video_ids(self) -> list[str]:
+        return self.store.video_ids()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, missing_hint: str):
+        """The artifact folder ``path``, or the single artifact of this stage under a cache root."""
+        found = find_artifacts(path, cls.STAGE)
+        if not found:
+            raise CacheError(f"{path}: no {cls.NOUN} here; {missing_hint}")
+        if len(found) > 1:
+            names = ", ".join(s.path.name for s in found)
+            raise CacheError(f"{path}: holds several {cls.NOUN}s ({names}); pass one of those folders")
+        return cls(found[0])

@@ -301,7 +301,10 @@ def train_loop(
             if epoch_end:
                 row = {"epoch": state.step // per_epoch, "step": state.step}
                 state.history.append({**row, **{k: v / count for k, v in sums.items()}})
-                log.debug("epoch %d: %s", row["epoch"], state.history[-1])
+                log.info(
+                    "epoch %d (step %d, %.1f min): loss %.3f (mask %.3f)", row["epoch"], state.step,
+                    state.elapsed / 60, state.history[-1]["loss"], state.history[-1].get("loss_mask", math.nan),
+                )
                 sums, count = {}, 0
             if on_checkpoint is not None and (epoch_end or time.monotonic() - last_save >= checkpoint_seconds):
                 on_checkpoint(state)

@@ -177,6 +177,16 @@ def _query_submissions(emb: np.ndarray, sim: np.ndarray, vi: _VideoInputs, confi
     return ranking.track_submissions(result, top_k=config.top_k, mode=config.score_mode)
 
 
+def _append_rows(cols: dict[str, list[Any]], q: Query, subs: list[list[ranking.Submission]], vi: _VideoInputs, empty: bytes) -> None:
+    """One prediction row per submission; candidate k of frame position t -> its candidate id and RLE."""
+    for t, frame_subs in enumerate(subs):
+        for s in frame_subs:
+            cand = int(vi.rows[t][s.k]) if s.k >= 0 else -1
+            for c, v in zip(COLUMNS, (q.query_id, q.video_id, vi.frames[t], s.track_id, cand, s.score, s.rank,
+                                      vi.height, vi.width, vi.rles[cand] if cand >= 0 else empty)):
+                cols[c].append(v)
+
+
 def _key(config: TrackRankConfig, head_fp: str, features: FeatureCache, candidates: CandidateCache, dataset: Dataset) -> str:
     upstream = {"head": head_fp, "features": features.key, "candidates": candidates.key, "dataset": dataset.fingerprint}
     return chain_key(STAGE, STAGE_VERSION, upstream, output_config(config))
@@ -257,7 +267,7 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
             vi = _video_inputs(current, [queries[j] for j in idx], candidates=candidates, features=fc, dataset=dataset,
                                cand_ids=cand_ids, feat_ids=feat_ids)
             frames_total += len(vi.frames)
-            empty = mask_ops.encode(np.zeros((vi.height, vi.width), bool))["counts"]
+            empty = mask_ops.encode(np.zeros((vi.height, vi.width), bool))["counts"] if vi.height * vi.width else b""
             emb = sim = None
             if vi.has_candidates:
                 e, s = score_video(model, text[idx], lengths[idx], vi.feat, vi.pos, vi.valid, batch_size=config.batch_size)
@@ -270,12 +280,7 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
         if all(s[0].k < 0 for s in subs):
             abstained += 1
         query_frames += len(subs)
-        for t, frame_subs in enumerate(subs):
-            for s in frame_subs:
-                cand = int(vi.rows[t][s.k]) if s.k >= 0 else -1
-                for c, v in zip(COLUMNS, (q.query_id, q.video_id, vi.frames[t], s.track_id, cand, s.score, s.rank,
-                                          vi.height, vi.width, vi.rles[cand] if cand >= 0 else empty)):
-                    cols[c].append(v)
+        _append_rows(cols, q, subs, vi, empty)
 
     seconds = time.perf_counter() - t0
     counts = {"queries": len(queries), "videos": len(by_video), "frames": frames_total, "query_frames": query_frames,

@@ -1,0 +1,30 @@
+"""The Dockerfile, the Makefile and the README install ClawCrane the same way."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_dockerfile_installs_with_make_setup_and_runs_quickstart():
+    docker = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^RUN make setup$", docker, re.M)  # the same target the README's commands use
+    assert 'CMD ["quickstart"' in docker and 'ENTRYPOINT ["clawcrane"]' in docker
+    for copied in re.findall(r"^COPY (.+) \./", docker, re.M):
+        for name in copied.split():
+            assert (ROOT / name).exists(), f"Dockerfile copies {name}, which is not in the repo"
+
+
+def test_readme_commands_are_make_targets_that_depend_on_setup():
+    readme = (ROOT / "README.md").read_text()
+    make = (ROOT / "Makefile").read_text()
+    first = [line.split("#")[0].strip() for line in readme.split("```bash", 1)[1].split("```", 1)[0].splitlines() if line.strip()]
+    assert first == ["make quickstart", "make test"]
+    assert re.search(r"^quickstart: \$\(STAMP\)$", make, re.M) and re.search(r"^test: \$\(STAMP\)$", make, re.M)
+    assert "pip install -e '.[test]'" in make
+    pins = (ROOT / "pyproject.toml").read_text()
+    assert '"torch==2.14.1"' in pins and '"torchvision==0.29.1"' in pins
+
+
+def test_ci_runs_the_readme_test_command():
+    assert re.search(r"^make test$", (ROOT / ".ci/run").read_text(), re.M)

@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--size", default="320x240", help="WxH of the synthetic video")
     ap.add_argument("--repeat", type=int, default=2, help="timing repetitions (the minimum counts)")
     ap.add_argument("--rss-frames", default="50,500", help="video lengths for the memory check")
+    ap.add_argument("--only", choices=("all", "ratio", "rss"), default="all", help="run one part of the bench")
     ap.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("CLAWCRANE_PROGRESS", "0")
@@ -142,43 +143,53 @@ def main() -> None:
     width, height = (int(x) for x in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        video = write_video(tmp / "bench.mp4", args.frames, height, width)
-        ds = one_video_dataset(video)
-        det = make_detector(args.device, args.batch_size)
-        frames = [f for _, f in ds.videos["bench"].iter_frames()]
-        det.detect(frames[: args.batch_size], [("bench", i) for i in range(args.batch_size)])  # warm-up
-        bare, full, own = [], [], []
-        outputs: dict = {}
-        for r in range(args.repeat):
-            bare.append(bare_forward(det, frames, "bench", args.batch_size, keep=outputs if r == 0 else None))
-            full.append(run_stage(det, ds, tmp / f"cache{r}", args.batch_size))
-            own.append(run_stage(ReplayDetector(outputs), ds, tmp / f"replay{r}", args.batch_size))
-        wall = min(w for w, _ in full) / min(w for w, _ in bare)
-        cpu = min(c for _, c in full) / min(c for _, c in bare)
-        print(f"device: {det.device}  video: {args.frames} frames {width}x{height}  batch: {args.batch_size}  "
-              f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        for name, runs in (("bare forward", bare), ("detect stage", full)):
-            w = min(x for x, _ in runs)
-            print(f"{name}: {w:.2f} s wall ({args.frames / w:.2f} frames/s)  runs (wall s, process cpu s): "
-                  f"{[(round(a, 2), round(b, 2)) for a, b in runs]}")
-        print(f"ratio detect / bare forward, wall time: {wall:.3f}  (target <= 1.15: {'ok' if wall <= 1.15 else 'MISSED'})")
-        print(f"ratio detect / bare forward, process CPU time (all threads): {cpu:.3f}")
-        o = min(w for w, _ in own)
-        print(f"stage without the model (replayed outputs): {o:.2f} s wall, {min(c for _, c in own):.2f} s CPU "
-              f"-> overhead bound without any overlap: {1 + o / min(w for w, _ in bare):.3f}")
-        del outputs
-        del frames
+        if args.only != "rss":
+            timing(args, tmp, height, width)
+        if args.only != "ratio":
+            memory(args, tmp, height, width)
 
-        peaks = {}
-        for n in (int(x) for x in args.rss_frames.split(",")):
-            v = write_video(tmp / f"rss{n}.mp4", n, height, width)
-            out = subprocess.run([sys.executable, __file__, "--rss-child", str(v), "--batch-size", str(args.batch_size),
-                                  "--device", args.device], capture_output=True, text=True, check=True)
-            rec = json.loads(out.stdout.strip().splitlines()[-1])
-            peaks[n] = rec["peak_rss_kib"]
-            print(f"peak RSS, {n}-frame video: {rec['peak_rss_kib'] / 1024:.1f} MiB  ({rec['seconds']:.1f} s)")
-        lo, hi = min(peaks.values()), max(peaks.values())
-        print(f"peak RSS spread: {(hi - lo) / lo * 100:.1f}%  (target <= 10%: {'ok' if hi <= 1.10 * lo else 'MISSED'})")
+
+def timing(args, tmp: Path, height: int, width: int) -> None:
+    """Part 1: detect wall time over the bare forward on the same frames."""
+    video = write_video(tmp / "bench.mp4", args.frames, height, width)
+    ds = one_video_dataset(video)
+    det = make_detector(args.device, args.batch_size)
+    frames = [f for _, f in ds.videos["bench"].iter_frames()]
+    det.detect(frames[: args.batch_size], [("bench", i) for i in range(args.batch_size)])  # warm-up
+    bare, full, own = [], [], []
+    outputs: dict = {}
+    for r in range(args.repeat):
+        bare.append(bare_forward(det, frames, "bench", args.batch_size, keep=outputs if r == 0 else None))
+        full.append(run_stage(det, ds, tmp / f"cache{r}", args.batch_size))
+        own.append(run_stage(ReplayDetector(outputs), ds, tmp / f"replay{r}", args.batch_size))
+    wall = min(w for w, _ in full) / min(w for w, _ in bare)
+    cpu = min(c for _, c in full) / min(c for _, c in bare)
+    print(f"device: {det.device}  video: {args.frames} frames {width}x{height}  batch: {args.batch_size}  "
+          f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for name, runs in (("bare forward", bare), ("detect stage", full)):
+        w = min(x for x, _ in runs)
+        print(f"{name}: {w:.2f} s wall ({args.frames / w:.2f} frames/s)  runs (wall s, process cpu s): "
+              f"{[(round(a, 2), round(b, 2)) for a, b in runs]}")
+    print(f"ratio detect / bare forward, wall time: {wall:.3f}  (target <= 1.15: {'ok' if wall <= 1.15 else 'MISSED'})")
+    print(f"ratio detect / bare forward, process CPU time (all threads): {cpu:.3f}")
+    o = min(w for w, _ in own)
+    print(f"stage without the model (replayed outputs): {o:.2f} s wall, {min(c for _, c in own):.2f} s CPU "
+          f"-> overhead bound without any overlap: {1 + o / min(w for w, _ in bare):.3f}")
+    del outputs, frames
+
+
+def memory(args, tmp: Path, height: int, width: int) -> None:
+    """Part 2: peak RSS of detect on short and long videos, each in a fresh subprocess."""
+    peaks = {}
+    for n in (int(x) for x in args.rss_frames.split(",")):
+        v = write_video(tmp / f"rss{n}.mp4", n, height, width)
+        out = subprocess.run([sys.executable, __file__, "--rss-child", str(v), "--batch-size", str(args.batch_size),
+                              "--device", args.device], capture_output=True, text=True, check=True)
+        rec = json.loads(out.stdout.strip().splitlines()[-1])
+        peaks[n] = rec["peak_rss_kib"]
+        print(f"peak RSS, {n}-frame video: {rec['peak_rss_kib'] / 1024:.1f} MiB  ({rec['seconds']:.1f} s)")
+    lo, hi = min(peaks.values()), max(peaks.values())
+    print(f"peak RSS spread: {(hi - lo) / lo * 100:.1f}%  (target <= 10%: {'ok' if hi <= 1.10 * lo else 'MISSED'})")
 
 
 if __name__ == "__main__":

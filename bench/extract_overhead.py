@@ -119,7 +119,7 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--input-size", type=int, default=320)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--with-flip", action="store_true")
     ap.add_argument("--device", default="auto")

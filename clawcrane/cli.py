@@ -62,6 +62,11 @@ def main(log_level: str) -> None:
       clawcrane train-head               language encoder + PRM + TSRM, contrastive loss
       clawcrane track-rank               TRM tracks per query -> predictions (Parquet)
       clawcrane evaluate PRED            P@K, mAP, Overall/Mean IoU
+      clawcrane export PRED              COCO-RLE JSON, PNG masks, Ref-YouTube-VOS submission
+      clawcrane ablate                   the paper's Table 3 rows over one feature cache
+      clawcrane segment VIDEO --query S  your own video and sentences: masks + overlay video
+      clawcrane quickstart               all of it on the synthetic benchmark (the README's job)
+      clawcrane cache ls|info|verify|merge   inspect and maintain the caches
     """
     _setup_logging(log_level)
 
@@ -230,14 +235,15 @@ def data_synth(out: str, preset: str, seed: int, preview: bool, workers: int | N
               help="imagenet (local torchvision file in torch.hub.get_dir()/checkpoints, or the packaged "
                    "EfficientNet weights), none (seeded random init), or a state-dict PATH.")
 @click.option("--levels", default="", help="Comma-separated feature levels, pooled and concatenated "
-              "(ResNet C2..C5, default C5; EfficientNet C2..C5,head, default head; detector FPN names, default fpn).")
+              "(ResNet C2..C5, default C5; EfficientNet C2..C5,head, default C3,C4,C5,head; detector FPN names, default fpn).")
 @click.option("--input-size", default=320, show_default=True, type=int, help="Frames are resized to N x N (paper: 320).")
 @click.option("--mask-threshold", default=0.5, show_default=True, type=float,
               help="A feature cell belongs to a candidate when its mask covers this fraction of it.")
 @click.option("--dtype", default="float16", show_default=True, type=click.Choice(["float16", "float32"]),
               help="Storage dtype of the pooled features.")
 @click.option("--with-flip", is_flag=True, help="Also store features/positions of the mirrored frame (flip augmentation).")
-@click.option("--batch-size", default=16, show_default=True, type=int, help="Frames per backbone forward.")
+@click.option("--batch-size", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Frames per backbone forward (0: 2 on CPU, where small batches run fastest; 16 on CUDA).")
 @click.option("--skip-bad", is_flag=True, help="Store videos whose frames cannot be decoded as bad and go on.")
 @click.option("--workers", default=2, show_default=True, type=int,
               help="Threads decoding frames and preparing masks while the backbone runs.")
@@ -292,6 +298,10 @@ def _default_cfg(name: str):
               help="Cache root; the candidates go to CACHE/detect-<key>/ (a new folder when an output-affecting option changes).")
 @click.option("--frame-stride", type=int, default=_default_cfg("frame_stride"), show_default=True,
               help="Run on every S-th frame (0, S, 2S, ...) plus every annotated frame.")
+@click.option("--train-frames", type=click.Choice(["all", "annotated"]), default=_default_cfg("train_frames"),
+              show_default=True,
+              help="annotated: in 'train' videos detect only the annotated frames (all train-head reads; "
+                   "the TRM runs on the test split), a large saving on A2D-like data.")
 @click.option("--score-threshold", type=float, default=_default_cfg("score_threshold"), show_default=True,
               help="Drop candidates scored below this.")
 @click.option("--max-per-frame", type=int, default=_default_cfg("max_per_frame"), show_default=True,
@@ -310,7 +320,7 @@ def _default_cfg(name: str):
 @click.option("--skip-bad", is_flag=True,
               help="Record unreadable/truncated videos as bad and go on (a rerun does not retry them); "
                    "without it the run stops at the first one.")
-def detect(dataset, detector, cache_dir, frame_stride, score_threshold, max_per_frame, dedup_iou,
+def detect(dataset, detector, cache_dir, frame_stride, train_frames, score_threshold, max_per_frame, dedup_iou,
            batch_size, device, shard, workers, skip_bad):
     """Detect candidate objects in every frame of DATASET -> candidate cache (HDF5, COCO RLE masks).
 
@@ -333,7 +343,7 @@ def detect(dataset, detector, cache_dir, frame_stride, score_threshold, max_per_
     from clawcrane.stages import detect as stage
 
     cfg = DetectConfig(
-        detector=detector, frame_stride=frame_stride, score_threshold=score_threshold,
+        detector=detector, frame_stride=frame_stride, train_frames=train_frames, score_threshold=score_threshold,
         max_per_frame=max_per_frame, dedup_iou=dedup_iou, batch_size=batch_size, device=device,
         shard=stage.parse_shard(shard), workers=workers, skip_bad=skip_bad,
     )
@@ -423,12 +433,17 @@ _HEAD_SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Samples per step (paper: 16).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
               help="Adam learning rate; divided by 10 after 2 epochs without a lower training loss.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Decoupled weight decay (AdamW); 0 is the paper's Adam.")
+@click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
+              help="Dropout on pooled features and word vectors while training (regularises small datasets).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, order and flips.")
 @click.option("--flip/--no-flip", default=True, show_default=True,
               help="Horizontal-flip augmentation with left/right word swap (needs `extract --with-flip`).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (same options; --epochs may grow).")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
-def train_head_cmd(features, dataset_path, out, position, relation, text_encoder, size, epochs, batch_size, lr, seed, flip, resume, device):
+def train_head_cmd(features, dataset_path, out, position, relation, text_encoder, size, epochs, batch_size, lr,
+                   weight_decay, dropout, seed, flip, resume, device):
     """Train the retrieval head (language encoder, PRM, TSRM; contrastive loss) from the caches.
 
     Reads the feature cache, the candidate cache beside it (for GT matching) and the dataset's
@@ -442,7 +457,8 @@ def train_head_cmd(features, dataset_path, out, position, relation, text_encoder
     D, E, hidden = _HEAD_SIZES[size]
     config = TrainHeadConfig(
         position=position, relation=relation, text_encoder=text_encoder, embed_dim=D, word_dim=E, lstm_hidden=hidden,
-        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, flip=flip, device=device,
+        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, dropout=dropout, seed=seed, flip=flip,
+        device=device,
     )
     dataset = open_dataset(dataset_path)
     result = train_head.run(config, dataset, features=features, out=out, resume=resume)
@@ -457,8 +473,9 @@ def train_head_cmd(features, dataset_path, out, position, relation, text_encoder
 @click.argument("dataset", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Folder for last.pt (resumable), final.pt (the detector) and metrics.json.")
-@click.option("--preset", type=click.Choice(["lite", "r50-fpn"]), default="lite", show_default=True,
-              help="lite: ResNet-18 FPN at 320 px trained from scratch (CPU minutes); "
+@click.option("--preset", type=click.Choice(["lite", "lite-r18", "r50-fpn"]), default="lite", show_default=True,
+              help="lite: light heads on the packaged ImageNet EfficientNet-Lite0 at 320 px (CPU minutes); "
+                   "lite-r18: the same heads on a ResNet-18 trained from scratch (no pretrained weights); "
                    "r50-fpn: torchvision's R50-FPN initialised from COCO weights (GPU advised).")
 @click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True,
               help="Passes over the annotated training frames.")
@@ -468,6 +485,8 @@ def train_head_cmd(features, dataset_path, out, position, relation, text_encoder
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per step.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.02, show_default=True,
               help="Peak SGD learning rate (warm-up, then cosine decay).")
+@click.option("--warmup-steps", type=click.IntRange(min=0), default=100, show_default=True,
+              help="Steps of linear learning-rate warm-up from lr/100.")
 @click.option("--size", type=click.IntRange(min=0), default=0,
               help="Input size: shorter side and longer-side cap in pixels (0: the preset's, lite 320).")
 @click.option("--classes", type=click.Choice(["auto", "dataset", "actor", "agnostic"]), default="auto",
@@ -480,8 +499,8 @@ def train_head_cmd(features, dataset_path, out, position, relation, text_encoder
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, shuffles, augmentation.")
 @click.option("--resume", is_flag=True, help="Continue the run saved in OUT/last.pt.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda (cuda:N) or auto (CUDA when available).")
-def train_detector_cmd(dataset, out, preset, epochs, max_minutes, batch_size, lr, size, classes, weights,
-                       seed, resume, device) -> None:
+def train_detector_cmd(dataset, out, preset, epochs, max_minutes, batch_size, lr, warmup_steps, size, classes,
+                       weights, seed, resume, device) -> None:
     """Train the Mask R-CNN candidate proposer on every annotated instance of the train split.
 
     Frames of the 'train' videos with instance annotations are decoded once into memory; the
@@ -498,7 +517,7 @@ def train_detector_cmd(dataset, out, preset, epochs, max_minutes, batch_size, lr
 
     config = TrainDetectorConfig(
         dataset=str(dataset), out=str(out), preset=preset, epochs=epochs, max_minutes=max_minutes,
-        batch_size=batch_size, lr=lr, min_size=size, max_size=size, classes=classes,
+        batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, min_size=size, max_size=size, classes=classes,
         weights=str(weights or ""), seed=seed, resume=resume, device=device,
     )
     result = train_detector.run(config)
@@ -579,13 +598,20 @@ def track_rank_cmd(head, features, dataset_path, out, split, top_k, use_trm, abs
 @click.option("--size", type=click.Choice(["small", "paper"]), default="small", show_default=True,
               help="Head width: small (D=128, 128-d words, 2x128 bi-LSTM) or paper (256, 1000, 2x1000).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every row's training.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="train-head --weight-decay of every row (0: the paper's Adam).")
+@click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
+              help="train-head --dropout of every row.")
 @click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
               help="Split the rows are evaluated on.")
 @click.option("--gamma", type=float, default=0.8, show_default=True, help="TRM association threshold (track-rank --gamma).")
 @click.option("--beta", type=click.IntRange(min=1), default=3, show_default=True, help="TRM track patience (track-rank --beta).")
 @click.option("--alpha", type=float, default=0.5, show_default=True, help="TRM mask-IoU weight (track-rank --alpha).")
+@click.option("--score-mode", "score_mode", type=click.Choice(["mean", "max"]), default="mean", show_default=True,
+              help="TRM track score: mean or max of its candidates' scores (track-rank --score-mode).")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
-def ablate_cmd(cache, dataset_path, out, epochs, size, seed, split, gamma, beta, alpha, device):
+def ablate_cmd(cache, dataset_path, out, epochs, size, seed, weight_decay, dropout, split, gamma, beta, alpha,
+               score_mode, device):
     """Train and evaluate the rows of the paper's Table 3 over one feature cache.
 
     \b
@@ -599,10 +625,12 @@ def ablate_cmd(cache, dataset_path, out, epochs, size, seed, split, gamma, beta,
     from clawcrane.datasets import open_dataset
     from clawcrane.stages import ablate
 
-    config = AblateConfig(epochs=epochs, size=size, seed=seed, split=split, device=device)
+    config = AblateConfig(epochs=epochs, size=size, seed=seed, weight_decay=weight_decay, dropout=dropout, split=split,
+                          device=device)
     ablate.check_config(config)
     ds = open_dataset(dataset_path)
-    res = ablate.run(config, ds, cache=cache, out=out, track=TrackRankConfig(gamma=gamma, beta=beta, alpha=alpha))
+    track = TrackRankConfig(gamma=gamma, beta=beta, alpha=alpha, score_mode=score_mode)
+    res = ablate.run(config, ds, cache=cache, out=out, track=track)
     click.echo(res.markdown)
     trained = sum(1 for r in res.rows if r.trained_epochs)
     click.echo(f"ablate: {len(res.rows)} rows ({trained} heads trained now) in {res.seconds:.0f} s")

@@ -134,6 +134,20 @@ def test_frame_stride_runs_every_sth_frame_plus_annotated_frames(data, tmp_path)
     assert list(vc.processed_frames) == sorted({0, 3} | set(ANNOTATED))  # 0, 3 by stride; 1, 4 annotated
 
 
+def test_train_frames_annotated_detects_only_annotated_frames_of_train_videos(data, tmp_path):
+    # vid00 is a train video: only its annotated frames 1 and 4; vid01 is a test video: the stride's frames too
+    ds = load_dataset(data)
+    ds.videos["vid00"] = dataclasses.replace(ds.videos["vid00"], split="train")
+    ds.videos["vid01"] = dataclasses.replace(ds.videos["vid01"], split="test")
+    res = run(ds, tmp_path, frame_stride=3, train_frames="annotated")
+    cands = open_candidates(res.path)
+    assert list(cands.video("vid00").processed_frames) == sorted(ANNOTATED)
+    assert list(cands.video("vid01").processed_frames) == sorted({0, 3} | set(ANNOTATED))
+    assert res.path != run(ds, tmp_path, frame_stride=3).path  # an output option: its own cache
+    with pytest.raises(ConfigError, match="--train-frames"):
+        run(ds, tmp_path, train_frames="some")
+
+
 def test_summary_reports_recall_of_annotated_instances(data, tmp_path):
     res = run(load_dataset(data), tmp_path, **KEEP_ALL)
     # 4 videos x 2 annotated frames x 2 boxes; each box is one colour channel's mask (IoU ~1)

@@ -55,10 +55,12 @@ def test_efficientnet_lite0_features_from_real_weights_end_to_end(tiny):
     root, dataset, cands = tiny
     res = stage.run(ExtractConfig(cache=str(root), backbone="efficientnet-lite0", input_size=64, device="cpu"), dataset=dataset)
     vf = open_features(res.path).video("a")
-    assert res.config.levels == ("head",) and vf.feat.shape == (6, 1280) and vf.feat.dtype == np.float16
-    assert np.isfinite(vf.feat).all() and (vf.feat >= 0).all() and (vf.feat <= 6).all()  # ReLU6 head
+    # default levels C3, C4, C5, head: 40 + 112 + 320 + 1280 channels
+    assert res.config.levels == ("C3", "C4", "C5", "head") and vf.feat.shape == (6, 1752) and vf.feat.dtype == np.float16
+    head = vf.feat[:, -1280:]
+    assert np.isfinite(vf.feat).all() and (head >= 0).all() and (head <= 6).all()  # ReLU6 head
     assert len({vf.feat[i].tobytes() for i in range(6)}) == 6  # distinct candidates, distinct features
-    assert res.raw_bytes_per_candidate == 4 + 1280 * 2 + 40 and res.stored_bytes_per_candidate > 0
+    assert res.raw_bytes_per_candidate == 4 + 1752 * 2 + 40 and res.stored_bytes_per_candidate > 0
 
 
 def test_cache_hit_returns_without_building_the_backbone(tiny, monkeypatch):

@@ -119,3 +119,18 @@ def test_masked_attention_hand_case_and_empty_frame():
 def test_head_config_rejects_unknown_choices():
     with pytest.raises(ValueError):
         HeadConfig(position="polar")
+
+
+def test_dropout_acts_only_in_training_and_adds_no_parameters():
+    # dropout layers own no weights, so the same seed builds identical weights, and eval mode is deterministic
+    torch.manual_seed(0)
+    plain = RetrievalHead(config=small("full", "text"), vocab_size=V, feat_dim=C)
+    torch.manual_seed(0)
+    dropped = RetrievalHead(config=small("full", "text", dropout=0.5), vocab_size=V, feat_dim=C)
+    assert plain.state_dict().keys() == dropped.state_dict().keys()
+    tokens, lengths, feat, pos, valid = inputs()
+    plain.eval(), dropped.eval()
+    torch.testing.assert_close(plain(tokens, lengths, feat, pos, valid), dropped(tokens, lengths, feat, pos, valid))
+    dropped.train()
+    a, b = dropped(tokens, lengths, feat, pos, valid), dropped(tokens, lengths, feat, pos, valid)
+    assert not torch.equal(a[valid], b[valid])  # two training passes draw different masks

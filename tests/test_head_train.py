@@ -93,19 +93,21 @@ def test_fixed_seed_gives_identical_training_on_cpu(world, tmp_path):
     assert any(not torch.equal(sa["model"][k], sc["model"][k]) for k in sa["model"])
 
 
-def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(world, tmp_path):
+@pytest.mark.parametrize("reg", [{}, {"dropout": 0.3, "weight_decay": 0.01}], ids=["paper", "regularised"])
+def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(world, tmp_path, reg):
+    # with dropout the global torch generator is part of the state: the checkpoint must carry it
     dataset, features, _ = world
-    full = train_head.run(cfg(epochs=3), dataset, features=features, out=tmp_path / "full")
-    train_head.run(cfg(epochs=1), dataset, features=features, out=tmp_path / "part")
+    full = train_head.run(cfg(epochs=3, **reg), dataset, features=features, out=tmp_path / "full")
+    train_head.run(cfg(epochs=1, **reg), dataset, features=features, out=tmp_path / "part")
     with pytest.raises(ConfigError, match="--resume"):
-        train_head.run(cfg(epochs=3), dataset, features=features, out=tmp_path / "part")
-    resumed = train_head.run(cfg(epochs=3), dataset, features=features, out=tmp_path / "part", resume=True)
+        train_head.run(cfg(epochs=3, **reg), dataset, features=features, out=tmp_path / "part")
+    resumed = train_head.run(cfg(epochs=3, **reg), dataset, features=features, out=tmp_path / "part", resume=True)
     sf, sr = torch.load(full.last, weights_only=True), torch.load(resumed.last, weights_only=True)
     assert sr["epoch"] == 3 and len(sr["history"]) == 3
     for k in sf["model"]:
         torch.testing.assert_close(sf["model"][k], sr["model"][k], rtol=0, atol=0)
     with pytest.raises(ConfigError, match="relation"):
-        train_head.run(cfg(epochs=4, relation="none"), dataset, features=features, out=tmp_path / "part", resume=True)
+        train_head.run(cfg(epochs=4, relation="none", **reg), dataset, features=features, out=tmp_path / "part", resume=True)
 
 
 def test_resume_refuses_features_of_another_backbone_or_dataset(world, tmp_path):

@@ -51,9 +51,10 @@ def test_lite_model_outputs_masks_at_input_resolution_and_caps_detections():
     assert set(out["labels"].tolist()) <= {1, 2}  # 0 is background and never returned
 
 
-def test_lite_pyramid_has_64_channels_and_five_levels():
+@pytest.mark.parametrize("preset", ["lite", "lite-r18"])
+def test_lite_pyramid_has_64_channels_and_five_levels(preset):
     # the feature extractor relies on model.backbone returning the FPN levels by name
-    model = _lite()
+    model = build_model(preset, num_classes=2, **SMALL).eval()
     with torch.inference_mode():
         feats = model.backbone(torch.rand(1, 3, 64, 64))
     assert list(feats) == ["0", "1", "2", "3", "pool"]
@@ -90,6 +91,23 @@ def test_checkpoint_round_trip_rebuilds_the_model_alone_with_identical_outputs(t
     det = MaskRCNNDetector.from_checkpoint(path, device="cpu")
     assert det.class_ids == [11, 22]
     assert det.weights_key == state_fingerprint(model.state_dict())
+
+
+def test_a_checkpoint_from_before_the_body_key_rebuilds_its_resnet18_lite_model(tmp_path):
+    # 'lite' used to mean the ResNet-18 body; a stored spec without 'body' must still rebuild that model
+    torch.manual_seed(0)
+    model = build_model("lite-r18", num_classes=2, **SMALL).eval()
+    old_spec = {k: v for k, v in model_spec("lite-r18", num_classes=2, **SMALL).items() if k != "body"}
+    old_spec["preset"] = "lite"
+    path = save_checkpoint(tmp_path / "old.pt", _payload(model, old_spec, [11, 22]))
+    rebuilt = load_detector_model(path)
+    assert type(rebuilt.backbone.body).__name__ == type(model.backbone.body).__name__
+    x = [torch.rand(3, 48, 64, generator=torch.Generator().manual_seed(0))]
+    with torch.inference_mode():
+        assert torch.equal(model(x)[0]["boxes"], rebuilt(x)[0]["boxes"])
+    assert model_spec("lite", num_classes=2)["body"] == "efficientnet-lite0"
+    with pytest.raises(ConfigError, match="body"):
+        model_spec("lite", num_classes=2, body="resnet18")
 
 
 def test_detector_key_changes_with_weights_and_score_threshold_only():

@@ -47,7 +47,9 @@ CHOICES = ("auto", *RESNETS, EFFICIENTNET, f"{DETECTOR}:PATH")
 
 RESNET_LEVELS = ("C2", "C3", "C4", "C5")
 EFFICIENTNET_LEVELS = ("C2", "C3", "C4", "C5", "head")
-DEFAULT_LEVELS = {**{r: ("C5",) for r in RESNETS}, EFFICIENTNET: ("head",), DETECTOR: ("fpn",)}
+DEFAULT_LEVELS = {**{r: ("C5",) for r in RESNETS}, EFFICIENTNET: ("C3", "C4", "C5", "head"), DETECTOR: ("fpn",)}
+"""EfficientNet-Lite0 pools C3..head (C = 1752): its 'head' level alone keeps too little colour (a linear
+probe reads an object's colour from it ~60 % of the time, ~93 % from C3; README, Results)."""
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -196,6 +198,7 @@ class Backbone(nn.Module):
         self.register_buffer("std255", torch.tensor(std255, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
+        self.body.to(memory_format=torch.channels_last)  # ~2x faster depthwise convolutions on CPU (oneDNN)
         with torch.inference_mode():
             S = self.input_size
             fmaps = self.forward(torch.zeros(1, 3, S, S))
@@ -234,8 +237,8 @@ class Backbone(nn.Module):
     @torch.inference_mode()
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, S, S) normalised float -> one (B, C_l, h_l, w_l) map per level, shallow to deep."""
-        feats = self.body(images)
-        return [feats[lv] for lv in self.levels]
+        feats = self.body(images.contiguous(memory_format=torch.channels_last))
+        return [feats[lv].contiguous() for lv in self.levels]
 
 
 class _ResNetBody(nn.Module):

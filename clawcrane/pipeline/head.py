@@ -63,6 +63,8 @@ class HeadConfig:
     """Words kept per sentence (paper: 20)."""
     text_dim: int = MINILM_DIM
     """S of cached token states (minilm only)."""
+    dropout: float = 0.0
+    """Dropout on the pooled features and the word vectors while training (0: none, as in the paper)."""
 
     def __post_init__(self):
         for name, allowed in (("position", POSITIONS), ("relation", RELATIONS), ("text_encoder", TEXT_ENCODERS)):
@@ -78,8 +80,9 @@ class HeadConfig:
 class ObjectEncoder(nn.Module):
     """Eq. 2's MLP over the pooled feature, plus the PRM term W_p(p_i) of Eq. 4."""
 
-    def __init__(self, *, feat_dim: int, embed_dim: int, position: str):
+    def __init__(self, *, feat_dim: int, embed_dim: int, position: str, dropout: float = 0.0):
         super().__init__()
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.mlp = mlp(feat_dim, embed_dim)
         self.pos_slice = _POSITION_DIMS[position]
         n_pos = self.pos_slice.stop - self.pos_slice.start
@@ -87,7 +90,7 @@ class ObjectEncoder(nn.Module):
 
     def forward(self, feat: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         B, N, C = feat.shape  # (B, N, C) batch, candidates, channels
-        v = self.mlp(feat)  # (B, N, D)
+        v = self.mlp(self.drop(feat))  # (B, N, D)
         if self.w_p is not None:
             v = v + self.w_p(pos[..., self.pos_slice])
         return v
@@ -101,11 +104,13 @@ class RetrievalHead(nn.Module):
         self.config = config
         D = config.embed_dim
         if config.text_encoder == "lstm":
-            states: nn.Module = LSTMWordStates(vocab_size=vocab_size, word_dim=config.word_dim, hidden=config.lstm_hidden)
+            states: nn.Module = LSTMWordStates(
+                vocab_size=vocab_size, word_dim=config.word_dim, hidden=config.lstm_hidden, dropout=config.dropout
+            )
         else:
             states = CachedWordStates(state_dim=config.text_dim)
         self.text = SentenceEncoder(states=states, embed_dim=D, with_relation_feature=config.relation == "text")
-        self.objects = ObjectEncoder(feat_dim=feat_dim, embed_dim=D, position=config.position)
+        self.objects = ObjectEncoder(feat_dim=feat_dim, embed_dim=D, position=config.position, dropout=config.dropout)
         self.relation = build_relation(config.relation, D)
 
     def encode(self, text, lengths, feat, pos, valid) -> tuple[torch.Tensor, torch.Tensor]:

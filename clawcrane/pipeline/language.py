@@ -135,15 +135,16 @@ def word_mask(lengths: torch.Tensor, L: int) -> torch.Tensor:
 class LSTMWordStates(nn.Module):
     """Word ids (B, L) -> bi-LSTM states (B, L, S), S = 2 * hidden (paper: E = 1000, S = 2000)."""
 
-    def __init__(self, *, vocab_size: int, word_dim: int, hidden: int):
+    def __init__(self, *, vocab_size: int, word_dim: int, hidden: int, dropout: float = 0.0):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, word_dim, padding_idx=PAD_ID)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.lstm = nn.LSTM(word_dim, hidden, batch_first=True, bidirectional=True)
         self.out_dim = 2 * hidden
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         B, L = tokens.shape  # (B, L) batch, words
-        x = self.embed(tokens)  # (B, L, E)
+        x = self.drop(self.embed(tokens))  # (B, L, E)
         packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
         h, _ = self.lstm(packed)
         h, _ = pad_packed_sequence(h, batch_first=True, total_length=L)  # (B, L, S)

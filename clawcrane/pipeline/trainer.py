@@ -184,6 +184,7 @@ class Trainer:
         *,
         model: RetrievalHead,
         lr: float,
+        weight_decay: float = 0.0,
         lr_patience: int = 2,
         lr_factor: float = 0.1,
         tau: float = TAU,
@@ -194,7 +195,10 @@ class Trainer:
     ):
         self.device = torch.device(device)
         self.model = model.to(self.device)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        if weight_decay > 0:  # decoupled decay; with 0 this is the paper's Adam
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        else:
+            self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, mode="min", patience=lr_patience, factor=lr_factor)
         self.tau, self.batch_size, self.flip = tau, batch_size, flip
         self.generator = torch.Generator().manual_seed(seed)
@@ -208,6 +212,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),  # dropout draws from the global generator
             "best": self.best,
             "history": self.history,
         }
@@ -217,6 +222,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["rng"])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
         self.best = state.get("best")
         self.history = list(state.get("history", []))
 

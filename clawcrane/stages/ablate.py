@@ -101,7 +101,8 @@ def check_config(config: AblateConfig) -> None:
 def train_config(config: AblateConfig, row: Row) -> TrainHeadConfig:
     D, E, hidden = SIZES[config.size]
     return TrainHeadConfig(position=row.position, relation=row.relation, embed_dim=D, word_dim=E, lstm_hidden=hidden,
-                           epochs=config.epochs, seed=config.seed, device=config.device)
+                           epochs=config.epochs, seed=config.seed, weight_decay=config.weight_decay,
+                           dropout=config.dropout, device=config.device)
 
 
 def _train(cfg: TrainHeadConfig, dataset: Dataset, features: Path, run: Path) -> int:

@@ -71,6 +71,8 @@ def cache_key(config: DetectConfig, dataset: Dataset, key_fn=detector_key) -> tu
 
 
 def _check(config: DetectConfig) -> None:
+    if config.train_frames not in ("all", "annotated"):
+        raise ConfigError(f"--train-frames {config.train_frames!r}: expected 'all' or 'annotated'")
     if config.frame_stride < 1:
         raise ConfigError(f"--frame-stride {config.frame_stride}: must be >= 1")
     if config.batch_size < 1 or config.workers < 1:

@@ -56,9 +56,12 @@ def _trim_heap() -> None:
         _MALLOC_TRIM(0)
 
 
-def frames_to_run(video: Video, stride: int, annotated, detector: Detector | None = None) -> list[int]:
-    """Frames 0, S, 2S, ... plus every annotated frame, those the detector wants, ascending."""
-    frames = set(range(0, video.num_frames, stride)) | {int(f) for f in annotated if 0 <= f < video.num_frames}
+def frames_to_run(
+    video: Video, stride: int, annotated, detector: Detector | None = None, *, stride_frames: bool = True
+) -> list[int]:
+    """Frames 0, S, 2S, ... (unless not ``stride_frames``) plus every annotated frame, those the detector wants, ascending."""
+    frames = set(range(0, video.num_frames, stride)) if stride_frames else set()
+    frames |= {int(f) for f in annotated if 0 <= f < video.num_frames}
     if detector is not None:
         frames = {f for f in frames if detector.wants_frame(video.video_id, f)}
     return sorted(frames)
@@ -93,8 +96,11 @@ class DetectStream:
                 continue
 
     def _frames(self, video_id: str) -> list[int]:
-        return frames_to_run(self.ds.videos[video_id], self.cfg.frame_stride,
-                             self.ds.annotated_frames.get(video_id, ()), self.det)
+        video = self.ds.videos[video_id]
+        annotated = self.ds.annotated_frames.get(video_id, ())
+        # train videos with annotations: only those frames when asked (a video without any keeps the stride)
+        only_annotated = self.cfg.train_frames == "annotated" and video.split == "train" and len(annotated) > 0
+        return frames_to_run(video, self.cfg.frame_stride, annotated, self.det, stride_frames=not only_annotated)
 
     # -- decoders
     def _decode(self, todo: Iterator[str], lock: threading.Lock) -> None:

@@ -72,8 +72,8 @@ def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, BackboneSpec]:
         raise ConfigError(f"--dtype {config.dtype}: choose float16 or float32")
     if not 0.0 < config.mask_threshold <= 1.0:
         raise ConfigError(f"--mask-threshold {config.mask_threshold}: must be in (0, 1]")
-    if config.batch_size < 1 or config.workers < 1:
-        raise ConfigError(f"--batch-size {config.batch_size} --workers {config.workers}: both must be at least 1")
+    if config.batch_size < 0 or config.workers < 1:
+        raise ConfigError(f"--batch-size {config.batch_size} --workers {config.workers}: need batch size >= 0 (0: auto), workers >= 1")
     if not 0 <= config.shard < config.num_shards:
         raise ConfigError(f"--shard {config.shard}/{config.num_shards}: expected 0 <= I < N")
     spec = resolve_backbone(config.backbone, config.weights, config.levels, config.input_size)
@@ -120,7 +120,9 @@ def run(config: ExtractConfig, *, dataset=None) -> ExtractResult:
     if dataset is None:
         dataset = _open_dataset(cand, cfg)
     _check_dataset(cand, dataset, root)
-    backbone = build_backbone(spec, pick_device(cfg.device))
+    device = pick_device(cfg.device)
+    backbone = build_backbone(spec, device)
+    batch_size = cfg.batch_size or (16 if device.type == "cuda" else 2)
     meta = {
         "stage": STAGE, "schema": SCHEMA, "key": key, "config": to_dict(cfg),
         "upstream": {"candidates": cand.key}, "dataset": cand.meta.get("dataset", {}),
@@ -129,7 +131,7 @@ def run(config: ExtractConfig, *, dataset=None) -> ExtractResult:
     store = Store.create(out, meta)
     todo = [v for v in videos if not store.has(v)]
     log.info("extract: %d/%d videos to do -> %s", len(todo), len(videos), out)
-    rows, frames = _extract_videos(cand, dataset, todo, backbone, cfg, store)
+    rows, frames = _extract_videos(cand, dataset, todo, backbone, dataclasses.replace(cfg, batch_size=batch_size), store)
     store.consolidate(videos, shard_file)
 
     done_rows = rows + sum(len(store.read(v).arrays.get("frame", ())) for v in videos if v not in todo)

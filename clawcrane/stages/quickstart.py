@@ -178,8 +178,10 @@ def run(config: QuickstartConfig, out: str | os.PathLike, *,
         det_ckpt, s["reused"], s["note"] = _train_detector(config, dataset, out / "detector")
     report()
     with stage("detect") as s:
-        det = detect.run(DetectConfig(detector=str(det_ckpt), frame_stride=config.frame_stride, device=config.device),
-                         dataset, cache)
+        # train videos: only their annotated frames (all train-head reads); test videos: every S-th frame for the TRM
+        dcfg = DetectConfig(detector=str(det_ckpt), frame_stride=config.frame_stride, train_frames="annotated",
+                            device=config.device)
+        det = detect.run(dcfg, dataset, cache)
         s["reused"], s["note"] = det.cache_hit, f"{det.frames} frames, {det.per_frame:.1f} candidates/frame" + (
             f", recall {det.recall:.2f}" if det.recall is not None else "")
     report()

@@ -433,10 +433,11 @@ _HEAD_SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Samples per step (paper: 16).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
               help="Adam learning rate; divided by 10 after 2 epochs without a lower training loss.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Decoupled weight decay (AdamW); 0 is the paper's Adam.")
-@click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
-              help="Dropout on pooled features and word vectors while training (regularises small datasets).")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.01, show_default=True,
+              help="Decoupled weight decay (AdamW); 0 (with --dropout 0) is the paper's plain Adam.")
+@click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.2, show_default=True,
+              help="Dropout on pooled features and word vectors while training (the paper has none; without it "
+                   "the head overfits small datasets).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, order and flips.")
 @click.option("--flip/--no-flip", default=True, show_default=True,
               help="Horizontal-flip augmentation with left/right word swap (needs `extract --with-flip`).")
@@ -598,9 +599,9 @@ def track_rank_cmd(head, features, dataset_path, out, split, top_k, use_trm, abs
 @click.option("--size", type=click.Choice(["small", "paper"]), default="small", show_default=True,
               help="Head width: small (D=128, 128-d words, 2x128 bi-LSTM) or paper (256, 1000, 2x1000).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every row's training.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.01, show_default=True,
               help="train-head --weight-decay of every row (0: the paper's Adam).")
-@click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
+@click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.2, show_default=True,
               help="train-head --dropout of every row.")
 @click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
               help="Split the rows are evaluated on.")

@@ -207,10 +207,12 @@ class TrainHeadConfig:
     """Samples (query, annotated frame) per step (paper: 16)."""
     lr: float = 1e-4
     """Adam learning rate (paper: 1e-4)."""
-    weight_decay: float = 0.0
+    weight_decay: float = 0.01
     """Decoupled weight decay (AdamW) on every weight; 0 is the paper's plain Adam."""
-    dropout: float = 0.0
-    """Dropout on the pooled features and the word vectors while training (0: none, as in the paper)."""
+    dropout: float = 0.2
+    """Dropout on the pooled features and the word vectors while training (0: none, as in the paper). With
+    0.2 (and weight decay 0.01) appearance accuracy on the synthetic `small` preset rose from 0.85-0.96 to
+    0.92-0.99 across the Table 3 rows (README, Results): without it the head overfits a few hundred sentences."""
     lr_patience: int = 2
     """ReduceLROnPlateau: epochs without a lower training loss before the rate drops (paper: 2)."""
     lr_factor: float = 0.1
@@ -330,10 +332,10 @@ class AblateConfig:
     """Head width: 'small' (D=128, 128-d words, 2x128 bi-LSTM; minutes on CPU) or 'paper' (256, 1000, 2x1000)."""
     seed: int = 0
     """Seed of every row's initialisation, order and flips (the same seed for all rows)."""
-    weight_decay: float = 0.0
+    weight_decay: float = 0.01
     """train-head --weight-decay of every row (0: the paper's Adam)."""
-    dropout: float = 0.0
-    """train-head --dropout of every row."""
+    dropout: float = 0.2
+    """train-head --dropout of every row (0: none, as in the paper)."""
     split: str = "test"
     """Split the rows are evaluated on ('test', 'train' or 'all')."""
     device: str = "auto"

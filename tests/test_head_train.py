@@ -93,7 +93,7 @@ def test_fixed_seed_gives_identical_training_on_cpu(world, tmp_path):
     assert any(not torch.equal(sa["model"][k], sc["model"][k]) for k in sa["model"])
 
 
-@pytest.mark.parametrize("reg", [{}, {"dropout": 0.3, "weight_decay": 0.01}], ids=["paper", "regularised"])
+@pytest.mark.parametrize("reg", [{"dropout": 0.0, "weight_decay": 0.0}, {"dropout": 0.3, "weight_decay": 0.01}], ids=["paper", "regularised"])
 def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(world, tmp_path, reg):
     # with dropout the global torch generator is part of the state: the checkpoint must carry it
     dataset, features, _ = world

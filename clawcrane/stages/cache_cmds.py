@@ -45,7 +45,7 @@ def _created(store: Store) -> str:
     return dt.datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def config_summary(config: dict, width: int = 80) -> str:
+def config_summary(config: dict, width: int = 120) -> str:
     text = " ".join(f"{k}={v}" for k, v in sorted(config.items()) if k not in _CONFIG_SKIP)
     return text if len(text) <= width else text[: width - 3] + "..."
 

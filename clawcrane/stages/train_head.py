@@ -359,8 +359,8 @@ def run(
     hcfg = head_config(config, text_dim=int(train.text.shape[-1]) if train.text.dim() == 3 else MINILM_DIM)
     device = resolve_device(config.device)
     model = build_model(hcfg, vocab_size=len(vocab), feat_dim=C, seed=config.seed)
-    trainer = Trainer(model=model, lr=config.lr, weight_decay=config.weight_decay, lr_patience=config.lr_patience, lr_factor=config.lr_factor,
-                      tau=config.tau, batch_size=config.batch_size, flip=use_flip, seed=config.seed, device=device)
+    trainer = Trainer(model=model, lr=config.lr, weight_decay=config.weight_decay, lr_patience=config.lr_patience,
+                      lr_factor=config.lr_factor, tau=config.tau, batch_size=config.batch_size, flip=use_flip, seed=config.seed, device=device)
     start = 0
     if payload is not None:
         trainer.load_state(payload)

@@ -3,8 +3,8 @@
     PYTHONPATH=. python bench/head_ablation.py [--preset small] [--epochs 30] [--size small]
 
 Builds the synthetic ``--preset`` with oracle candidates and a flip-augmented feature cache
-(through the CLI, levels C3,C4,C5,head by default; reused when present under ``--work``), then trains `train-head` four times
-(plain top-down; +PRM; +PRM + vanilla attention; +PRM + TSRM) and prints, per query type, the
+(through the CLI, levels C3,C4,C5,head by default; reused when present under ``--work``), then trains `train-head` five times
+(plain top-down; +PRM; +PRM + vanilla attention; +PRM + TSRM; +PRM + TSRM-geo) and prints, per query type, the
 share of test samples whose top-scored candidate is the referred one (best epoch of each run).
 """
 
@@ -28,6 +28,7 @@ ROWS = (
     ("+PRM", "full", "none"),
     ("+PRM +vanilla attention", "full", "vanilla"),
     ("+PRM +TSRM", "full", "text"),
+    ("+PRM +TSRM-geo (not in the paper)", "full", "text-geo"),
 )
 SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
 

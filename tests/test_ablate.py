@@ -1,4 +1,4 @@
-"""ablate: the seven rows of Table 3 over one tiny cache, and reuse of trained rows on a second call."""
+"""ablate: the seven rows of Table 3 plus the two TSRM-geo rows over one tiny cache, and reuse of trained rows on a second call."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def test_ablate_writes_all_seven_rows_and_a_second_call_reuses_the_trained_heads(tmp_path, monkeypatch):
+def test_ablate_writes_all_nine_rows_and_a_second_call_reuses_the_trained_heads(tmp_path, monkeypatch):
     dataset, features, root = colour_world(tmp_path, write_videos=False)
     calls = []
     real_train = train_head.run
@@ -33,9 +33,10 @@ def test_ablate_writes_all_seven_rows_and_a_second_call_reuses_the_trained_heads
     config = AblateConfig(epochs=1, size="small", device="cpu")
     res = ablate.run(config, dataset, cache=root, out=tmp_path / "table")
 
-    assert [r.row.name for r in res.rows] == [r.name for r in ablate.ROWS] and len(res.rows) == 7
-    assert len(calls) == 6  # six heads; the TRM row reuses the TSRM row's head
+    assert [r.row.name for r in res.rows] == [r.name for r in ablate.ROWS] and len(res.rows) == 9
+    assert len(calls) == 7  # seven heads; each TRM row reuses the head of the row before it
     assert res.rows[6].run == res.rows[5].run and res.rows[6].predictions != res.rows[5].predictions
+    assert res.rows[8].run == res.rows[7].run and res.rows[8].predictions != res.rows[7].predictions
     heads = {r.run / "best.pt": (r.run / "best.pt").stat().st_mtime_ns for r in res.rows}
     for r in res.rows:
         assert r.predictions.is_file() and (r.predictions.parent / "eval" / "metrics.json").is_file()
@@ -45,11 +46,11 @@ def test_ablate_writes_all_seven_rows_and_a_second_call_reuses_the_trained_heads
     assert "mAP 0.5:0.95 (COCO)" in md and "Overall IoU" in md and "appearance" in md
     report = json.loads((tmp_path / "table" / "ablation.json").read_text())
     assert [r["name"] for r in report["rows"]] == [r.name for r in ablate.ROWS]
-    assert [r["trm"] for r in report["rows"]] == [False] * 6 + [True]
+    assert [r["trm"] for r in report["rows"]] == [False] * 6 + [True, False, True]
     assert report["rows"][0]["metrics"]["samples"] == (3 * 3 + 1) * 2  # test split: 3 videos x 3 objects + 1 missed, 2 frames
 
     again = ablate.run(config, dataset, cache=root, out=tmp_path / "table")
-    assert len(calls) == 6 and all(r.trained_epochs == 0 for r in again.rows)  # nothing retrained
+    assert len(calls) == 7 and all(r.trained_epochs == 0 for r in again.rows)  # nothing retrained
     assert {p: p.stat().st_mtime_ns for p in heads} == heads
     assert [r.metrics for r in again.rows] == [r.metrics for r in res.rows]
 

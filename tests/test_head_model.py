@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from clawcrane.pipeline.head import HeadConfig, ObjectEncoder, RetrievalHead
-from clawcrane.pipeline.relations import TextGuidedRelation, VanillaRelation, masked_attention
+from clawcrane.pipeline.relations import (
+    GeometricTextRelation,
+    TextGuidedRelation,
+    VanillaRelation,
+    masked_attention,
+    pair_geometry,
+)
 
 V, C = 30, 12
 
@@ -25,7 +31,7 @@ def inputs(B=2, N=4, L=5, seed=0):
 
 
 @pytest.mark.parametrize("position", ["none", "absolute", "relative", "full"])
-@pytest.mark.parametrize("relation", ["none", "vanilla", "text"])
+@pytest.mark.parametrize("relation", ["none", "vanilla", "text", "text-geo"])
 def test_head_shapes_and_padded_scores_are_minus_inf(position, relation):
     torch.manual_seed(0)
     model = RetrievalHead(config=small(position, relation), vocab_size=V, feat_dim=C)
@@ -46,6 +52,8 @@ def test_object_encoder_and_relation_shapes():
     f_V, valid = torch.randn(2, 3, 16), torch.ones(2, 3, dtype=torch.bool)
     assert VanillaRelation(16)(f_V, valid).shape == (2, 3, 16)
     assert TextGuidedRelation(16)(f_V, valid, torch.randn(2, 16)).shape == (2, 3, 16)
+    assert GeometricTextRelation(16)(f_V, valid, torch.randn(2, 16), torch.rand(2, 3, 10)).shape == (2, 3, 16)
+    assert pair_geometry(torch.rand(2, 3, 10)).shape == (2, 3, 3, 8)
 
 
 def test_plain_top_down_pipeline_has_no_positional_or_relational_parameters():
@@ -77,7 +85,7 @@ def test_absolute_position_reads_only_the_box_and_relative_only_the_ranks():
     assert not torch.allclose(full(tokens, lengths, feat, pos, valid)[valid], full(tokens, lengths, feat, moved, valid)[valid])
 
 
-@pytest.mark.parametrize("relation", ["none", "vanilla", "text"])
+@pytest.mark.parametrize("relation", ["none", "vanilla", "text", "text-geo"])
 def test_padding_candidates_never_change_real_scores(relation):
     torch.manual_seed(0)
     model = RetrievalHead(config=small("full", relation), vocab_size=V, feat_dim=C).eval()
@@ -96,7 +104,7 @@ def test_tsrm_object_embeddings_depend_on_the_sentence_but_vanilla_ones_do_not()
     tokens, lengths, feat, pos, valid = inputs()
     tokens2 = torch.flip(tokens, dims=[1])
     lengths2 = torch.full_like(lengths, tokens.shape[1])
-    for relation, depends in (("text", True), ("vanilla", False)):
+    for relation, depends in (("text", True), ("text-geo", True), ("vanilla", False)):
         torch.manual_seed(0)
         model = RetrievalHead(config=small("full", relation), vocab_size=V, feat_dim=C)
         a = model.embed_objects(tokens, lengths, feat, pos, valid)
@@ -134,3 +142,56 @@ def test_dropout_acts_only_in_training_and_adds_no_parameters():
     dropped.train()
     a, b = dropped(tokens, lengths, feat, pos, valid), dropped(tokens, lengths, feat, pos, valid)
     assert not torch.equal(a[valid], b[valid])  # two training passes draw different masks
+
+
+def test_tsrm_attention_weights_do_not_depend_on_the_sentence():
+    # Eq. 5 is linear: f_k(m) = W_k A f_V(m) + W_k B f_t, and the f_t part adds one number to every
+    # logit of a row, which softmax cancels; so the paper's TSRM cannot use the sentence to choose
+    # whom to attend to (the reason for the text-geo variant)
+    torch.manual_seed(0)
+    tsrm = TextGuidedRelation(16)
+    f_V, valid = torch.randn(2, 5, 16), torch.ones(2, 5, dtype=torch.bool)
+    a = tsrm.attention(f_V, torch.randn(2, 16), valid)
+    b = tsrm.attention(f_V, 10 * torch.randn(2, 16), valid)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_text_geo_attention_depends_on_the_sentence():
+    torch.manual_seed(0)
+    geo = GeometricTextRelation(16)
+    f_V, pos = torch.randn(1, 5, 16), torch.rand(1, 5, 10)
+    f_o1, f_o2 = geo.fuse(f_V, torch.randn(1, 16)), geo.fuse(f_V, torch.randn(1, 16))
+    l1 = geo.logits(f_V, f_o1, torch.randn(1, 16), pos)
+    l2 = geo.logits(f_V, f_o2, 5 * torch.randn(1, 16), pos)
+    # compare the softmax weights: a per-row constant shift would not count
+    assert not torch.allclose(torch.softmax(l1, -1), torch.softmax(l2, -1), atol=1e-3)
+
+
+def test_text_geo_candidate_alone_gets_no_context_and_never_attends_to_itself():
+    torch.manual_seed(0)
+    geo = GeometricTextRelation(16)
+    f_V, f_t, pos = torch.randn(1, 3, 16), torch.randn(1, 16), torch.rand(1, 3, 10)
+    # a frame holding one real candidate: no other object to look at, so F_o = W_s f_V exactly
+    alone = torch.tensor([[True, False, False]])
+    torch.testing.assert_close(geo(f_V, alone, f_t, pos)[0, 0], geo.w_s(f_V)[0, 0])
+    # two candidates: each one's context is the other's value alone (softmax over one key = 1),
+    # so changing candidate 0's own value-side input cannot change its context term
+    two = torch.tensor([[True, True, False]])
+    out = geo(f_V, two, f_t, pos)
+    f_v = geo.w_v(geo.fuse(f_V, f_t))
+    torch.testing.assert_close(out[0, 0], geo.w_s(f_V)[0, 0] + f_v[0, 1])
+    torch.testing.assert_close(out[0, 1], geo.w_s(f_V)[0, 1] + f_v[0, 0])
+
+
+def test_pair_geometry_hand_case():
+    # frame-normalised boxes: n = [0.1, 0.1, 0.3, 0.3] (centre 0.2, 0.2; w = h = 0.2, scale 0.2),
+    # m = [0.4, 0.1, 0.5, 0.5] (centre 0.45, 0.3; w 0.1, h 0.4): m lies 0.25 right and 0.1 below n,
+    # the x gap is 0.4 - 0.3 = 0.1, the boxes overlap in y by 0.2 (gap -0.2)
+    def p(x1, y1, x2, y2):
+        return [x1, y1, x2, y2, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, 0.0, 0.0]
+    pos = torch.tensor([[p(0.1, 0.1, 0.3, 0.3), p(0.4, 0.1, 0.5, 0.5)]])
+    g = pair_geometry(pos)[0, 0, 1]  # query n = 0, key m = 1
+    expected = torch.tensor([0.25 / 0.2, 0.1 / 0.2, 0.1 / 0.2, -0.2 / 0.2, 0.25, 0.1,
+                             float(torch.log(torch.tensor(0.101 / 0.201))), float(torch.log(torch.tensor(0.401 / 0.201)))])
+    torch.testing.assert_close(g, expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(pair_geometry(pos)[0, 0, 0, :6], torch.tensor([0.0, 0.0, -1.0, -1.0, 0.0, 0.0]))  # self: overlap = own size

@@ -82,7 +82,7 @@ def rows_of(pred: P.Predictions) -> list[dict]:
 # ---- pipeline.scoring -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("relation", ["none", "vanilla", "text"])
+@pytest.mark.parametrize("relation", ["none", "vanilla", "text", "text-geo"])
 def test_score_video_equals_the_heads_own_forward_for_every_pair(relation):
     """Shared per-video / per-query work must not change a number: compare with forward() pair by pair."""
     torch.manual_seed(0)

@@ -10,7 +10,7 @@ each candidate's L2-normalised embedding V^r_i with the L2-normalised sentence e
 - ``valid``: (B, N) bool, False on padding rows
 
 Ablations of the paper's Table 3: ``position`` none / absolute (the 8 box numbers of p_i) /
-relative (r_x, r_y) / full (all 10); ``relation`` none / vanilla / text (see ``relations``).
+relative (r_x, r_y) / full (all 10); ``relation`` none / vanilla / text / text-geo (see ``relations``).
 With ``position='none', relation='none'`` the model is the plain top-down pipeline and owns no
 positional or relational parameters.
 """
@@ -50,7 +50,8 @@ class HeadConfig:
     position: str = "full"
     """PRM input: none, absolute (8 box numbers), relative (r_x, r_y) or full (all 10)."""
     relation: str = "text"
-    """Intra-frame relation: none, vanilla self-attention, or text (TSRM)."""
+    """Intra-frame relation: none, vanilla self-attention, text (TSRM, Eq. 5-6) or text-geo (TSRM +
+    text-guided relative geometry; not in the paper, see ``pipeline.relations``)."""
     text_encoder: str = "lstm"
     """lstm (paper: learned word vectors + bi-LSTM) or minilm (frozen cached token states)."""
     embed_dim: int = 256
@@ -109,7 +110,7 @@ class RetrievalHead(nn.Module):
             )
         else:
             states = CachedWordStates(state_dim=config.text_dim)
-        self.text = SentenceEncoder(states=states, embed_dim=D, with_relation_feature=config.relation == "text")
+        self.text = SentenceEncoder(states=states, embed_dim=D, with_relation_feature=config.relation in ("text", "text-geo"))
         self.objects = ObjectEncoder(feat_dim=feat_dim, embed_dim=D, position=config.position, dropout=config.dropout)
         self.relation = build_relation(config.relation, D)
 
@@ -117,7 +118,7 @@ class RetrievalHead(nn.Module):
         """(objects (B, N, D), sentence (B, D)), both L2-normalised; padded objects are zeros."""
         sent, f_t = self.text(text, lengths)  # (B, D), (B, D) or None
         f_V = self.objects(feat, pos)  # (B, N, D)
-        F_o = f_V if self.relation is None else self.relation(f_V, valid, f_t)
+        F_o = f_V if self.relation is None else self.relation(f_V, valid, f_t, pos)
         obj = F.normalize(F_o, dim=-1) * valid[..., None]
         return obj, F.normalize(sent, dim=-1)
 

@@ -58,7 +58,7 @@ def score_video(
     f_V = model.objects(feat, pos)  # (T, N, D), query-independent
     D = f_V.shape[-1]
     if model.relation is not None and f_t is None:
-        f_V = model.relation(f_V, valid, None)  # vanilla attention: no sentence, once per frame
+        f_V = model.relation(f_V, valid, None, pos)  # vanilla attention: no sentence, once per frame
     if model.relation is None or f_t is None:
         obj = F.normalize(f_V, dim=-1) * m  # (T, N, D)
         emb = obj.unsqueeze(0).expand(Q, T, N, D)
@@ -69,7 +69,7 @@ def score_video(
         t_of = torch.arange(T, device=device).repeat(Q)
         for start in range(0, Q * T, batch_size):
             q, t = q_of[start : start + batch_size], t_of[start : start + batch_size]
-            F_o = model.relation(f_V[t], valid[t], f_t[q])  # (B, N, D)
+            F_o = model.relation(f_V[t], valid[t], f_t[q], pos[t])  # (B, N, D)
             flat[start : start + len(q)] = F.normalize(F_o, dim=-1) * m[t]
     sim = torch.einsum("qtnd,qd->qtn", emb, sent)  # (Q, T, N)
     sim = sim.masked_fill(~valid.unsqueeze(0), float("-inf"))

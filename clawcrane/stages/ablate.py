@@ -2,7 +2,9 @@
 
 Detection and extraction run once, before (``--cache``). Each row trains a head with
 `train-head` into ``TABLE/runs/<row>/``, predicts the split with `track-rank` and scores it with
-`evaluate`; the last row reuses the previous row's head and only switches the TRM on. A row whose
+`evaluate`; a TRM row reuses the previous row's head and only switches the TRM on. Rows 1-7
+are the paper's Table 3; rows 8-9 repeat 6-7 with the TSRM-geo variant (``relation='text-geo'``,
+not in the paper). A row whose
 head already reached ``--epochs`` is not retrained (fewer epochs: train-head resumes it); its
 predictions and metrics are recomputed only when the head, caches or options changed (track-rank's
 own up-to-date check). Writes ``TABLE/ablation.md`` (Table 3 layout, then P@0.5 per query type) and
@@ -59,13 +61,17 @@ ROWS = (
     Row("5-prm-vanilla", "+ PRM + vanilla attention", "full", "vanilla", False),
     Row("6-prm-tsrm", "+ PRM + TSRM", "full", "text", False),
     Row("7-prm-tsrm-trm", "+ PRM + TSRM + TRM", "full", "text", True, head_of="6-prm-tsrm"),
+    # not in the paper: the TSRM with text-guided relative geometry (relation 'text-geo')
+    Row("8-prm-tsrm-geo", "+ PRM + TSRM-geo", "full", "text-geo", False),
+    Row("9-prm-tsrm-geo-trm", "+ PRM + TSRM-geo + TRM", "full", "text-geo", True, head_of="8-prm-tsrm-geo"),
 )
-_MODULE_COLUMNS = ("abs PE", "rel PE", "PRM", "VA", "TSRM", "TRM")
+"""Rows 1-7 are the paper's Table 3; rows 8-9 swap in our TSRM variant with relative geometry."""
+_MODULE_COLUMNS = ("abs PE", "rel PE", "PRM", "VA", "TSRM", "geo", "TRM")
 
 
 def _modules(row: Row) -> tuple[bool, ...]:
     p, r = row.position, row.relation
-    return (p == "absolute", p == "relative", p == "full", r == "vanilla", r == "text", row.trm)
+    return (p == "absolute", p == "relative", p == "full", r == "vanilla", r in ("text", "text-geo"), r == "text-geo", row.trm)
 
 
 @dataclass

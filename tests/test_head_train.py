@@ -68,7 +68,7 @@ def test_checkpoint_rebuilds_the_model_alone_with_identical_outputs(world, tmp_p
     payload = torch.load(res.last, weights_only=True)  # plain tensors / numbers / strings only
     assert payload["kind"] == KIND_HEAD and payload["feature_key"] == open_features(features).key
     model, config, vocab, meta = load_head(res.last)
-    assert config.position == "full" and config.relation == "text" and meta["epoch"] == 1
+    assert config.position == "full" and config.relation == "text-geo" and meta["epoch"] == 1
     assert meta["feature_meta"]["config"]["backbone"] == "planted"
     # rebuild by hand from the same state dict: the loaded model must score identically
     twin = train_head.build_model(config, vocab_size=len(vocab), feat_dim=payload["feat_dim"], seed=123)

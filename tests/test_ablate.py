@@ -10,6 +10,7 @@ from _head_fixtures import colour_world
 from click.testing import CliRunner
 
 import clawcrane.datasets
+from clawcrane.cache.predictions import read_predictions
 from clawcrane.cli import main
 from clawcrane.config import AblateConfig
 from clawcrane.errors import ConfigError
@@ -35,8 +36,10 @@ def test_ablate_writes_all_nine_rows_and_a_second_call_reuses_the_trained_heads(
 
     assert [r.row.name for r in res.rows] == [r.name for r in ablate.ROWS] and len(res.rows) == 9
     assert len(calls) == 7  # seven heads; each TRM row reuses the head of the row before it
-    assert res.rows[6].run == res.rows[5].run and res.rows[6].predictions != res.rows[5].predictions
-    assert res.rows[8].run == res.rows[7].run and res.rows[8].predictions != res.rows[7].predictions
+    for trm_row, head_row in ((6, 5), (8, 7)):  # same head, predictions made with the TRM on vs off
+        assert res.rows[trm_row].run == res.rows[head_row].run
+        metas = [read_predictions(res.rows[i].predictions).meta for i in (trm_row, head_row)]
+        assert [m["config"]["trm"] for m in metas] == [True, False] and metas[0]["key"] != metas[1]["key"]
     heads = {r.run / "best.pt": (r.run / "best.pt").stat().st_mtime_ns for r in res.rows}
     for r in res.rows:
         assert r.predictions.is_file() and (r.predictions.parent / "eval" / "metrics.json").is_file()

@@ -151,20 +151,25 @@ def test_tsrm_attention_weights_do_not_depend_on_the_sentence():
     torch.manual_seed(0)
     tsrm = TextGuidedRelation(16)
     f_V, valid = torch.randn(2, 5, 16), torch.ones(2, 5, dtype=torch.bool)
-    a = tsrm.attention(f_V, torch.randn(2, 16), valid)
-    b = tsrm.attention(f_V, 10 * torch.randn(2, 16), valid)
-    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    f_t1, f_t2 = torch.randn(2, 16), 10 * torch.randn(2, 16)
+    torch.testing.assert_close(tsrm.attention(f_V, f_t1, valid), tsrm.attention(f_V, f_t2, valid), atol=1e-5, rtol=1e-4)
+    # the same through forward: F_o = f_v + attn f_v with f_v = W_v(A f_V + B f_t) and rows of attn
+    # summing to 1, so changing f_t moves every object's output by the same vector 2 W_v B (f_t1 - f_t2)
+    delta = tsrm(f_V, valid, f_t1) - tsrm(f_V, valid, f_t2)  # (B, N, D)
+    torch.testing.assert_close(delta, delta[:, :1].expand_as(delta), atol=1e-4, rtol=1e-4)
 
 
 def test_text_geo_attention_depends_on_the_sentence():
     torch.manual_seed(0)
     geo = GeometricTextRelation(16)
-    f_V, pos = torch.randn(1, 5, 16), torch.rand(1, 5, 10)
-    f_o1, f_o2 = geo.fuse(f_V, torch.randn(1, 16)), geo.fuse(f_V, torch.randn(1, 16))
-    l1 = geo.logits(f_V, f_o1, torch.randn(1, 16), pos)
-    l2 = geo.logits(f_V, f_o2, 5 * torch.randn(1, 16), pos)
-    # compare the softmax weights: a per-row constant shift would not count
-    assert not torch.allclose(torch.softmax(l1, -1), torch.softmax(l2, -1), atol=1e-3)
+    f_V, pos, valid = torch.randn(1, 5, 16), torch.rand(1, 5, 10), torch.ones(1, 5, dtype=torch.bool)
+    a1 = geo.attention(f_V, torch.randn(1, 16), valid, pos)
+    a2 = geo.attention(f_V, 5 * torch.randn(1, 16), valid, pos)
+    assert not torch.allclose(a1, a2, atol=1e-3)
+    assert torch.equal(torch.diagonal(a1, dim1=1, dim2=2), torch.zeros(1, 5))  # never on itself
+    # and the change reaches the outputs beyond a common shift (unlike the paper's TSRM above)
+    delta = geo(f_V, valid, torch.randn(1, 16), pos) - geo(f_V, valid, 5 * torch.randn(1, 16), pos)
+    assert not torch.allclose(delta, delta[:, :1].expand_as(delta), atol=1e-3)
 
 
 def test_text_geo_candidate_alone_gets_no_context_and_never_attends_to_itself():

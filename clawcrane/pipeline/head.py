@@ -49,9 +49,10 @@ class HeadConfig:
 
     position: str = "full"
     """PRM input: none, absolute (8 box numbers), relative (r_x, r_y) or full (all 10)."""
-    relation: str = "text"
+    relation: str = "text-geo"
     """Intra-frame relation: none, vanilla self-attention, text (TSRM, Eq. 5-6) or text-geo (TSRM +
-    text-guided relative geometry; not in the paper, see ``pipeline.relations``)."""
+    text-guided relative geometry; not in the paper, see ``pipeline.relations``; reads the boxes
+    of p_i whatever ``position`` says)."""
     text_encoder: str = "lstm"
     """lstm (paper: learned word vectors + bi-LSTM) or minilm (frozen cached token states)."""
     embed_dim: int = 256

@@ -20,12 +20,16 @@ to, so adding padding rows leaves the real candidates' outputs unchanged.
   3. its own feature enters through its own projection: F_o = W_s f_V + softmax(...) f_v, so
      "X next to Y" and "Y next to X" stay apart.
 
+  The geometry is read from the boxes in p_i whatever the head's ``position`` choice, so
+  ``position='none', relation='text-geo'`` still sees where the candidates are (relative to
+  each other only).
+
 Why the paper's form cannot use the sentence to choose *whom* to attend to: with a linear W_o,
 f_k(m) = W_k A f_V(m) + W_k B f_t, and the f_t part adds the same number q_n . W_k B f_t to every
 logit of row n, which softmax cancels; the sentence only shifts the values
 (``test_tsrm_attention_weights_do_not_depend_on_the_sentence``). Measured on the ``full``
-synthetic preset (oracle candidates, 492 relation test samples): relation P@0.5 about 0.67 with
-PRM alone, 0.72 with the paper's TSRM and 0.82 with ``text-geo`` (README, Results).
+synthetic preset (oracle candidates, 492 relation test samples): relation P@0.5 0.689 with PRM
+alone, 0.689 with the paper's TSRM and 0.811 with ``text-geo`` (README, Table 3 on ``full``).
 """
 
 from __future__ import annotations
@@ -106,7 +110,8 @@ class TextGuidedRelation(nn.Module):
             raise ValueError("the text-guided relation module needs the sentence feature f_t")
         return self.w_o(torch.cat([f_V, f_t[:, None, :].expand(B, N, f_t.shape[-1])], dim=-1))
 
-    def attention(self, f_V: torch.Tensor, f_t: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def attention(self, f_V: torch.Tensor, f_t: torch.Tensor, valid: torch.Tensor,
+                  pos: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N, N) the softmax weights of Eq. 6 (for inspection; ``forward`` does not call it)."""
         B, N, D = f_V.shape  # (B, N, D) batch, candidates, channels
         f_o = self.fuse(f_V, f_t)
@@ -139,16 +144,28 @@ class GeometricTextRelation(TextGuidedRelation):
         geometry = self.geo_w(g).squeeze(-1) + torch.einsum("bnmh,bh->bnm", g, self.geo_t(f_t))
         return content + geometry
 
-    def forward(self, f_V: torch.Tensor, valid: torch.Tensor, f_t: torch.Tensor | None = None,
-                pos: torch.Tensor | None = None) -> torch.Tensor:
+    def weights(self, f_V: torch.Tensor, f_o: torch.Tensor, f_t: torch.Tensor, pos: torch.Tensor,
+                valid: torch.Tensor) -> torch.Tensor:
+        """(B, N, N) softmax weights over the *other* valid candidates; a row without any is zeros."""
         B, N, D = f_V.shape  # (B, N, D) batch, candidates, channels
-        if pos is None:
-            raise ValueError("the text-geo relation module needs the candidates' positions p_i")
-        f_o = self.fuse(f_V, f_t)  # (B, N, D)
         others = valid[:, None, :] & ~torch.eye(N, dtype=torch.bool, device=f_V.device)[None]  # (B, N, N)
         logits = self.logits(f_V, f_o, f_t, pos).masked_fill(~others, float("-inf"))
         attn = torch.softmax(logits, dim=-1)
-        attn = torch.where(others.any(dim=-1, keepdim=True), attn, torch.zeros_like(attn))  # alone: no context
+        return torch.where(others.any(dim=-1, keepdim=True), attn, torch.zeros_like(attn))  # alone: no context
+
+    def attention(self, f_V: torch.Tensor, f_t: torch.Tensor, valid: torch.Tensor,
+                  pos: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N, N) the weights ``forward`` uses (geometry term and self-exclusion included)."""
+        if pos is None:
+            raise ValueError("the text-geo relation module needs the candidates' positions p_i")
+        return self.weights(f_V, self.fuse(f_V, f_t), f_t, pos, valid)
+
+    def forward(self, f_V: torch.Tensor, valid: torch.Tensor, f_t: torch.Tensor | None = None,
+                pos: torch.Tensor | None = None) -> torch.Tensor:
+        if pos is None:
+            raise ValueError("the text-geo relation module needs the candidates' positions p_i")
+        f_o = self.fuse(f_V, f_t)  # (B, N, D)
+        attn = self.weights(f_V, f_o, f_t, pos, valid)  # (B, N, N)
         return self.w_s(f_V) + torch.einsum("bnm,bmd->bnd", attn, self.w_v(f_o))
 
 

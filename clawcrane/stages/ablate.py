@@ -111,18 +111,30 @@ def train_config(config: AblateConfig, row: Row) -> TrainHeadConfig:
                            dropout=config.dropout, device=config.device)
 
 
+def changed_options(cfg: TrainHeadConfig, run: Path) -> list[str]:
+    """The output-affecting options (epochs aside) in which the head in ``run`` differs from ``cfg``.
+
+    [] when they agree or ``run`` holds no head yet.
+    """
+    last = run / train_head.LAST
+    if not last.is_file():
+        return []
+    payload = load_checkpoint(last, KIND_HEAD)
+    old = {k: v for k, v in payload.get("config", {}).items() if k != "epochs"}
+    new = {k: v for k, v in output_config(cfg).items() if k != "epochs"}
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
 def _train(cfg: TrainHeadConfig, dataset: Dataset, features: Path, run: Path) -> int:
     """Train (or resume, or reuse) one row's head; returns the epochs trained now."""
     last = run / train_head.LAST
     if not last.is_file():
         return train_head.run(cfg, dataset, features=features, out=run).epochs
-    payload = load_checkpoint(last, KIND_HEAD)
-    old = {k: v for k, v in payload.get("config", {}).items() if k != "epochs"}
-    new = {k: v for k, v in output_config(cfg).items() if k != "epochs"}
-    if old != new:
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    diff = changed_options(cfg, run)
+    if diff:
         raise ConfigError(f"{last}: this row was trained with other options ({', '.join(diff)}); "
                           "pass the same options or another --out")
+    payload = load_checkpoint(last, KIND_HEAD)
     done = int(payload.get("epoch", 0))
     if done >= cfg.epochs:
         log.info("%s: trained for %d epochs already; reused", run, done)

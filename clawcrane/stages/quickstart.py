@@ -194,6 +194,12 @@ def run(config: QuickstartConfig, out: str | os.PathLike, *,
         D, E, hidden = ablate.SIZES[config.head_size]
         hcfg = TrainHeadConfig(embed_dim=D, word_dim=E, lstm_hidden=hidden, epochs=config.head_epochs, seed=config.seed,
                                device=config.device)
+        stale = ablate.changed_options(hcfg, out / "head")
+        if stale:  # e.g. a head from an older version's defaults: keep it, but train the current one
+            aside = out / f"head.stale-{time.strftime('%Y%m%d-%H%M%S')}"
+            (out / "head").rename(aside)
+            log.warning("%s: trained with other options (%s); moved to %s, training a new head",
+                        out / "head", ", ".join(stale), aside)
         trained = ablate._train(hcfg, dataset, ext.path, out / "head")  # reuse / resume / train, as ablate rows do
         s["reused"], s["note"] = trained == 0, f"{trained} epochs trained now"
     report()

@@ -34,7 +34,7 @@ from clawcrane.pipeline.language import (
     Vocabulary,
     mlp,
 )
-from clawcrane.pipeline.relations import RELATIONS, build_relation
+from clawcrane.pipeline.relations import RELATIONS, TEXT_RELATIONS, build_relation
 
 POSITIONS = ("none", "absolute", "relative", "full")
 TEXT_ENCODERS = ("lstm", "minilm")
@@ -111,7 +111,7 @@ class RetrievalHead(nn.Module):
             )
         else:
             states = CachedWordStates(state_dim=config.text_dim)
-        self.text = SentenceEncoder(states=states, embed_dim=D, with_relation_feature=config.relation in ("text", "text-geo"))
+        self.text = SentenceEncoder(states=states, embed_dim=D, with_relation_feature=config.relation in TEXT_RELATIONS)
         self.objects = ObjectEncoder(feat_dim=feat_dim, embed_dim=D, position=config.position, dropout=config.dropout)
         self.relation = build_relation(config.relation, D)
 

@@ -27,6 +27,7 @@ from clawcrane.cache.features import open_features
 from clawcrane.config import AblateConfig, EvalConfig, TrackRankConfig, TrainHeadConfig, output_config, to_dict
 from clawcrane.datasets.records import Dataset
 from clawcrane.errors import ConfigError
+from clawcrane.pipeline.relations import TEXT_RELATIONS
 from clawcrane.stages import evaluate, track_rank, train_head
 from clawcrane.stages.evaluate import TABLE1_COLUMNS
 
@@ -71,7 +72,7 @@ _MODULE_COLUMNS = ("abs PE", "rel PE", "PRM", "VA", "TSRM", "geo", "TRM")
 
 def _modules(row: Row) -> tuple[bool, ...]:
     p, r = row.position, row.relation
-    return (p == "absolute", p == "relative", p == "full", r == "vanilla", r in ("text", "text-geo"), r == "text-geo", row.trm)
+    return (p == "absolute", p == "relative", p == "full", r == "vanilla", r in TEXT_RELATIONS, r == "text-geo", row.trm)
 
 
 @dataclass
@@ -117,9 +118,10 @@ def changed_options(cfg: TrainHeadConfig, run: Path) -> list[str]:
     [] when they agree or ``run`` holds no head yet.
     """
     last = run / train_head.LAST
-    if not last.is_file():
-        return []
-    payload = load_checkpoint(last, KIND_HEAD)
+    return _changed(cfg, load_checkpoint(last, KIND_HEAD)) if last.is_file() else []
+
+
+def _changed(cfg: TrainHeadConfig, payload: dict[str, Any]) -> list[str]:
     old = {k: v for k, v in payload.get("config", {}).items() if k != "epochs"}
     new = {k: v for k, v in output_config(cfg).items() if k != "epochs"}
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -130,11 +132,11 @@ def _train(cfg: TrainHeadConfig, dataset: Dataset, features: Path, run: Path) ->
     last = run / train_head.LAST
     if not last.is_file():
         return train_head.run(cfg, dataset, features=features, out=run).epochs
-    diff = changed_options(cfg, run)
+    payload = load_checkpoint(last, KIND_HEAD)
+    diff = _changed(cfg, payload)
     if diff:
         raise ConfigError(f"{last}: this row was trained with other options ({', '.join(diff)}); "
                           "pass the same options or another --out")
-    payload = load_checkpoint(last, KIND_HEAD)
     done = int(payload.get("epoch", 0))
     if done >= cfg.epochs:
         log.info("%s: trained for %d epochs already; reused", run, done)

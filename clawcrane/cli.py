@@ -441,17 +441,22 @@ _HEAD_SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
               help="Dropout on pooled features and word vectors while training (the paper has none; without it "
                    "the head overfits small datasets).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, order and flips.")
+@click.option("--val-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.1, show_default=True,
+              help="Share of the train videos held out (chosen by a hash of the video id) to select best.pt; the test "
+                   "split is never read. A dataset's own val split is used when it has one. 0: no validation.")
 @click.option("--flip/--no-flip", default=True, show_default=True,
               help="Horizontal-flip augmentation with left/right word swap (needs `extract --with-flip`).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (same options; --epochs may grow).")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
 def train_head_cmd(features, dataset_path, out, position, relation, text_encoder, size, epochs, batch_size, lr,
-                   weight_decay, dropout, seed, flip, resume, device):
+                   weight_decay, dropout, seed, val_fraction, flip, resume, device):
     """Train the retrieval head (language encoder, PRM, TSRM; contrastive loss) from the caches.
 
     Reads the feature cache, the candidate cache beside it (for GT matching) and the dataset's
-    annotations; never decodes a frame. Validates on the test split every epoch (top-1 accuracy,
-    overall and per query type) and writes OUT/best.pt, OUT/last.pt and OUT/metrics.json.
+    train-split annotations; never decodes a frame and never reads the test split. Validates on
+    videos held out of the train split (--val-fraction) every epoch (top-1 accuracy, overall and
+    per query type) and writes OUT/best.pt (best validation epoch), OUT/last.pt and
+    OUT/metrics.json.
     """
     from clawcrane.config import TrainHeadConfig
     from clawcrane.datasets import open_dataset
@@ -460,8 +465,8 @@ def train_head_cmd(features, dataset_path, out, position, relation, text_encoder
     D, E, hidden = _HEAD_SIZES[size]
     config = TrainHeadConfig(
         position=position, relation=relation, text_encoder=text_encoder, embed_dim=D, word_dim=E, lstm_hidden=hidden,
-        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, dropout=dropout, seed=seed, flip=flip,
-        device=device,
+        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, dropout=dropout, seed=seed,
+        val_fraction=val_fraction, flip=flip, device=device,
     )
     dataset = open_dataset(dataset_path)
     result = train_head.run(config, dataset, features=features, out=out, resume=resume)

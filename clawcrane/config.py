@@ -225,6 +225,10 @@ class TrainHeadConfig:
     """A sample's referred candidate is its best-IoU candidate when that IoU reaches this; else the sample is left out."""
     seed: int = 0
     """Seed of initialisation, shuffling and flips; a fixed seed on CPU gives identical runs."""
+    val_fraction: float = 0.1
+    """Share of the train videos held out (picked by a hash of the video id) to select best.pt; the test
+    split is never read. A dataset with its own val split uses it instead. 0: no validation (best.pt
+    follows the training loss)."""
     flip: bool = True
     """Horizontal-flip augmentation (p = 0.5; mirrored features/positions, 'left' <-> 'right'); needs `extract --with-flip`."""
     device: str = "auto"

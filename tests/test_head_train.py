@@ -12,6 +12,7 @@ from clawcrane.cache.checkpoints import KIND_HEAD, load_head
 from clawcrane.cache.features import open_features
 from clawcrane.config import TrainHeadConfig
 from clawcrane.datasets.records import subset
+from clawcrane.datasets.splits import validation_videos
 from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.pipeline.language import Vocabulary, pad_ids
 from clawcrane.pipeline.trainer import build_split
@@ -54,12 +55,17 @@ def test_train_head_learns_planted_colours_with_the_videos_deleted(world, tmp_pa
     dataset, features, _root = world
     shutil.rmtree(tmp_path / "videos")  # train-head must never decode a frame
     res = train_head.run(cfg(epochs=8), dataset, features=features, out=tmp_path / "run")
+    # --val-fraction 0.1 of 6 train videos rounds to 1 held-out video, chosen by the hash of its id
+    assert validation_videos([f"vid{v:02d}" for v in range(6)], 0.1) == ["vid02"]
     assert res.best_metrics["accuracy"] >= 0.9
-    assert res.best_metrics["per_type"]["appearance"]["samples"] == 3 * 3 * 2  # 3 test videos x 3 objects x 2 frames
-    # one query per split targets an undetected object: left out (IoU < 0.5) and counted
-    assert res.counts["train"]["low_iou"] == 2 and res.counts["train"]["used"] == 6 * 3 * 2
-    assert res.best_metrics["unmatched"] == 2
+    assert res.best_metrics["per_type"]["appearance"]["samples"] == 1 * 3 * 2  # 1 validation video x 3 objects x 2 frames
+    # vid00 holds the train split's query on an undetected object: left out (IoU < 0.5) and counted
+    assert res.counts["train"]["low_iou"] == 2 and res.counts["train"]["used"] == 5 * 3 * 2
+    assert res.counts["val"]["used"] == 3 * 2 and "test" not in res.counts
+    assert res.best_metrics["unmatched"] == 0
     assert res.best.is_file() and res.last.is_file() and (tmp_path / "run" / "metrics.json").is_file()
+    payload = torch.load(res.best, weights_only=True)
+    assert payload["validation"] == {"source": "carved", "fraction": 0.1, "videos": ["vid02"]}
 
 
 def test_checkpoint_rebuilds_the_model_alone_with_identical_outputs(world, tmp_path):
@@ -133,9 +139,10 @@ def test_empty_train_split_and_foreign_feature_cache_are_clear_errors(world, tmp
         train_head.run(cfg(), renamed, features=features, out=tmp_path / "run2")
 
 
-def test_unknown_only_test_sentences_and_missing_flips_are_logged(tmp_path, caplog):
+def test_unknown_only_validation_sentences_and_missing_flips_are_logged(tmp_path, caplog):
     dataset, features, _ = colour_world(tmp_path, flip=False)
-    dataset.queries = [q.with_(sentence="zorp blick") if q.split == "test" else q for q in dataset.queries]
+    # vid02 is the validation video (see above): its words are not in the vocabulary, built from the rest of train
+    dataset.queries = [q.with_(sentence="zorp blick") if q.video_id == "vid02" else q for q in dataset.queries]
     with caplog.at_level(logging.WARNING, logger="clawcrane"):
         train_head.run(cfg(epochs=1), dataset, features=features, out=tmp_path / "run")
     text = caplog.text

@@ -108,14 +108,15 @@ def test_score_video_equals_the_heads_own_forward_for_every_pair(relation):
 def test_answer_row_outscores_runners_up_so_evaluate_takes_rank_0(tmp_path):
     """Frame 2: the best track (0.9) is absent, the fallback candidate 0 has its own score 0.5, and track B
     (score 0.7) is there with candidate 1. Without capping, evaluate (highest score first) would take B's
-    mask; rank 0 must win: B's row is lowered to 0.5 and the tie goes to rank 0."""
+    mask; rank 0 must win: B's row is lowered to the largest float32 below 0.5, so no tie is left to break."""
     A = trm.Track(0, [(0, 0), (1, 0)], [0.9, 0.9])
     B = trm.Track(1, [(1, 1), (2, 1)], [0.8, 0.6])
     scores = [np.array([0.9]), np.array([0.4, 0.8]), np.array([0.5, 0.3])]
     result = trm.TrackResult(tracks=[A, B], answers=trm.frame_answers([A, B], scores))
     subs = ranking.track_submissions(result, top_k=5)
     assert [(s.k, s.rank, s.track_id) for s in subs[2]] == [(0, 0, -1), (1, 1, 1)]
-    assert subs[2][0].score == pytest.approx(0.5) and subs[2][1].score == pytest.approx(0.5)  # 0.7 capped
+    assert subs[2][0].score == np.float32(0.5) and subs[2][1].score == np.nextafter(np.float32(0.5), np.float32(0))  # 0.7 capped
+    assert np.float32(subs[2][1].score) < np.float32(subs[2][0].score)  # strictly, also once stored as float32
     assert [(s.k, s.score) for s in subs[1]] == [(0, pytest.approx(0.9)), (1, pytest.approx(0.7))]  # already ordered
 
     # evaluate on these rows: the rank-0 masks are exactly the GT, runner-ups are elsewhere -> all IoU 1
@@ -138,6 +139,9 @@ def test_answer_row_outscores_runners_up_so_evaluate_takes_rank_0(tmp_path):
 def test_argmax_submissions_rank_candidates_and_abstain_below_threshold():
     subs = ranking.argmax_submissions([np.array([0.2, 0.7, 0.7, 0.1]), np.array([]), np.array([0.1])], top_k=3, abstain_below=0.15)
     assert [(s.k, s.rank) for s in subs[0]] == [(1, 0), (2, 1), (0, 2)]  # ties: the lower index first, as np.argmax
+    # ... and the tied runner-up is lowered by one float32 step: scores strictly decrease with the rank
+    assert subs[0][0].score == np.float32(0.7) and subs[0][1].score == np.nextafter(np.float32(0.7), np.float32(0))
+    assert subs[0][2].score == np.float32(0.2)
     assert subs[1][0].k == -1 and math.isnan(subs[1][0].score)  # no candidates: an abstention
     assert subs[2][0].k == -1  # 0.1 < 0.15
 

@@ -2,12 +2,14 @@
 
 Each frame position t gets a short ranked list of ``Submission`` s: rank 0 is the answer, then
 runners-up. Two rules hold for every list, so that every reader of the predictions agrees on
-the answer (``evaluate`` takes the highest score, then the lowest rank; ``export`` and
-``render`` take rank 0):
+the answer (``evaluate``, like every published A2D evaluator, takes the highest-scored mask;
+``export`` and ``render`` take rank 0):
 
-* scores never increase with the rank (``monotone``): a runner-up whose own score is higher
-  than the answer's (e.g. another track beats a fallback candidate's query score) is lowered to
-  the answer's score, and ties go to the lower rank;
+* scores strictly decrease with the rank, as float32 (the predictions file's dtype;
+  ``monotone``): scores are rounded to float32, and a runner-up whose score is not below the one
+  ranked before it (e.g. another track beats a fallback candidate's query score, or two
+  candidates tie) is lowered to the largest float32 below that score. So no evaluator, whatever
+  its tie rule, can take a runner-up for the answer (MTTR's takes the *last* of equal scores);
 * an abstention (no mask: candidate -1, score NaN) is alone in its frame.
 
 With the TRM (``track_submissions``): the answer is ``FrameAnswer`` of ``tracking.frame_answers``
@@ -45,13 +47,18 @@ def abstention() -> Submission:
     return Submission(k=-1, track_id=-1, score=float("nan"), rank=0)
 
 
+def float32_below(x: float) -> float:
+    """The largest float32 strictly below ``x`` (a float32 value)."""
+    return float(np.nextafter(np.float32(x), np.float32(-np.inf)))
+
+
 def monotone(subs: Sequence[Submission]) -> list[Submission]:
-    """Ranks 0.. in the given order, each score capped at the previous one's (see module doc)."""
+    """Ranks 0.. in the given order, scores as float32, each strictly below the previous one (module doc)."""
     out: list[Submission] = []
     for r, s in enumerate(subs):
-        score = s.score
-        if out and math.isfinite(out[-1].score) and score > out[-1].score:
-            score = out[-1].score
+        score = float(np.float32(s.score))
+        if out and math.isfinite(out[-1].score) and not score < out[-1].score:
+            score = float32_below(out[-1].score)
         out.append(replace(s, rank=r, score=score))
     return out
 
@@ -77,7 +84,8 @@ def track_submissions(result: TrackResult, *, top_k: int, mode: str = "mean") ->
 
 
 def argmax_submissions(scores: Sequence[np.ndarray], *, top_k: int, abstain_below: float | None = None) -> list[list[Submission]]:
-    """Without the TRM: per frame its ``top_k`` best-scored candidates (rank 0 = ``frame_argmax``).
+    """Without the TRM: per frame its ``top_k`` best-scored candidates (rank 0 = ``frame_argmax``;
+    equal scores: the lower index ranks first and the later one is lowered, see ``monotone``).
 
     A frame without candidates, or whose best one scores below ``abstain_below``, abstains.
     """
@@ -90,7 +98,7 @@ def argmax_submissions(scores: Sequence[np.ndarray], *, top_k: int, abstain_belo
         if len(order) == 0 or (abstain_below is not None and s_t[order[0]] < abstain_below):
             out.append([abstention()])
             continue
-        out.append([Submission(k=int(k), track_id=-1, score=float(s_t[k]), rank=r) for r, k in enumerate(order)])
+        out.append(monotone([Submission(k=int(k), track_id=-1, score=float(s_t[k]), rank=r) for r, k in enumerate(order)]))
     return out
 
 

@@ -171,7 +171,7 @@ class EpochState:
     train_accuracy: float
     lr: float
     validation: dict[str, Any] | None
-    """``evaluate`` on the test split, or None without one."""
+    """``evaluate`` on the validation samples (held out of the train split), or None without them."""
     is_best: bool
     """Validation accuracy (or, without validation, train loss) improved on every earlier epoch."""
 
@@ -256,18 +256,18 @@ class Trainer:
     def fit(
         self,
         train: SplitTensors,
-        test: SplitTensors | None,
+        val: SplitTensors | None,
         *,
         epochs: int,
         start_epoch: int = 0,
         on_epoch_end: Callable[[EpochState], None] | None = None,
     ) -> list[dict[str, Any]]:
-        """Train epochs ``start_epoch + 1 .. epochs``; returns the history of every epoch so far."""
-        train, test = train.to(self.device), (test.to(self.device) if test is not None else None)
+        """Train epochs ``start_epoch + 1 .. epochs``, scoring ``val`` after each; returns the history so far."""
+        train, val_data = train.to(self.device), (val.to(self.device) if val is not None else None)
         for epoch in range(start_epoch + 1, epochs + 1):
             loss, acc = self.train_epoch(train, desc=f"epoch {epoch}/{epochs}")
             self.scheduler.step(loss)
-            val = evaluate(self.model, test) if test is not None and len(test) else None
+            val = evaluate(self.model, val_data) if val_data is not None and len(val_data) else None
             score = val["accuracy"] if val is not None else -loss
             is_best = self.best is None or score > self.best
             if is_best:

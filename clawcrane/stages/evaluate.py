@@ -3,7 +3,12 @@
 Reads a predictions Parquet file and the dataset's GT masks, puts every submitted mask at the GT
 resolution (nearest-neighbour resize when sizes differ), scores the split with
 ``pipeline.metrics`` and writes ``metrics.json`` and ``metrics.md`` (the paper's Table 1 layout
-plus a per-query-type table). Predictions made for another dataset (another fingerprint, or query
+plus a per-query-type table, and a per-wording table when the dataset marks paraphrased
+sentences). Per sample the highest-scored mask is the answer, as in every published A2D
+evaluator (MTTR's, ReferFormer's); `track-rank` gives every answer a strictly higher score than
+its runners-up, so the tie rule never matters for its files. For other files, samples whose top
+score is shared by several masks are counted and reported (evaluate then takes the lowest rank;
+MTTR's code would take the last one listed). Predictions made for another dataset (another fingerprint, or query
 ids the dataset does not have) are refused; annotated samples with no prediction count as empty
 predictions and are listed in a warning.
 """
@@ -118,6 +123,11 @@ def collect_samples(preds: Predictions, dataset: Dataset, split: str | None) -> 
     return samples, missing
 
 
+def tied_samples(samples: list[M.Sample]) -> list[str]:
+    """Ids of samples whose highest score is shared by two or more masks (``collect_samples`` sorts scores)."""
+    return [s.sample_id for s in samples if len(s.scores) >= 2 and s.scores[0] == s.scores[1]]
+
+
 def markdown_tables(metrics: dict[str, float], by_type: dict[str, dict[str, float]], jf: dict[str, float] | None, title: str) -> str:
     """Table 1 layout (percent, one decimal) for the split, then one row per query type."""
     head = "| " + " | ".join(["", "samples"] + [c for c, _ in TABLE1_COLUMNS]) + " |"
@@ -156,6 +166,11 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
     samples, missing = collect_samples(preds, dataset, split)
     if missing:
         log.warning("%d of %d samples have no prediction and count as empty: %s", len(missing), len(samples), _listing(missing))
+    tied = tied_samples(samples)
+    if tied:
+        log.warning("%s: %d of %d samples have several masks sharing the top score (e.g. %s); evaluate takes the lowest "
+                    "rank, other evaluators may take another mask; re-run `clawcrane track-rank` to get strict scores",
+                    predictions, len(tied), len(samples), _listing(tied))
     metrics = M.summarize(samples)
     by_type = M.by_query_type(samples)
 
@@ -180,6 +195,7 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
         "by_query_type": by_type,
         "j_and_f": jf,
         "missing_samples": missing,
+        "tied_top_scores": tied,
     }
     write_json(out / "metrics.json", report)
     write_text(out / "metrics.md", md)

@@ -12,7 +12,9 @@ otherwise they keep the predictions' own size):
          "segmentation": {"size": [H, W], "counts": str}}
 
     ``segmentation`` is a compressed COCO RLE, column-major as in COCO; ``pycocotools.mask.decode``
-    reads it as it is. An abstention is an all-zero mask.
+    reads it as it is. An abstention is an all-zero mask. Within a (query, frame) the answer
+    (rank 0) has a strictly higher score than every other mask, so an evaluator that takes the
+    highest-scored mask (MTTR's, ReferFormer's) scores the answer.
 ``png``
     ``DIR/<video_id>/<query_id>/<frame:05d>.png`` for every (query, frame) with an answer row
     (rank 0): single-channel 8-bit, 0 background / 255 object.
@@ -46,6 +48,7 @@ from clawcrane.datasets.records import Dataset, Video
 from clawcrane.errors import ConfigError, DataError
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline.metrics import resize_rle
+from clawcrane.pipeline.ranking import float32_below
 from clawcrane.progress import progress
 
 log = logging.getLogger(__name__)
@@ -155,9 +158,32 @@ class _Rows:
         return out
 
 
+def strict_scores(rows: _Rows) -> tuple[np.ndarray, int]:
+    """Row scores where every runner-up scores strictly below its (query, frame)'s answer, and how many were lowered.
+
+    Files `track-rank` writes already hold this (``pipeline.ranking.monotone``); a file from an
+    older version may tie, and a max-score evaluator would then score another mask than the answer.
+    """
+    score = rows.score.astype(np.float32).copy()
+    answer: dict[tuple[str, str, int], float] = {}
+    for i in np.flatnonzero(rows.rank == 0):
+        answer[(rows.vid[i], rows.qid[i], int(rows.frame[i]))] = float(score[i])
+    lowered = 0
+    for i in np.flatnonzero(rows.rank > 0):
+        a = answer.get((rows.vid[i], rows.qid[i], int(rows.frame[i])))
+        if a is not None and np.isfinite(a) and not score[i] < a:
+            score[i] = float32_below(a)
+            lowered += 1
+    return score, lowered
+
+
 def _export_coco(rows: _Rows, out: Path, top_k: int) -> tuple[int, int]:
     idx = np.flatnonzero(rows.rank < top_k)
     idx = idx[np.lexsort((rows.rank[idx], rows.frame[idx], rows.qid[idx], rows.vid[idx]))]
+    scores, lowered = strict_scores(rows)
+    if lowered:
+        log.warning("%s: %d runner-up masks scored as high as their answer (predictions of an older version); "
+                    "exported just below it, so that max-score evaluators take the answer", rows.path, lowered)
     items, skipped = [], 0
     for i in progress(idx, desc="export coco-rle", unit="mask"):
         size = rows.size(rows.vid[i])
@@ -166,7 +192,7 @@ def _export_coco(rows: _Rows, out: Path, top_k: int) -> tuple[int, int]:
             continue
         rle = rows.rle_at(int(i), size)
         counts = rle["counts"]
-        s = float(rows.score[i])
+        s = float(scores[i])
         items.append({
             "query_id": str(rows.qid[i]), "video_id": str(rows.vid[i]), "frame": int(rows.frame[i]),
             "track_id": int(rows.track[i]), "rank": int(rows.rank[i]), "score": s if np.isfinite(s) else None,

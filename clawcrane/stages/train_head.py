@@ -5,9 +5,15 @@ Reads only: the feature cache (``cache.features``), the candidate cache it was e
 annotations (sentences, splits, GT masks). Frames are never decoded, so the videos need not be
 present. Everything needed is loaded into memory once; ``pipeline.trainer`` does the training.
 
+Model selection never sees the test split: the head is fitted on the train split minus a
+validation part held out by video (``datasets.splits``: ``--val-fraction`` of the train videos,
+picked from their ids; a dataset's own val split when it has one), and ``best.pt`` is the epoch
+with the best validation accuracy. The vocabulary and the query-type names come from the train
+split; no test sentence or mask is read.
+
 Writes into the run folder ``OUT``: ``last.pt`` (every epoch), ``best.pt`` (best validation
-accuracy), ``metrics.json`` (per-epoch history and sample counts). ``--resume`` continues from
-``last.pt``, refusing a feature cache or architecture other than the run's.
+accuracy), ``metrics.json`` (per-epoch history, sample counts, the validation videos).
+``--resume`` continues from ``last.pt``, refusing a feature cache or options other than the run's.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from clawcrane.cache.store import find_artifacts
 from clawcrane.cache.text_states import TextStateCache
 from clawcrane.config import TrainHeadConfig, output_config, to_dict
 from clawcrane.datasets.records import Dataset, Query
+from clawcrane.datasets.splits import TrainValSplit, samples_of, train_val_split
 from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline.head import HeadConfig
@@ -278,37 +285,46 @@ def _build(name, samples, *, features, candidates, config, vocab, text, type_nam
 
 @dataclass
 class Prepared:
-    """Both splits as tensors, ready for ``pipeline.trainer``."""
+    """The fit and validation samples as tensors, ready for ``pipeline.trainer``."""
 
     train: SplitTensors
-    test: SplitTensors | None
+    val: SplitTensors | None
     counts: dict[str, dict[str, int]]
-    """Per split: samples in total, used, and left out by reason."""
+    """Per part ('train', 'val'): samples in total, used, and left out by reason."""
 
 
 def prepare(
     config: TrainHeadConfig,
-    dataset: Dataset,
+    split: TrainValSplit,
     *,
     features: FeatureCache,
     candidates: CandidateCache,
     vocab: Vocabulary,
     text_states: TextStates | None = None,
+    root: Path | str = "",
 ) -> Prepared:
-    """Load every row the train and test samples need from the caches, once, into tensors."""
-    train_samples, test_samples = dataset.samples("train"), dataset.samples("test")
+    """Load every row the fit and validation samples need from the caches, once, into tensors."""
+    fit_samples, val_samples = samples_of(split.fit), samples_of(split.val)
     if config.text_encoder == "minilm" and text_states is None:
         text_states = _LazyMiniLM("cuda" if resolve_device(config.device).type == "cuda" else "cpu")
-    type_names = sorted({q.query_type or UNTYPED for q, _ in train_samples + test_samples})
+    type_names = sorted({q.query_type or UNTYPED for q, _ in fit_samples + val_samples})
     common = dict(features=features, candidates=candidates, config=config, vocab=vocab, text=text_states, type_names=type_names)
-    train, train_counts = _build("train", train_samples, **common)
+    train, train_counts = _build("train", fit_samples, **common)
     if train is None:
         raise DataError(
-            f"{dataset.root}: none of the {len(train_samples)} train samples has a candidate with IoU >= "
+            f"{root}: none of the {len(fit_samples)} train samples has a candidate with IoU >= "
             f"{config.min_iou}; check the candidate cache (`clawcrane detect`)"
         )
-    test, test_counts = _build("test", test_samples, **common) if test_samples else (None, Counter())
-    return Prepared(train, test, {"train": dict(train_counts), "test": dict(test_counts)})
+    val, val_counts = _build("val", val_samples, **common) if val_samples else (None, Counter())
+    return Prepared(train, val, {"train": dict(train_counts), "val": dict(val_counts)})
+
+
+def check_config(config: TrainHeadConfig) -> None:
+    """Refuse options that cannot work, with the option's name, before any cache is read."""
+    if not 0.0 <= config.val_fraction < 1.0:
+        raise ConfigError(f"--val-fraction {config.val_fraction}: must be in [0, 1) (0: no validation, best.pt follows the training loss)")
+    if config.epochs < 1:
+        raise ConfigError(f"--epochs {config.epochs}: must be at least 1")
 
 
 def run(
@@ -320,19 +336,25 @@ def run(
     resume: bool = False,
     text_states: TextStates | None = None,
 ) -> TrainHeadResult:
-    """Train a head on ``dataset``'s train split from the caches; validate on its test split."""
+    """Train a head on ``dataset``'s train split from the caches; select it on the validation videos."""
+    check_config(config)
     out = Path(out)
     fc = open_features(features)
     candidates = find_candidates_for(fc)
-    train_samples, test_samples = dataset.samples("train"), dataset.samples("test")
-    if not train_samples:
+    split = train_val_split(dataset, config.val_fraction)
+    if not any(q.frames for q in split.fit):
         raise DataError(
-            f"{dataset.root}: no train samples (queries with annotated frames in the train split); "
-            "check the split column of the dataset (`clawcrane doctor`)"
+            f"{dataset.root}: no train samples (queries with annotated frames in the train split"
+            + (", outside the validation videos" if split.val else "") + "); check the split column of the dataset "
+            "(`clawcrane doctor`)" + (" or lower --val-fraction" if split.source == "carved" else "")
         )
-    if not test_samples:
-        log.warning("%s: no test samples; validation is skipped and best.pt follows the training loss", dataset.root)
-    _check_dataset(fc, dataset, {q.video_id for q, _ in train_samples + test_samples})
+    if split.source == "none":
+        log.warning("%s: no validation videos (--val-fraction %g of %d train videos); best.pt follows the training loss",
+                    dataset.root, config.val_fraction, len({q.video_id for q in split.fit}))
+    else:
+        log.info("validation: %d queries of %d videos (%s)", len(split.val), len(split.videos),
+                 "the dataset's val split" if split.source == "dataset" else f"{config.val_fraction:g} of the train videos, by id")
+    _check_dataset(fc, dataset, {q.video_id for q in split.fit + split.val})
 
     payload = None
     if resume:
@@ -347,10 +369,10 @@ def run(
     else:
         if (out / LAST).exists():
             raise ConfigError(f"{out}: already holds a trained head ({LAST}); pass --resume to continue it or choose another --out")
-        vocab = Vocabulary.build([q.sentence for q in dataset.split_queries("train")], max_words=config.max_words)
+        vocab = Vocabulary.build([q.sentence for q in split.fit], max_words=config.max_words)
 
-    data = prepare(config, dataset, features=fc, candidates=candidates, vocab=vocab, text_states=text_states)
-    train, test, counts = data.train, data.test, data.counts
+    data = prepare(config, split, features=fc, candidates=candidates, vocab=vocab, text_states=text_states, root=dataset.root)
+    train, val, counts = data.train, data.val, data.counts
     use_flip = config.flip and train.can_flip
     if config.flip and not use_flip:
         log.warning("%s: no flipped features (extract without --with-flip); flip augmentation is off", fc.path)
@@ -366,13 +388,14 @@ def run(
         trainer.load_state(payload)
         start = int(payload["epoch"])
         log.info("resuming %s from epoch %d", out / LAST, start)
-    log.info("train-head: %d train / %d test samples, %d words, C=%d, device %s, flip %s",
-             len(train), len(test) if test is not None else 0, len(vocab), C, device, use_flip)
+    log.info("train-head: %d train / %d validation samples, %d words, C=%d, device %s, flip %s",
+             len(train), len(val) if val is not None else 0, len(vocab), C, device, use_flip)
 
     base = {
         "kind": KIND_HEAD, "config": output_config(config), "head_config": to_dict(hcfg), "vocab": vocab.tokens,
         "feat_dim": C, "feature_key": fc.key, "feature_meta": fc.meta, "candidate_key": candidates.key,
         "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint}, "counts": counts,
+        "validation": split.describe(),
     }
 
     def save(state: EpochState) -> None:
@@ -381,10 +404,11 @@ def run(
         save_checkpoint(out / LAST, payload)
         if state.is_best:
             save_checkpoint(out / BEST, payload)
-        write_json(out / METRICS, {"history": trainer.history, "counts": counts, "best_epoch": _best_epoch(trainer.history)})
+        write_json(out / METRICS, {"history": trainer.history, "counts": counts, "best_epoch": _best_epoch(trainer.history),
+                                   "validation": split.describe()})
 
     out.mkdir(parents=True, exist_ok=True)
-    history = trainer.fit(train, test, epochs=config.epochs, start_epoch=start, on_epoch_end=save)
+    history = trainer.fit(train, val, epochs=config.epochs, start_epoch=start, on_epoch_end=save)
     best = _best_epoch(history)
     best_val = next((h.get("validation") or {} for h in history if h["epoch"] == best), {})
     return TrainHeadResult(out=out, best=out / BEST, last=out / LAST, epochs=len(history), best_metrics=best_val, counts=counts)

@@ -1,0 +1,132 @@
+"""Model selection never sees the test split: the validation videos, and train-head's blindness to test."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+import torch
+
+from clawcrane.config import DetectConfig, ExtractConfig, SynthConfig, TrainHeadConfig
+from clawcrane.datasets import open_dataset
+from clawcrane.datasets.records import Dataset, Query
+from clawcrane.datasets.splits import train_val_split, validation_videos
+from clawcrane.stages import detect, extract, synth, train_head
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads; on a busy 2-core machine they spin. Restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_validation_videos_depend_only_on_the_ids_and_the_fraction():
+    ids = [f"v{i:03d}" for i in range(40)]
+    picked = validation_videos(ids, 0.1)
+    assert len(picked) == 4 and set(picked) <= set(ids)  # round(0.1 * 40)
+    assert validation_videos(reversed(ids), 0.1) == picked  # order does not matter
+    assert validation_videos(ids + ids[:5], 0.1) == picked  # duplicates do not matter
+    # adding videos never moves an old one out of the hash order: the old picks stay among the first k
+    more = validation_videos(ids + [f"w{i:03d}" for i in range(40)], 0.1)
+    assert len(more) == 8
+    assert validation_videos(ids, 0.0) == [] and validation_videos(ids[:1], 0.1) == []  # nothing, or nothing left to fit
+    assert validation_videos(ids[:3], 0.1) == validation_videos(ids[:3], 0.01) and len(validation_videos(ids[:3], 0.1)) == 1
+    with pytest.raises(ValueError, match="fraction"):
+        validation_videos(ids, 1.0)
+
+
+def test_a_datasets_own_val_split_is_used_instead_of_carving():
+    q = lambda vid, split: Query(f"{vid}_1", vid, "the dog", "1", (0,), None, split)  # noqa: E731
+    ds = Dataset("x", root=None, videos={}, queries=[q("a", "train"), q("b", "train"), q("c", "val"), q("d", "test")])
+    s = train_val_split(ds, 0.5)
+    assert s.source == "dataset" and [x.video_id for x in s.fit] == ["a", "b"] and [x.video_id for x in s.val] == ["c"]
+    ds.queries = ds.queries[:2] + ds.queries[3:]  # no val split: half of the two train videos is carved out
+    s = train_val_split(ds, 0.5)
+    assert s.source == "carved" and len(s.val) == 1 and len(s.fit) == 1 and "d" not in {x.video_id for x in s.fit + s.val}
+
+
+def _repoint_test_sentences(root) -> int:
+    """In the A2D annotation file, move each test video's sentences to other instances of that video.
+
+    Within a video the sentences rotate by one over its instance ids (a video with a single
+    sentence hands it to another instance), and each gains a word no train sentence has: every
+    test sentence now names a different object, the train rows are untouched. Returns the rows
+    whose instance changed.
+    """
+    ann = root / "text_annotations" / "a2d_annotation.txt"
+    rows = list(csv.reader(ann.open()))
+    header, body = rows[0], rows[1:]
+    test_videos = {r[0] for r in csv.reader((root / "Release" / "videoset.csv").open()) if r[8] == "1"}
+    changed = 0
+    for vid in sorted(test_videos):
+        idx = [i for i, r in enumerate(body) if r[0] == vid]
+        ids = [body[i][1] for i in idx]
+        new = ids[1:] + ids[:1] if len(ids) > 1 else [str(int(ids[0]) % 2 + 1)]
+        for i, inst in zip(idx, new):
+            changed += body[i][1] != inst
+            body[i][1] = inst
+            body[i][2] = "this " + body[i][2]  # and a word no train sentence has
+    with ann.open("w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows([header] + body)
+    types = root / "text_annotations" / "query_types.csv"
+    if types.is_file():  # keep the type file keyed like the sentences
+        trows = list(csv.reader(types.open()))
+        kinds = {(r[0], r[1]): r for r in trows[1:]}
+        out = [trows[0]] + [[r[0], r[1], *kinds.get((r[0], r[1]), ["", "", "appearance"])[2:]] for r in body]
+        with types.open("w", newline="") as f:
+            csv.writer(f, lineterminator="\n").writerows(out)
+    return changed
+
+
+def test_train_head_is_blind_to_the_test_split(tmp_path):
+    """A copy of the dataset whose test sentences point at other objects trains the same head, bit for bit.
+
+    Everything in best.pt and last.pt (weights, optimizer, schedule, RNG states, history with its
+    validation scores, vocabulary, counts, the validation videos) must be equal; only the record
+    of which dataset folder and annotation fingerprint the head came from may differ.
+    """
+    data = tmp_path / "data"
+    synth.run(SynthConfig(preset="tiny", seed=0, workers=1), data)
+    copy = tmp_path / "data-repointed"
+    shutil.copytree(data, copy)
+    assert _repoint_test_sentences(copy) >= 4
+    original, repointed = open_dataset(data), open_dataset(copy)
+    before = {(q.video_id, q.sentence): q.instance_id for q in original.split_queries("test")}
+    after = {(q.video_id, q.sentence.removeprefix("this ")): q.instance_id for q in repointed.split_queries("test")}
+    assert before.keys() == after.keys() and sum(before[k] != after[k] for k in before) >= 4
+    assert original.fingerprint != repointed.fingerprint
+
+    cache = tmp_path / "cache"
+    det = detect.run(DetectConfig(detector="oracle", frame_stride=8, device="cpu"), original, cache)
+    ext = extract.run(ExtractConfig(backbone="resnet18", weights="none", input_size=64, with_flip=True, cache=str(cache),
+                                    candidates=str(det.path), device="cpu"), dataset=original)
+    cfg = TrainHeadConfig(embed_dim=32, word_dim=16, lstm_hidden=16, epochs=3, batch_size=8, lr=3e-3, device="cpu")
+    a = train_head.run(cfg, original, features=ext.path, out=tmp_path / "a")
+    b = train_head.run(cfg, repointed, features=ext.path, out=tmp_path / "b")
+    assert a.counts["val"]["used"] > 0  # the selection really scored held-out videos
+
+    for name in (train_head.BEST, train_head.LAST):
+        pa, pb = (torch.load(run / name, weights_only=True) for run in (tmp_path / "a", tmp_path / "b"))
+        assert pa.pop("dataset") != pb.pop("dataset")
+        assert pa.keys() == pb.keys()
+        for key in pa:
+            _assert_identical(pa[key], pb[key], key)
+
+
+def _assert_identical(x, y, where: str) -> None:
+    if isinstance(x, torch.Tensor):
+        assert isinstance(y, torch.Tensor) and x.dtype == y.dtype and torch.equal(x, y), where
+    elif isinstance(x, dict):
+        assert isinstance(y, dict) and x.keys() == y.keys(), where
+        for k in x:
+            _assert_identical(x[k], y[k], f"{where}.{k}")
+    elif isinstance(x, (list, tuple)):
+        assert type(x) is type(y) and len(x) == len(y), where
+        for i, (u, v) in enumerate(zip(x, y)):
+            _assert_identical(u, v, f"{where}[{i}]")
+    else:
+        assert x == y, where

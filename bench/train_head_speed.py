@@ -26,6 +26,7 @@ from _head_bench import quiet_logging, synthetic_caches
 from clawcrane.cache.features import open_features
 from clawcrane.config import TrainHeadConfig
 from clawcrane.datasets import open_dataset
+from clawcrane.datasets.splits import train_val_split
 from clawcrane.pipeline import pooling, positions
 from clawcrane.pipeline.backbone import build_backbone, resolve_backbone
 from clawcrane.pipeline.language import Vocabulary
@@ -84,9 +85,10 @@ def main() -> None:
     cands = train_head.find_candidates_for(fc)
     D, E, hidden = SIZES[args.size]
     cfg = TrainHeadConfig(position="full", relation="text", embed_dim=D, word_dim=E, lstm_hidden=hidden, device="cpu")
-    vocab = Vocabulary.build([q.sentence for q in dataset.split_queries("train")])
+    split = train_val_split(dataset, cfg.val_fraction)
+    vocab = Vocabulary.build([q.sentence for q in split.fit])
     t0 = time.perf_counter()
-    prep = train_head.prepare(cfg, dataset, features=fc, candidates=cands, vocab=vocab)
+    prep = train_head.prepare(cfg, split, features=fc, candidates=cands, vocab=vocab)
     load_s = time.perf_counter() - t0
     train = prep.train
     C = int(train.feat.shape[1])

@@ -1,7 +1,7 @@
 """TRM parameters vs. accuracy: P@0.5 overall and per query type for a grid of alpha, gamma, beta.
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python bench/trm_sweep.py --head RUN --features DIR --dataset DATA
-        [--alpha 0 0.5 1 2] [--gamma 0.3 0.5 0.8] [--beta 1 3] [--score-mode mean] [--split test]
+        [--alpha 0 0.5 1 2] [--gamma 0.3 0.5 0.8] [--beta 1 3] [--score-mode mean] [--split val]
 
 Runs `track-rank` (stage API) with one trained head for every combination, plus once without the
 TRM, and `evaluate` on each; prints one row per setting, with the share of (query, frame) answers
@@ -64,7 +64,8 @@ def main() -> None:
     ap.add_argument("--gamma", type=float, nargs="+", default=[0.3, 0.5, 0.8])
     ap.add_argument("--beta", type=int, nargs="+", default=[1, 3])
     ap.add_argument("--score-mode", default="mean")
-    ap.add_argument("--split", default="test")
+    ap.add_argument("--split", default="val", choices=["val", "test", "train", "all"],
+                    help="val (default): the head's validation videos; tune there, and report the chosen setting on test once")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("CLAWCRANE_PROGRESS", "0")

@@ -85,8 +85,9 @@ def data() -> None:
               help="The dataset folder the predictions were made for (its ground truth is read).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Folder for metrics.json and metrics.md  [default: PRED's folder / <PRED stem>-eval]")
-@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
-              help="Which samples to score (the paper reports test).")
+@click.option("--split", type=click.Choice(["test", "train", "val", "all"]), default="test", show_default=True,
+              help="Which samples to score (the paper reports test; val: the head's validation videos, for "
+                   "predictions made with `track-rank --split val`).")
 @click.option("--j-and-f", "j_and_f", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Also compute DAVIS J&F; 'auto' does so when every query has masks on all frames.")
 def evaluate_cmd(predictions: str, dataset_path: str, out_dir: str | None, split: str, j_and_f: str) -> None:
@@ -543,8 +544,9 @@ def train_detector_cmd(dataset, out, preset, epochs, max_minutes, batch_size, lr
               help="The dataset the caches were built from (queries and sentences are read; videos are not).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Predictions Parquet file to write (atomically); `clawcrane evaluate` and `export` read it.")
-@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
-              help="Which queries to predict.")
+@click.option("--split", type=click.Choice(["test", "train", "val", "all"]), default="test", show_default=True,
+              help="Which queries to predict (val: the train videos the head was selected on, recorded in its "
+                   "checkpoint; tune TRM options there, not on test).")
 @click.option("--top-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True,
               help="Tracks submitted per query (rank 0 = the answer, then the next tracks present in each frame); "
                    "with --no-trm, candidates per frame.")
@@ -605,21 +607,25 @@ def track_rank_cmd(head, features, dataset_path, out, split, top_k, use_trm, abs
               help="Training epochs per row (a row already trained this far is reused, fewer are resumed).")
 @click.option("--size", type=click.Choice(["small", "paper"]), default="small", show_default=True,
               help="Head width: small (D=128, 128-d words, 2x128 bi-LSTM) or paper (256, 1000, 2x1000).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every row's training.")
+@click.option("--seeds", default="0", show_default=True,
+              help="Comma-separated seeds of every row's training; with several, cells are means with the min-max.")
+@click.option("--rows", "rows", default="", help="Comma-separated rows to run, by number (1-9) or name (4-prm).  [default: all]")
+@click.option("--val-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.1, show_default=True,
+              help="train-head --val-fraction of every row: train videos held out to select best.pt (test is never used).")
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.01, show_default=True,
               help="train-head --weight-decay of every row (0: the paper's Adam).")
 @click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.2, show_default=True,
               help="train-head --dropout of every row.")
-@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
-              help="Split the rows are evaluated on.")
+@click.option("--split", type=click.Choice(["test", "train", "val", "all"]), default="test", show_default=True,
+              help="Split the rows are evaluated on (val: each head's validation videos, for tuning).")
 @click.option("--gamma", type=float, default=0.8, show_default=True, help="TRM association threshold (track-rank --gamma).")
 @click.option("--beta", type=click.IntRange(min=1), default=3, show_default=True, help="TRM track patience (track-rank --beta).")
 @click.option("--alpha", type=float, default=0.5, show_default=True, help="TRM mask-IoU weight (track-rank --alpha).")
 @click.option("--score-mode", "score_mode", type=click.Choice(["mean", "max"]), default="mean", show_default=True,
               help="TRM track score: mean or max of its candidates' scores (track-rank --score-mode).")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
-def ablate_cmd(cache, dataset_path, out, epochs, size, seed, weight_decay, dropout, split, gamma, beta, alpha,
-               score_mode, device):
+def ablate_cmd(cache, dataset_path, out, epochs, size, seeds, rows, val_fraction, weight_decay, dropout, split, gamma, beta,
+               alpha, score_mode, device):
     """Train and evaluate the rows of the paper's Table 3 over one feature cache.
 
     \b
@@ -634,8 +640,12 @@ def ablate_cmd(cache, dataset_path, out, epochs, size, seed, weight_decay, dropo
     from clawcrane.datasets import open_dataset
     from clawcrane.stages import ablate
 
-    config = AblateConfig(epochs=epochs, size=size, seed=seed, weight_decay=weight_decay, dropout=dropout, split=split,
-                          device=device)
+    try:
+        seed_list = tuple(int(x) for x in seeds.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter(f"{seeds!r}: expected comma-separated integers, e.g. 0,1,2", param_hint="--seeds") from None
+    config = AblateConfig(epochs=epochs, size=size, seeds=seed_list, rows=tuple(r.strip() for r in rows.split(",") if r.strip()),
+                          val_fraction=val_fraction, weight_decay=weight_decay, dropout=dropout, split=split, device=device)
     ablate.check_config(config)
     ds = open_dataset(dataset_path)
     track = TrackRankConfig(gamma=gamma, beta=beta, alpha=alpha, score_mode=score_mode)

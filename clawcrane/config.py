@@ -58,7 +58,8 @@ class EvalConfig:
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     split: str = "test"
-    """Which samples to score: 'test', 'train', or 'all'."""
+    """Which samples to score: 'test', 'train', 'all', or 'val' (the head's validation videos, recorded in
+    predictions made with `track-rank --split val`)."""
     j_and_f: str = "auto"
     """J&F (DAVIS-2017): 'auto' (when every query of the split has masks on all its video's frames), 'on', 'off'."""
 
@@ -302,7 +303,7 @@ class TrackRankConfig:
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "device")
 
     split: str = "test"
-    """Which queries to predict: 'test', 'train' or 'all'."""
+    """Which queries to predict: 'test', 'train', 'all', or 'val' (the train videos the head was selected on)."""
     top_k: int = 5
     """Tracks submitted per query (rank 0 = the answer); without the TRM, candidates per frame."""
     trm: bool = True
@@ -336,8 +337,13 @@ class AblateConfig:
     """Training epochs of every row's head (a row already trained this far is reused)."""
     size: str = "small"
     """Head width: 'small' (D=128, 128-d words, 2x128 bi-LSTM; minutes on CPU) or 'paper' (256, 1000, 2x1000)."""
-    seed: int = 0
-    """Seed of every row's initialisation, order and flips (the same seed for all rows)."""
+    seeds: tuple[int, ...] = (0,)
+    """Seeds of every row's initialisation, order and flips; with several, each row is trained once per
+    seed and every cell reports the mean with the min-max."""
+    rows: tuple[str, ...] = ()
+    """Rows to run, by number ('1'..'9') or folder name ('4-prm'); empty: all nine."""
+    val_fraction: float = 0.1
+    """train-head --val-fraction of every row: the train videos held out to select best.pt."""
     weight_decay: float = 0.01
     """train-head --weight-decay of every row (0: the paper's Adam)."""
     dropout: float = 0.2

@@ -70,3 +70,23 @@ def test_ablate_cli_help_and_bad_size(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["ablate", "--cache", str(tmp_path), "--dataset", str(tmp_path), "--out", str(tmp_path / "t"),
                                   "--size", "huge"])
     assert r.exit_code == 2 and "huge" in r.output
+
+
+def test_ablate_seeds_give_mean_and_min_max_cells_and_rows_pick_a_subset(tmp_path):
+    dataset, features, root = colour_world(tmp_path, write_videos=False)
+    config = AblateConfig(epochs=1, size="small", seeds=(0, 1), rows=("4", "7-prm-tsrm-trm"), device="cpu")
+    res = ablate.run(config, dataset, cache=root, out=tmp_path / "table")
+    assert [r.row.name for r in res.rows] == ["4-prm", "7-prm-tsrm-trm"]
+    for r in res.rows:
+        assert [s.seed for s in r.seeds] == [0, 1]
+        assert [s.run.parent.name for s in r.seeds] == ["s0", "s1"]  # one head per seed
+        vals = [s.metrics["P@0.5"] for s in r.seeds]
+        assert r.metrics["P@0.5"] == pytest.approx(sum(vals) / 2) and r.spread["P@0.5"] == (min(vals), max(vals))
+    assert res.rows[1].seeds[0].run.name == "6-prm-tsrm"  # row 7 trains (then reuses) row 6's head
+    lo, hi = res.rows[0].spread["P@0.5"]
+    assert f"{100 * res.rows[0].metrics['P@0.5']:.1f} ({100 * lo:.1f}-{100 * hi:.1f})" in res.markdown
+    assert "mean (min-max) over seeds 0,1" in res.markdown
+    with pytest.raises(ConfigError, match="--rows '12'"):
+        ablate.check_config(AblateConfig(rows=("12",)))
+    with pytest.raises(ConfigError, match="repeated"):
+        ablate.check_config(AblateConfig(seeds=(1, 1)))

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import shutil
 
 import pytest
 import torch
+from _head_fixtures import colour_world
 
-from clawcrane.config import DetectConfig, ExtractConfig, SynthConfig, TrainHeadConfig
+from clawcrane.cache.predictions import read_predictions
+from clawcrane.config import DetectConfig, EvalConfig, ExtractConfig, SynthConfig, TrackRankConfig, TrainHeadConfig
 from clawcrane.datasets import open_dataset
 from clawcrane.datasets.records import Dataset, Query
 from clawcrane.datasets.splits import train_val_split, validation_videos
-from clawcrane.stages import detect, extract, synth, train_head
+from clawcrane.errors import DataError
+from clawcrane.stages import detect, evaluate, extract, synth, track_rank, train_head
 
 
 @pytest.fixture(autouse=True)
@@ -130,3 +134,22 @@ def _assert_identical(x, y, where: str) -> None:
             _assert_identical(u, v, f"{where}[{i}]")
     else:
         assert x == y, where
+
+
+def test_track_rank_and_evaluate_score_the_heads_validation_videos(tmp_path):
+    dataset, features, _ = colour_world(tmp_path)
+    cfg = TrainHeadConfig(embed_dim=32, word_dim=16, lstm_hidden=16, epochs=1, batch_size=4, lr=3e-3, device="cpu")
+    train_head.run(cfg, dataset, features=features, out=tmp_path / "run")
+    val = track_rank.run(TrackRankConfig(split="val", device="cpu"), dataset, head=tmp_path / "run", features=features,
+                         out=tmp_path / "val.parquet")
+    assert val.videos == 1 and val.queries == 3  # vid02, the one validation video: its three objects
+    res = evaluate.run(EvalConfig(split="val", j_and_f="off"), predictions=val.out, dataset=dataset, out_dir=tmp_path / "ev")
+    assert res.metrics["samples"] == 3 * 2
+    test = track_rank.run(TrackRankConfig(split="test", device="cpu"), dataset, head=tmp_path / "run", features=features,
+                          out=tmp_path / "test.parquet")
+    assert "vid02" not in {q.split("_")[0] for q in read_predictions(test.out).query_ids()}  # a train video
+    cfg0 = dataclasses.replace(cfg, val_fraction=0.0)
+    train_head.run(cfg0, dataset, features=features, out=tmp_path / "noval")
+    with pytest.raises(DataError, match="no validation videos"):
+        track_rank.run(TrackRankConfig(split="val", device="cpu"), dataset, head=tmp_path / "noval", features=features,
+                       out=tmp_path / "x.parquet")

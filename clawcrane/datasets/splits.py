@@ -77,3 +77,22 @@ def train_val_split(dataset: Dataset, fraction: float) -> TrainValSplit:
 def samples_of(queries: Iterable[Query]) -> list[tuple[Query, int]]:
     """(query, frame) pairs of ``queries`` (the unit every metric averages over)."""
     return [(q, f) for q in queries for f in q.frames]
+
+
+def split_queries(dataset: Dataset, split: str, validation: dict | None = None) -> list[Query]:
+    """Queries of 'train', 'test', 'all', or 'val': the validation videos a head was selected on.
+
+    ``validation`` is the record a head stores (``TrainValSplit.describe()``); 'val' needs it (or
+    the dataset's own val split).
+    """
+    if split == "all":
+        return dataset.split_queries(None)
+    if split != VAL:
+        return dataset.split_queries(split)
+    own = dataset.split_queries(VAL)
+    if own:
+        return own
+    if not validation or not validation.get("videos"):
+        raise ValueError("no validation videos recorded")
+    held = set(validation["videos"])
+    return [q for q in dataset.split_queries("train") if q.video_id in held]

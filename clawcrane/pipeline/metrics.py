@@ -59,6 +59,8 @@ class Sample:
     scores: list[float] = field(default_factory=list)
     """One score per submitted mask."""
     query_type: str | None = None
+    wording: str | None = None
+    """'seen' or 'paraphrase' (wording held out of the train split), None when the dataset does not say."""
 
     def top1(self) -> dict | None:
         """The highest-scored submitted mask (the first on a tie), or None."""
@@ -165,6 +167,15 @@ def by_query_type(samples: Sequence[Sample]) -> dict[str, dict[str, float]]:
     groups: dict[str, list[Sample]] = {}
     for s in samples:
         groups.setdefault(s.query_type or "untyped", []).append(s)
+    return {name: summarize(groups[name]) for name in sorted(groups)}
+
+
+def by_wording(samples: Sequence[Sample]) -> dict[str, dict[str, float]]:
+    """``summarize`` per wording ('seen', 'paraphrase'); {} when no sample says."""
+    groups: dict[str, list[Sample]] = {}
+    for s in samples:
+        if s.wording:
+            groups.setdefault(s.wording, []).append(s)
     return {name: summarize(groups[name]) for name in sorted(groups)}
 
 

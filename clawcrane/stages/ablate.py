@@ -1,8 +1,10 @@
 """Stage `ablate`: the rows of the paper's Table 3 trained and evaluated over one feature cache.
 
 Detection and extraction run once, before (``--cache``). Each row trains a head with
-`train-head` into ``TABLE/runs/<row>/``, predicts the split with `track-rank` and scores it with
-`evaluate`; a TRM row reuses the previous row's head and only switches the TRM on. Rows 1-7
+`train-head` into ``TABLE/runs/s<seed>/<row>/`` (best.pt selected on validation videos held out
+of the train split, never on test), predicts the split with `track-rank` and scores it with
+`evaluate`; a TRM row reuses the previous row's head and only switches the TRM on. With several
+``--seeds`` every cell is the mean over seeds with the min-max beside it; ``--rows`` picks rows. Rows 1-7
 are the paper's Table 3; rows 8-9 repeat 6-7 with the TSRM-geo variant (``relation='text-geo'``,
 not in the paper). A row whose
 head already reached ``--epochs`` is not retrained (fewer epochs: train-head resumes it); its
@@ -76,8 +78,10 @@ def _modules(row: Row) -> tuple[bool, ...]:
 
 
 @dataclass
-class RowResult:
-    row: Row
+class SeedResult:
+    """One row trained and scored with one seed."""
+
+    seed: int
     run: Path
     """The head's run folder."""
     trained_epochs: int
@@ -85,7 +89,37 @@ class RowResult:
     predictions: Path
     metrics: dict[str, float]
     by_query_type: dict[str, dict[str, float]]
+    by_wording: dict[str, dict[str, float]]
     seconds: float
+
+
+@dataclass
+class RowResult:
+    """A row over every seed; ``metrics`` and the breakdowns are means over the seeds."""
+
+    row: Row
+    seeds: list[SeedResult]
+    metrics: dict[str, float]
+    by_query_type: dict[str, dict[str, float]]
+    by_wording: dict[str, dict[str, float]]
+    spread: dict[str, tuple[float, float]]
+    """(min, max) over seeds of every metric, per-type and per-wording P@0.5 ('type:<name>', 'wording:<name>')."""
+
+    @property
+    def run(self) -> Path:
+        return self.seeds[0].run
+
+    @property
+    def predictions(self) -> Path:
+        return self.seeds[0].predictions
+
+    @property
+    def trained_epochs(self) -> int:
+        return sum(s.trained_epochs for s in self.seeds)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.seeds)
 
 
 @dataclass
@@ -96,7 +130,26 @@ class AblateResult:
     seconds: float = 0.0
 
 
+def selected_rows(names: tuple[str, ...]) -> list[Row]:
+    """``ROWS`` picked by number ('1', '9') or folder name ('4-prm'); all when ``names`` is empty."""
+    if not names:
+        return list(ROWS)
+    picked = []
+    for name in names:
+        hit = [r for i, r in enumerate(ROWS, start=1) if name in (str(i), r.name)]
+        if not hit:
+            raise ConfigError(f"--rows {name!r}: unknown row; use 1-{len(ROWS)} or one of {', '.join(r.name for r in ROWS)}")
+        if hit[0] not in picked:
+            picked.append(hit[0])
+    return sorted(picked, key=ROWS.index)
+
+
 def check_config(config: AblateConfig) -> None:
+    if not config.seeds:
+        raise ConfigError("--seeds: give at least one seed")
+    if len(set(config.seeds)) != len(config.seeds):
+        raise ConfigError(f"--seeds {','.join(map(str, config.seeds))}: a seed is repeated")
+    selected_rows(config.rows)
     if config.size not in SIZES:
         raise ConfigError(f"--size {config.size!r}: expected one of {', '.join(SIZES)}")
     if config.epochs < 1:
@@ -105,11 +158,11 @@ def check_config(config: AblateConfig) -> None:
         raise ConfigError(f"--split {config.split!r}: expected one of {', '.join(track_rank.SPLITS)}")
 
 
-def train_config(config: AblateConfig, row: Row) -> TrainHeadConfig:
+def train_config(config: AblateConfig, row: Row, seed: int) -> TrainHeadConfig:
     D, E, hidden = SIZES[config.size]
     return TrainHeadConfig(position=row.position, relation=row.relation, embed_dim=D, word_dim=E, lstm_hidden=hidden,
-                           epochs=config.epochs, seed=config.seed, weight_decay=config.weight_decay,
-                           dropout=config.dropout, device=config.device)
+                           epochs=config.epochs, seed=seed, weight_decay=config.weight_decay, dropout=config.dropout,
+                           val_fraction=config.val_fraction, device=config.device)
 
 
 def changed_options(cfg: TrainHeadConfig, run: Path) -> list[str]:
@@ -145,46 +198,83 @@ def _train(cfg: TrainHeadConfig, dataset: Dataset, features: Path, run: Path) ->
 
 
 def _evaluate(config: EvalConfig, pred: track_rank.TrackRankResult, dataset: Dataset, out_dir: Path):
-    """(metrics, by query type) of the predictions; reused from out_dir when made from these predictions and options."""
+    """(metrics, by query type, by wording) of the predictions; reused from out_dir when made from these predictions and options."""
     report = out_dir / "metrics.json"
     if pred.hit and report.is_file():
         try:
             old = json.loads(report.read_text())
         except ValueError:
             old = {}
-        if old.get("predictions", {}).get("key") == pred.key and old.get("config") == to_dict(config):
+        if old.get("predictions", {}).get("key") == pred.key and old.get("config") == to_dict(config) and "by_wording" in old:
             log.info("%s: up to date", report)
-            return old["metrics"], old["by_query_type"]
+            return old["metrics"], old["by_query_type"], old["by_wording"]
     ev = evaluate.run(config, predictions=pred.out, dataset=dataset, out_dir=out_dir)
-    return ev.metrics, ev.by_query_type
+    return ev.metrics, ev.by_query_type, ev.by_wording
+
+
+def _mean(dicts: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(sum(d[k] for d in dicts) / len(dicts)) for k in dicts[0]}
+
+
+def aggregate(row: Row, seeds: list[SeedResult]) -> RowResult:
+    """Means over seeds, and (min, max) of every metric and of P@0.5 per type and wording."""
+    metrics = _mean([s.metrics for s in seeds])
+    spread = {k: (min(s.metrics[k] for s in seeds), max(s.metrics[k] for s in seeds)) for k in metrics}
+    groups = {}
+    for attr, tag in (("by_query_type", "type"), ("by_wording", "wording")):
+        names = sorted({n for s in seeds for n in getattr(s, attr)})
+        groups[attr] = {n: _mean([getattr(s, attr)[n] for s in seeds if n in getattr(s, attr)]) for n in names}
+        for n in names:
+            vals = [getattr(s, attr)[n]["P@0.5"] for s in seeds if n in getattr(s, attr)]
+            spread[f"{tag}:{n}"] = (min(vals), max(vals))
+    return RowResult(row=row, seeds=seeds, metrics=metrics, by_query_type=groups["by_query_type"],
+                     by_wording=groups["by_wording"], spread=spread)
+
+
+def _cell(r: RowResult, value: float, key: str) -> str:
+    text = f"{100 * value:.1f}"
+    if len(r.seeds) > 1:
+        lo, hi = r.spread[key]
+        text += f" ({100 * lo:.1f}-{100 * hi:.1f})"
+    return text
 
 
 def markdown(rows: list[RowResult], title: str) -> str:
-    """Table 3 layout (module check marks, P@K, both mAPs, IoUs; percent), then P@0.5 per query type."""
+    """Table 3 layout (module check marks, P@K, both mAPs, IoUs; percent), then P@0.5 per query type and wording.
+
+    With several seeds every cell is the mean over seeds with the min-max in brackets.
+    """
     metric_names = [c for c, _ in TABLE1_COLUMNS]
     head = "| " + " | ".join(["#", "method", *_MODULE_COLUMNS, *metric_names]) + " |"
     rule = "|" + "---|" * (2 + len(_MODULE_COLUMNS) + len(metric_names))
     lines = [f"### {title}", "", head, rule]
-    for i, r in enumerate(rows, start=1):
+    for r in rows:
         marks = ["✓" if on else "" for on in _modules(r.row)]
-        values = [f"{100 * r.metrics[k]:.1f}" for _, k in TABLE1_COLUMNS]
-        lines.append("| " + " | ".join([str(i), r.row.label, *marks, *values]) + " |")
-    types = sorted({t for r in rows for t in r.by_query_type})
-    if types:
-        lines += ["", "P@0.5 by query type (samples in brackets):", "",
-                  "| # | method | " + " | ".join(f"{t} ({int(rows[0].by_query_type.get(t, {}).get('samples', 0))})" for t in types) + " |",
-                  "|" + "---|" * (2 + len(types))]
-        for i, r in enumerate(rows, start=1):
-            cells = [f"{100 * r.by_query_type[t]['P@0.5']:.1f}" if t in r.by_query_type else "-" for t in types]
-            lines.append("| " + " | ".join([str(i), r.row.label, *cells]) + " |")
+        values = [_cell(r, r.metrics[k], k) for _, k in TABLE1_COLUMNS]
+        lines.append("| " + " | ".join([str(ROWS.index(r.row) + 1), r.row.label, *marks, *values]) + " |")
+    for attr, tag, what in (("by_query_type", "type", "query type"), ("by_wording", "wording", "wording (paraphrase: templates and synonyms no train sentence uses)")):
+        names = sorted({t for r in rows for t in getattr(r, attr)})
+        if not names:
+            continue
+        first = getattr(rows[0], attr)
+        lines += ["", f"P@0.5 by {what} (samples in brackets):", "",
+                  "| # | method | " + " | ".join(f"{t} ({int(first.get(t, {}).get('samples', 0))})" for t in names) + " |",
+                  "|" + "---|" * (2 + len(names))]
+        for r in rows:
+            groups = getattr(r, attr)
+            cells = [_cell(r, groups[t]["P@0.5"], f"{tag}:{t}") if t in groups else "-" for t in names]
+            lines.append("| " + " | ".join([str(ROWS.index(r.row) + 1), r.row.label, *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 
 def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out: str | os.PathLike,
         track: TrackRankConfig | None = None) -> AblateResult:
-    """Train, predict and evaluate every row of ``ROWS``; write TABLE/ablation.md and .json.
+    """Train, predict and evaluate the selected rows of ``ROWS`` for every seed; write TABLE/ablation.md and .json.
 
-    ``track`` sets the track-rank options (split and TRM switch are the row's); default: its defaults.
+    Each seed's heads live in ``TABLE/runs/s<seed>/<row>/``; every head selects its best.pt on
+    validation videos held out of the train split (train-head ``--val-fraction``), and the rows
+    are scored on ``config.split``. ``track`` sets the track-rank options (split and TRM switch
+    are the row's); default: its defaults.
     """
     check_config(config)
     t_start = time.perf_counter()
@@ -192,29 +282,40 @@ def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out
     features = open_features(cache).path
     base_track = track or TrackRankConfig()
     results: list[RowResult] = []
-    for row in ROWS:
-        t0 = time.perf_counter()
-        run_dir = out / "runs" / (row.head_of or row.name)
-        trained = 0
-        if row.head_of is None:
-            log.info("ablate: row %s (position %s, relation %s)", row.name, row.position, row.relation)
-            trained = _train(train_config(config, row), dataset, features, run_dir)
-        row_dir = out / "runs" / row.name
-        tcfg = TrackRankConfig(**dict(to_dict(base_track), split=config.split, trm=row.trm, device=config.device))
-        pred = track_rank.run(tcfg, dataset, head=run_dir, features=features, out=row_dir / PREDICTIONS)
-        metrics, by_type = _evaluate(EvalConfig(split=config.split, j_and_f="off"), pred, dataset, row_dir / EVAL_DIR)
-        results.append(RowResult(row=row, run=run_dir, trained_epochs=trained, predictions=pred.out, metrics=metrics,
-                                 by_query_type=by_type, seconds=time.perf_counter() - t0))
-        log.info("ablate: %s P@0.5 %.3f mAP %.3f (%.0f s)", row.label, metrics["P@0.5"], metrics["mAP_coco"], results[-1].seconds)
+    for row in selected_rows(config.rows):
+        per_seed: list[SeedResult] = []
+        for seed in config.seeds:
+            t0 = time.perf_counter()
+            runs = out / "runs" / f"s{seed}"
+            run_dir = runs / (row.head_of or row.name)
+            log.info("ablate: row %s seed %d (position %s, relation %s, TRM %s)", row.name, seed, row.position,
+                     row.relation, "on" if row.trm else "off")
+            trained = _train(train_config(config, row, seed), dataset, features, run_dir)
+            row_dir = runs / row.name
+            tcfg = TrackRankConfig(**dict(to_dict(base_track), split=config.split, trm=row.trm, device=config.device))
+            pred = track_rank.run(tcfg, dataset, head=run_dir, features=features, out=row_dir / PREDICTIONS)
+            metrics, by_type, by_wording = _evaluate(EvalConfig(split=config.split, j_and_f="off"), pred, dataset,
+                                                     row_dir / EVAL_DIR)
+            per_seed.append(SeedResult(seed=seed, run=run_dir, trained_epochs=trained, predictions=pred.out, metrics=metrics,
+                                       by_query_type=by_type, by_wording=by_wording, seconds=time.perf_counter() - t0))
+            log.info("ablate: %s seed %d: P@0.5 %.3f mAP %.3f (%.0f s)", row.label, seed, metrics["P@0.5"],
+                     metrics["mAP_coco"], per_seed[-1].seconds)
+        results.append(aggregate(row, per_seed))
 
-    title = f"Table 3 ablation: {dataset.name} {config.split} ({config.size} head, {config.epochs} epochs, seed {config.seed})"
+    seeds = ",".join(map(str, config.seeds))
+    title = (f"Table 3 ablation: {dataset.name} {config.split} ({config.size} head, {config.epochs} epochs, "
+             f"{'seed' if len(config.seeds) == 1 else 'mean (min-max) over seeds'} {seeds}, best.pt selected on "
+             f"{config.val_fraction:g} of the train videos)")
     md = markdown(results, title)
     report: dict[str, Any] = {
         "config": to_dict(config), "track_rank": to_dict(base_track), "features": str(features),
         "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint},
         "rows": [{"name": r.row.name, "label": r.row.label, "position": r.row.position, "relation": r.row.relation,
-                  "trm": r.row.trm, "run": str(r.run), "predictions": str(r.predictions), "trained_epochs": r.trained_epochs,
-                  "metrics": r.metrics, "by_query_type": r.by_query_type, "seconds": r.seconds} for r in results],
+                  "trm": r.row.trm, "metrics": r.metrics, "by_query_type": r.by_query_type, "by_wording": r.by_wording,
+                  "spread": {k: list(v) for k, v in r.spread.items()},
+                  "seeds": [{"seed": s.seed, "run": str(s.run), "predictions": str(s.predictions),
+                             "trained_epochs": s.trained_epochs, "metrics": s.metrics, "by_query_type": s.by_query_type,
+                             "by_wording": s.by_wording, "seconds": s.seconds} for s in r.seeds]} for r in results],
     }
     write_json(out / "ablation.json", report)
     write_text(out / "ablation.md", md)

@@ -28,6 +28,7 @@ from clawcrane.cache.fingerprint import short
 from clawcrane.cache.predictions import Predictions, read_predictions
 from clawcrane.config import EvalConfig, to_dict
 from clawcrane.datasets.records import Dataset, Query
+from clawcrane.datasets.splits import split_queries
 from clawcrane.errors import ConfigError, DataError
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline import metrics as M
@@ -56,6 +57,10 @@ class EvalResult:
     """Sample ids ``<query_id>@<frame>`` that had no prediction (scored as empty)."""
     markdown: str = ""
     out_dir: Path | None = None
+    by_wording: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Metrics of the samples with seen wording and with paraphrased (held-out) wording; {} when not marked."""
+    tied: list[str] = field(default_factory=list)
+    """Sample ids whose top score is shared by several masks (never for files `track-rank` writes)."""
 
 
 def _listing(ids: list[str]) -> str:
@@ -100,9 +105,9 @@ def _full_video(queries: list[Query], dataset: Dataset) -> bool:
     )
 
 
-def collect_samples(preds: Predictions, dataset: Dataset, split: str | None) -> tuple[list[M.Sample], list[str]]:
-    """Metric samples of a split (GT + predictions at GT size) and the ids of samples without predictions."""
-    pairs = dataset.samples(split)
+def collect_samples(preds: Predictions, dataset: Dataset, split: str | None | list[Query]) -> tuple[list[M.Sample], list[str]]:
+    """Metric samples of a split (or of a list of queries): GT + predictions at GT size, and the ids of samples without predictions."""
+    pairs = dataset.samples(split) if split is None or isinstance(split, str) else [(q, f) for q in split for f in q.frames]
     index = _row_index(preds, {(q.query_id, f) for q, f in pairs})
     scores, ranks = preds.column("score").astype(np.float64), preds.column("rank")
     heights, widths, rles = preds.column("height"), preds.column("width"), preds.column("rle")
@@ -118,7 +123,7 @@ def collect_samples(preds: Predictions, dataset: Dataset, split: str | None) -> 
         masks = [M.resize_rle({"size": [int(heights[i]), int(widths[i])], "counts": rles[i]}, H, W) for i in rows]
         samples.append(M.Sample(
             sample_id=f"{q.query_id}@{f}", gt=mask_ops.encode(gt), preds=masks,
-            scores=[float(scores[i]) for i in rows], query_type=q.query_type,
+            scores=[float(scores[i]) for i in rows], query_type=q.query_type, wording=getattr(q, "wording", "") or None,
         ))
     return samples, missing
 
@@ -128,8 +133,9 @@ def tied_samples(samples: list[M.Sample]) -> list[str]:
     return [s.sample_id for s in samples if len(s.scores) >= 2 and s.scores[0] == s.scores[1]]
 
 
-def markdown_tables(metrics: dict[str, float], by_type: dict[str, dict[str, float]], jf: dict[str, float] | None, title: str) -> str:
-    """Table 1 layout (percent, one decimal) for the split, then one row per query type."""
+def markdown_tables(metrics: dict[str, float], by_type: dict[str, dict[str, float]], jf: dict[str, float] | None, title: str,
+                    *, by_wording: dict[str, dict[str, float]] | None = None) -> str:
+    """Table 1 layout (percent, one decimal) for the split, then one row per query type (and per wording)."""
     head = "| " + " | ".join(["", "samples"] + [c for c, _ in TABLE1_COLUMNS]) + " |"
     rule = "|" + "---|" * (len(TABLE1_COLUMNS) + 2)
 
@@ -139,6 +145,9 @@ def markdown_tables(metrics: dict[str, float], by_type: dict[str, dict[str, floa
     lines = [f"### {title}", "", head, rule, row("all", metrics)]
     if by_type and set(by_type) != {"untyped"}:
         lines += ["", "By query type:", "", head, rule] + [row(name, m) for name, m in by_type.items()]
+    if by_wording:
+        lines += ["", "By wording (paraphrase: templates and synonyms no train sentence uses):", "", head, rule]
+        lines += [row(name, m) for name, m in by_wording.items()]
     if jf is not None:
         lines += ["", "| J&F | J | F | queries |", "|---|---|---|---|",
                   f"| {100 * jf['J&F']:.1f} | {100 * jf['J']:.1f} | {100 * jf['F']:.1f} | {jf['queries']} |"]
@@ -152,18 +161,21 @@ def default_out_dir(predictions: str | os.PathLike) -> Path:
 
 def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset, out_dir: str | os.PathLike | None = None) -> EvalResult:
     """Score ``predictions`` on ``dataset``'s ``config.split``; write metrics.json + metrics.md."""
-    if config.split not in ("test", "train", "all"):
-        raise ConfigError(f"--split {config.split!r}: expected test, train or all")
+    if config.split not in ("test", "train", "all", "val"):
+        raise ConfigError(f"--split {config.split!r}: expected test, train, val or all")
     if config.j_and_f not in ("auto", "on", "off"):
         raise ConfigError(f"j_and_f {config.j_and_f!r}: expected auto, on or off")
-    split = None if config.split == "all" else config.split
     preds = read_predictions(predictions)
     _check_dataset(preds, dataset)
-    queries = dataset.split_queries(split)
+    try:
+        queries = split_queries(dataset, config.split, preds.meta.get("validation"))
+    except ValueError:
+        raise DataError(f"{preds.path}: --split val needs predictions made with `track-rank --split val` (they record "
+                        "the head's validation videos)") from None
     if not any(q.frames for q in queries):
         raise DataError(f"{dataset.root}: no annotated samples in split {config.split!r}; pick another --split")
 
-    samples, missing = collect_samples(preds, dataset, split)
+    samples, missing = collect_samples(preds, dataset, queries)
     if missing:
         log.warning("%d of %d samples have no prediction and count as empty: %s", len(missing), len(samples), _listing(missing))
     tied = tied_samples(samples)
@@ -173,6 +185,7 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
                     predictions, len(tied), len(samples), _listing(tied))
     metrics = M.summarize(samples)
     by_type = M.by_query_type(samples)
+    by_wording = M.by_wording(samples)
 
     jf = None
     if config.j_and_f == "on" or (config.j_and_f == "auto" and _full_video(queries, dataset)):
@@ -185,7 +198,7 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
         jf = M.j_and_f(list(by_query.values()))
 
     title = f"{dataset.name} {config.split} ({Path(predictions).name})"
-    md = markdown_tables(metrics, by_type, jf, title)
+    md = markdown_tables(metrics, by_type, jf, title, by_wording=by_wording)
     out = Path(out_dir) if out_dir is not None else default_out_dir(predictions)
     report: dict[str, Any] = {
         "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint},
@@ -193,6 +206,7 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
         "config": to_dict(config),
         "metrics": metrics,
         "by_query_type": by_type,
+        "by_wording": by_wording,
         "j_and_f": jf,
         "missing_samples": missing,
         "tied_top_scores": tied,
@@ -200,4 +214,5 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
     write_json(out / "metrics.json", report)
     write_text(out / "metrics.md", md)
     log.info("wrote %s", out)
-    return EvalResult(metrics=metrics, by_query_type=by_type, j_and_f=jf, missing=missing, markdown=md, out_dir=out)
+    return EvalResult(metrics=metrics, by_query_type=by_type, j_and_f=jf, missing=missing, markdown=md, out_dir=out,
+                      by_wording=by_wording, tied=tied)

@@ -31,12 +31,13 @@ import numpy as np
 import torch
 
 from clawcrane.cache.candidates import CandidateCache, VideoCandidates
-from clawcrane.cache.checkpoints import check_head_features, load_head
+from clawcrane.cache.checkpoints import KIND_HEAD, check_head_features, load_checkpoint, load_head
 from clawcrane.cache.features import FeatureCache, open_features
 from clawcrane.cache.fingerprint import chain_key, file_fingerprint, short
 from clawcrane.cache.predictions import COLUMNS, STAGE, read_predictions, write_predictions
 from clawcrane.config import TrackRankConfig, output_config, to_dict
 from clawcrane.datasets.records import Dataset, Query
+from clawcrane.datasets.splits import split_queries
 from clawcrane.errors import CacheError, ConfigError, DataError, WeightsError
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline import ranking
@@ -49,7 +50,8 @@ log = logging.getLogger(__name__)
 
 STAGE_VERSION = 2
 """Bump when the same inputs and options would give different predictions (2: strictly decreasing scores)."""
-SPLITS = ("test", "train", "all")
+SPLITS = ("test", "train", "all", "val")
+"""'val': the train videos the head's best.pt was selected on (recorded in the checkpoint), for tuning."""
 
 
 @dataclass
@@ -216,12 +218,20 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
     device = resolve_device(config.device)
     fc = open_features(features)
     candidates = find_candidates_for(fc)
-    split = None if config.split == "all" else config.split
-    queries = dataset.split_queries(split)
-    if not queries:
-        raise DataError(f"{dataset.root}: no queries in split {config.split!r}; pick another --split")
     if not path.is_file():
         raise WeightsError(f"{path}: head checkpoint not found; train one with `clawcrane train-head` or check --head")
+    validation = None
+    if config.split == "val":
+        validation = load_checkpoint(path, KIND_HEAD).get("validation")
+        try:
+            queries = split_queries(dataset, "val", validation)
+        except ValueError:
+            raise DataError(f"{path}: the head records no validation videos (trained with --val-fraction 0, or by an "
+                            "older version); retrain it, or pick --split test") from None
+    else:
+        queries = split_queries(dataset, config.split)
+    if not queries:
+        raise DataError(f"{dataset.root}: no queries in split {config.split!r}; pick another --split")
     head_fp = file_fingerprint(path, full=True)
     key = _key(config, head_fp, fc, candidates, dataset)
     if out.is_file():  # the same head, caches, dataset and options made it: up to date
@@ -292,6 +302,7 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
                  "feature_key": meta.get("feature_key", "")},
         "features": {"path": str(fc.path), "key": fc.key},
         "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint},
+        "validation": meta.get("validation"),
     }
     write_predictions(out, cols, meta_out)
     log.info("wrote %s (%d rows)", out, len(cols["query_id"]))

@@ -183,11 +183,14 @@ def doctor_cmd(path: str, split: str | None, quick: bool, strict: bool, queries:
 @click.argument("out", type=click.Path(file_okay=False, path_type=str))
 @click.option(
     "--preset",
-    type=click.Choice(["tiny", "small", "full"]),
+    type=click.Choice(["tiny", "small", "full", "hard-tiny", "hard", "hard-full"]),
     default="small",
     show_default=True,
     help="Size: tiny (8 videos, seconds; for tests), small (120 videos, ~450 queries; the quickstart), "
-    "full (800 videos, ~2,450 train / ~600 test queries; about a minute on 2 idle cores).",
+    "full (800 videos, ~2,450 train / ~600 test queries; about a minute on 2 idle cores). The hard world "
+    "(no trails, eight directions and speeds, size queries, occlusion, lighting drift, close shades, "
+    "synonyms and templates, a paraphrase split): hard-tiny (8 videos of 16 frames; for tests), "
+    "hard (120 videos, ~480 queries), hard-full (800 videos, ~2,650 train / ~640 test queries; about a CPU minute).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed; the same preset and seed give identical annotations.")
 @click.option("--preview", is_flag=True, help="Also write OUT/preview.png: frames with outlined masks and their sentences.")
@@ -206,6 +209,14 @@ def data_synth(out: str, preset: str, seed: int, preview: bool, workers: int | N
     out its object; query types (text_annotations/query_types.csv): appearance, position,
     relation, motion, temporal. OUT/synth_scenes.json describes every scene. Re-running into a
     finished OUT with the same preset and seed does nothing; a killed run resumes.
+
+    \b
+    The hard presets (hard-tiny, hard, hard-full) make a world without shortcuts: no trails
+    (motion shows only across frames: eight directions, three speed bands, 'the faster X'),
+    a sixth query type, size ('the bigger X'), objects that vanish behind others and
+    reappear, lighting drift, close shades (red/orange, blue/teal, purple/pink), synonyms and
+    several templates per meaning. Some wordings appear only in test sentences (the paraphrase
+    split): query_types.csv gets a 4th column, wording = seen | paraphrase.
     """
     from clawcrane.config import SynthConfig
     from clawcrane.stages import synth as stage
@@ -714,7 +725,8 @@ def segment_cmd(video, queries, queries_file, detector, head, out, backbone, top
 @main.command("quickstart")
 @click.option("--out", "out", default="quickstart_out", show_default=True, type=click.Path(file_okay=False),
               help="Folder for everything: data/, detector/, cache/, head/, predictions.parquet, eval/, overlays/.")
-@click.option("--preset", type=click.Choice(["tiny", "small", "full"]), default="small", show_default=True,
+@click.option("--preset", type=click.Choice(["tiny", "small", "full", "hard-tiny", "hard", "hard-full"]), default="small",
+              show_default=True,
               help="Synthetic benchmark size (small: 120 videos, about 450 queries).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data, the detector and the head.")
 @click.option("--detector", "detector", default="", metavar="SPEC",

@@ -40,7 +40,10 @@ class SynthConfig:
 
     preset: str = "tiny"
     """'tiny' (8 videos of 16 frames, for tests: every query type in both splits), 'small' (the
-    quickstart: 120 videos, about 450 queries), 'full' (800 videos, about 2,450 train and 600 test queries)."""
+    quickstart: 120 videos, about 450 queries), 'full' (800 videos, about 2,450 train and 600 test queries);
+    the hard world (no trails, 8 directions and speed comparisons, a sixth query type 'size', occlusion,
+    lighting drift, close shades, synonyms and templates, a test-only paraphrase split):
+    'hard-tiny' (8 videos of 16 frames, for tests), 'hard' (120 videos of 24 frames), 'hard-full' (800 videos)."""
     seed: int = 0
     """Random seed; the same seed and preset give byte-identical annotations."""
     workers: int = 1
@@ -383,7 +386,8 @@ class QuickstartConfig:
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("device",)
 
     preset: str = "small"
-    """Synthetic benchmark preset ('tiny' for tests, 'small' for the quickstart)."""
+    """Synthetic benchmark preset ('tiny' for tests, 'small' for the quickstart; 'hard' for the world without
+    single-frame shortcuts, see `data synth --help`)."""
     seed: int = 0
     """Seed of the data, the detector and the head."""
     detector: str = ""

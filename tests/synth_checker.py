@@ -5,11 +5,17 @@ It reads a query's *sentence* with its own small grammar, and the generator's sc
 finds every object the sentence describes in each annotated frame. Its thresholds sit between the
 generator's "holds" and "clearly does not hold" margins, so a sentence the generator kept must
 pass here, and a sentence with a wrong word must fail.
+
+The hard presets' sentences (synonyms, templates, eight directions, speeds, sizes, ordinals) have
+a grammar of their own, in the same spirit and just as independent of the generator:
+``synth_checker_hard`` (``check_any_query`` picks the right one for a record).
 """
 
 from __future__ import annotations
 
 import math
+
+from synth_checker_hard import check_hard_query
 
 SHAPES = {"circle", "square", "triangle", "diamond"}
 COLOURS = {"red", "green", "blue", "yellow", "purple"}
@@ -153,3 +159,11 @@ def check_query(rec: dict, q: dict) -> None:
             shorter = " ".join(["the"] + [attrs[k] for k in ("size", "colour", "shape") if k in attrs and k != drop])
             assert any(referents(rec, shorter, t, HIDDEN_STRICT)[0] != [q["instance_id"]] for t in frames), (
                 f"{rec['video_id']}: {q['query']!r} is not minimal ({shorter!r} is unique too)")
+
+
+def check_any_query(rec: dict, q: dict) -> None:
+    """``check_query`` for the original world, ``synth_checker_hard.check_hard_query`` for the hard one."""
+    if "meaning" in q:
+        check_hard_query(rec, q)
+    else:
+        check_query(rec, q)

@@ -125,3 +125,17 @@ def test_cli_prints_the_table_and_turns_bad_input_into_one_line(tmp_path, monkey
     assert r.exit_code == 1
     err_lines = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
     assert len(err_lines) == 1 and "zz_9" in err_lines[0]
+
+
+def test_paraphrased_sentences_get_their_own_row(tmp_path):
+    """Samples of sentences marked 'paraphrase' (wording held out of train) are also scored on their own."""
+    ds = tiny_dataset()
+    ds.queries = [q.with_(wording="paraphrase" if q.query_id == "v1_2" else "seen") for q in ds.queries]
+    pred = write_preds(tmp_path / "pred.parquet", standard_rows())
+    res = evaluate.run(EvalConfig(), predictions=pred, dataset=ds, out_dir=tmp_path / "ev")
+    # v1_2 (frame 0) is exact -> 1 sample at IoU 1; the seen samples are IoU 1, ~0.5 and ~0 (missing)
+    assert res.by_wording["paraphrase"]["samples"] == 1 and res.by_wording["paraphrase"]["P@0.5"] == 1.0
+    assert res.by_wording["seen"]["samples"] == 3 and res.by_wording["seen"]["P@0.5"] == pytest.approx(2 / 3)
+    assert "By wording" in res.markdown and "| paraphrase | 1 | 100.0 |" in res.markdown
+    plain = evaluate.run(EvalConfig(), predictions=pred, dataset=tiny_dataset(), out_dir=tmp_path / "ev2")
+    assert plain.by_wording == {} and "By wording" not in plain.markdown  # unmarked data: no wording table

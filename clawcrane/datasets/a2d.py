@@ -6,7 +6,7 @@ ROOT/Release/clips320H/<video_id>.mp4
 ROOT/text_annotations/a2d_annotation.txt     header video_id,instance_id,query
 ROOT/text_annotations/a2d_missed_videos.txt  excluded from both splits
 ROOT/text_annotations/a2d_annotation_with_instances/<video_id>/<FFFFF>.h5   1-based frame numbers
-ROOT/text_annotations/query_types.csv        optional: video_id,instance_id,query_type
+ROOT/text_annotations/query_types.csv        optional: video_id,instance_id,query_type[,wording]
 ```
 A sample is (sentence, annotated frame whose ``instance`` list holds the sentence's instance id).
 Loading opens every h5 file once for its ``instance`` list and mask shape (the protocol needs
@@ -192,15 +192,38 @@ def read_sentences(path: Path, problems: list[Problem]) -> list[tuple[str, str, 
     return out
 
 
-def read_query_types(path: Path, problems: list[Problem]) -> dict[tuple[str, str], str]:
+QUERY_TYPE_HEADER = ("video_id", "instance_id", "query_type")
+WORDINGS = ("seen", "paraphrase")
+"""Values of query_types.csv's optional 4th column ``wording`` (the synthetic hard presets write it)."""
+
+
+def _query_type_header(path: Path) -> tuple[str, ...]:
+    """The 3-column header, or the 4-column one when the file's first line ends in ``wording``."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            first = next(csv.reader(f), None) or []
+    except (UnicodeDecodeError, csv.Error):
+        return QUERY_TYPE_HEADER  # read_table reports it
+    wide = QUERY_TYPE_HEADER + ("wording",)
+    return wide if tuple(c.strip().lower() for c in first) == wide else QUERY_TYPE_HEADER
+
+
+def read_query_types(path: Path, problems: list[Problem]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(video_id, instance_id) -> (query_type, wording); wording is '' without the 4th column."""
     if not path.is_file():
         return {}
     out = {}
-    for line, (vid, inst, qtype) in read_table(path, ("video_id", "instance_id", "query_type"), problems):
+    for line, cols in read_table(path, _query_type_header(path), problems):
+        vid, inst, qtype = cols[:3]
+        wording = cols[3].strip() if len(cols) > 3 else ""
         if not qtype.strip():
             problems.append(problem(f"{path}:{line}", "empty query_type", "fill it in or delete the row"))
             continue
-        out[(vid.strip(), canonical_instance_id(inst))] = qtype.strip()
+        if wording and wording not in WORDINGS:
+            problems.append(problem(f"{path}:{line}", f"wording {wording!r} is not one of {', '.join(WORDINGS)}",
+                                    "fix the value or leave it empty (query type kept, wording unknown)"))
+            wording = ""
+        out[(vid.strip(), canonical_instance_id(inst))] = (qtype.strip(), wording)
     return out
 
 
@@ -350,7 +373,8 @@ def read_a2d(root: str | os.PathLike, *, split: str | None = None) -> Dataset:
                 sentence=sentence,
                 instance_id=inst,
                 frames=frames,
-                query_type=qtypes.get((vid, inst)),
+                query_type=qtypes.get((vid, inst), (None, ""))[0],
+                wording=qtypes.get((vid, inst), (None, ""))[1],
                 split=videos[vid].split,
                 mask_loader=functools.partial(masks.mask, vid, inst),
             )

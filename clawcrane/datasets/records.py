@@ -125,7 +125,9 @@ class Query:
     frames: tuple[int, ...] = ()
     """Annotated frame indices (0-based, ascending) where a GT mask exists; a sample is (query, frame)."""
     query_type: str | None = None
-    """Optional category (synthetic: appearance/position/relation/motion/temporal)."""
+    """Optional category (synthetic: appearance/position/relation/motion/temporal; hard presets add size)."""
+    wording: str = field(default="", kw_only=True)
+    """'seen', 'paraphrase' (uses wording held out of the train split), or '' when unknown."""
     split: str = ""
     """'train', 'test' or ''."""
     mask_loader: MaskLoader | None = field(default=None, repr=False, compare=False)

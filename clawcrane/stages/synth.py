@@ -1,9 +1,10 @@
 """`clawcrane data synth`: write the synthetic referring-video benchmark (A2D-Sentences layout).
 
 Plans every video, makes each one (scene, checked queries, frames, h5 files) in parallel,
-then writes the index files and ``synth_scenes.json`` last. Each file is written atomically, so
-a killed run resumes (videos whose files exist are not rendered again); a finished folder with
-the same preset and seed is left as it is.
+then writes the index files and ``synth_scenes.json`` last. The preset picks the world
+(``presets.family``): the original one (tiny, small, full) or the hard one (hard-tiny, hard,
+hard-full). Each file is written atomically, so a killed run resumes (videos whose files exist
+are not rendered again); a finished folder with the same preset and seed is left as it is.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import joblib
 
 from clawcrane.config import SynthConfig
 from clawcrane.datasets.synth import writer
-from clawcrane.datasets.synth.generate import GENERATOR_VERSION, VideoPlan, plan_dataset, synthesize_video
+from clawcrane.datasets.synth.generate import VideoPlan
+from clawcrane.datasets.synth.presets import Family, family
 from clawcrane.datasets.synth.render import annotate_frame, contact_sheet
-from clawcrane.datasets.synth.sentences import QUERY_TYPES
 from clawcrane.datasets.video_io import Mp4Frames
 from clawcrane.progress import progress
 
@@ -52,29 +53,46 @@ class SynthResult:
 
 
 def _meta(config: SynthConfig) -> dict:
-    return {"name": "clawcrane data synth", "preset": config.preset, "seed": config.seed, "version": GENERATOR_VERSION}
+    return {"name": "clawcrane data synth", "preset": config.preset, "seed": config.seed,
+            "version": family(config.preset).version}
 
 
-def _make(out: Path, plan: VideoPlan) -> tuple[dict, bool]:
-    video = synthesize_video(plan)
+def _make(out: Path, plan: VideoPlan, preset: str) -> tuple[dict, bool]:
+    fam = family(preset)
+    video = fam.synthesize(plan)
     if writer.video_complete(out, video):
-        return writer.video_record(video), False
+        return fam.record(video), False
     writer.write_video_files(out, video)
-    return writer.video_record(video), True
+    return fam.record(video), True
 
 
-def _summary(result: SynthResult, records: list[dict]) -> SynthResult:
+def _summary(result: SynthResult, records: list[dict], query_types: tuple[str, ...]) -> SynthResult:
     for split in ("train", "test"):
         recs = [r for r in records if r["split"] == split]
         qs = [q for r in recs for q in r["queries"]]
         result.counts[split] = {"videos": len(recs), "queries": len(qs), "samples": sum(len(q["frames"]) for q in qs)}
         c = Counter(q["query_type"] for q in qs)
-        result.types[split] = {t: c.get(t, 0) for t in QUERY_TYPES}
+        result.types[split] = {t: c.get(t, 0) for t in query_types}
     result.failed = sum(len(r["failed"]) for r in records)
     return result
 
 
-def _preview(out: Path, plans: list[VideoPlan], records: list[dict], rows: int = 4) -> Path:
+def _middle_frame(video, fam: Family) -> int:
+    """The middle annotated frame; in the hard world one where a query target is hidden, if any."""
+    ann = video.scene.annotated
+    if fam.name == "hard":
+        hidden = [t for t in ann[1:-1] if any(not video.geometry.listed[t, q.target] for q in video.queries)]
+        if hidden:
+            return hidden[0]
+    return ann[len(ann) // 2]
+
+
+def _wording_tag(q, fam: Family) -> str:
+    """', seen' or ', paraphrase' after a hard query's type on the contact sheet."""
+    return f", {q.wording.label}" if fam.name == "hard" else ""
+
+
+def _preview(out: Path, plans: list[VideoPlan], records: list[dict], fam: Family, rows: int = 4) -> Path:
     """Contact sheet: a few videos covering every query type, 3 annotated frames each."""
     chosen, seen = [], set()
     for rec in records:  # first the videos that show a query type not shown yet
@@ -86,9 +104,9 @@ def _preview(out: Path, plans: list[VideoPlan], records: list[dict], rows: int =
     by_id = {p.video_id: p for p in plans}
     sheet_rows = []
     for vid in chosen:
-        video = synthesize_video(by_id[vid])
+        video = fam.synthesize(by_id[vid])
         ann = video.scene.annotated
-        picks = sorted({ann[0], ann[len(ann) // 2], ann[-1]})
+        picks = sorted({ann[0], _middle_frame(video, fam), ann[-1]})
         decoded = dict(Mp4Frames(writer.mp4_path(out, vid)).iter(picks))
         referred = {q.target + 1 for q in video.queries}
         frames = []
@@ -97,7 +115,7 @@ def _preview(out: Path, plans: list[VideoPlan], records: list[dict], rows: int =
             img = annotate_frame(decoded[t], video.geometry.masks(t, idx), [i + 1 for i in idx], referred)
             frames.append(img)
         lines = [f"{vid} ({video.plan.split}), frames {[t + 1 for t in picks]} of {video.scene.num_frames}"]
-        lines += [f"{q.target + 1}: {q.sentence}   [{q.query_type}]" for q in video.queries]
+        lines += [f"{q.target + 1}: {q.sentence}   [{q.query_type}{_wording_tag(q, fam)}]" for q in video.queries]
         sheet_rows.append((frames, lines))
     path = out / PREVIEW_FILE
     writer.write_png(path, contact_sheet(sheet_rows))
@@ -111,7 +129,8 @@ def run(config: SynthConfig, out: str | Path) -> SynthResult:
     meta = _meta(config)
     state = writer.folder_state(out, meta)
     result = SynthResult(out=out, preset=config.preset, seed=config.seed, state=state)
-    plans = plan_dataset(config.preset, config.seed)
+    fam = family(config.preset)
+    plans = fam.plan(config.preset, config.seed)
     if state == "complete":
         log.info("%s: already complete (preset=%s seed=%d); nothing to do", out, config.preset, config.seed)
         records = json.loads((out / writer.SCENES_FILE).read_text())["videos"]
@@ -120,19 +139,19 @@ def run(config: SynthConfig, out: str | Path) -> SynthResult:
         workers = max(1, int(config.workers))
         if workers > 1 and len(plans) >= PARALLEL_MIN_VIDEOS:
             jobs = joblib.Parallel(n_jobs=workers, return_as="generator")(
-                joblib.delayed(_make)(out, p) for p in plans)
+                joblib.delayed(_make)(out, p, config.preset) for p in plans)
         else:
-            jobs = (_make(out, p) for p in plans)
+            jobs = (_make(out, p, config.preset) for p in plans)
         done = list(progress(jobs, desc="synth", total=len(plans), unit="video"))
         records = [rec for rec, _ in done]
         result.rendered = sum(1 for _, fresh in done if fresh)
-        writer.write_index(out, records, meta)
+        writer.write_index(out, records, meta, wording_column=fam.wording_column, conventions=fam.conventions)
         writer.finish_run(out)
-    _summary(result, records)
+    _summary(result, records, fam.query_types)
     if result.failed:
         log.info("%d planned queries could not be realised (see 'failed' in %s)", result.failed, writer.SCENES_FILE)
     if config.preview and (state != "complete" or not (out / PREVIEW_FILE).is_file()):
-        result.preview = _preview(out, plans, records)
+        result.preview = _preview(out, plans, records, fam)
     elif config.preview:
         result.preview = out / PREVIEW_FILE
     result.seconds = time.perf_counter() - t_start

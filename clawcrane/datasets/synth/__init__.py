@@ -8,5 +8,8 @@ temporal (TRM: the shadow hides the cue in some frames).
 
 Modules: ``scene`` (vocabulary, objects, motifs, sampling), ``geometry`` (label maps,
 visibility), ``sentences`` (queries and their uniqueness checks), ``render`` (frames, preview),
-``generate`` (presets, plans, one checked video), ``writer`` (the A2D files).
+``generate`` (presets, plans, one checked video), ``writer`` (the A2D files), ``presets`` (which
+world a preset belongs to). The subpackage ``hard`` is a second world without these shortcuts
+(no trails, eight directions and speeds, size queries, occlusion, lighting drift, close shades,
+varied wording with a test-only paraphrase split): presets hard-tiny, hard, hard-full.
 """

@@ -3,8 +3,10 @@
 A frame, back to front: a per-video textured background (smooth colour blobs, fine grain,
 faint stripes); the shadow (darkens the background where it lies); then each object in draw
 order: a fading trail behind it when it moves (ghost copies along its velocity, so a single
-frame shows where it is heading; static objects have none), its body with a darker rim, its
-colour blended toward grey by the shadow strength at its centre. Last, per-frame pixel noise.
+frame shows where it is heading; static objects have none; ``Scene.trails=False`` turns them
+off), its body with a darker rim, its colour (``Obj.rgb`` or its named colour) blended toward
+grey by the shadow strength at its centre. Then the scene's lighting (``Scene.lighting``, when
+set) scales every pixel; last, per-frame pixel noise.
 """
 
 from __future__ import annotations
@@ -109,8 +111,8 @@ def render_frames(scene: Scene) -> Iterator[np.ndarray]:
     noise_up, noise_down = (np.clip(np.round(s * noise), 0, 255).astype(np.uint8) for s in (1, -1))
     shadow = _shadow_map(scene)
     order = scene.by_depth()
-    trails = {o.index: trail_patch(o) for o in order if o.moving}
-    palette = {name: np.asarray(c, np.float32) for name, c in COLOURS.items()}
+    trails = {o.index: trail_patch(o) for o in order if o.moving} if scene.trails else {}
+    body = {o.index: np.asarray(COLOURS[o.colour] if o.rgb is None else o.rgb, np.float32) for o in order}
     for t in range(scene.num_frames):
         img = bg.copy()
         if shadow is not None and scene.shadow.ramp(t) > 0:
@@ -119,11 +121,14 @@ def render_frames(scene: Scene) -> Iterator[np.ndarray]:
         for o in order:
             cx, cy = o.centre(t)
             s = scene.shadow.strength(cx, cy, t) if scene.shadow is not None else 0.0
-            colour = (1 - s) * palette[o.colour] + s * SHADOW_GREY
-            if o.moving:
+            colour = (1 - s) * body[o.index] + s * SHADOW_GREY
+            if o.index in trails:
                 dx, dy, alpha = trails[o.index]
                 _blend(img, int(round(cx)) + dx, int(round(cy)) + dy, alpha, colour)
             _body(img, o, cx, cy, colour)
+        if scene.lighting is not None:
+            lit = img.astype(np.float32) * scene.lighting.gains(t, scene.num_frames) + 0.5
+            img = np.clip(lit, 0, 255).astype(np.uint8)
         oy, ox = rng.integers(0, pad, size=2)
         cv2.add(img, noise_up[oy: oy + H, ox: ox + W], dst=img)  # saturating uint8 arithmetic
         cv2.subtract(img, noise_down[oy: oy + H, ox: ox + W], dst=img)

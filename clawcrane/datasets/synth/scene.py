@@ -78,7 +78,10 @@ class Obj:
     depth: int
     """Draw order: 0 is drawn first (farthest); later objects occlude earlier ones."""
     role: str = "filler"
-    """'filler', 'position', 'relation', 'reference', 'motion' or 'temporal'."""
+    """'filler', 'position', 'relation', 'reference', 'motion' or 'temporal' (hard presets add
+    'size', 'speed', 'foil', 'occluder', 'occluded')."""
+    rgb: tuple[int, int, int] | None = None
+    """The drawn body colour; None: ``COLOURS[colour]`` (hard presets: the shade plus a jitter)."""
 
     @property
     def look(self) -> Look:
@@ -131,6 +134,34 @@ class Shadow:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Lighting:
+    """A smooth global light change over a clip (hard presets).
+
+    Every pixel of frame t (background, shadow and objects, before the pixel noise) is scaled per
+    channel by ``gains(t)`` = gain * (1 + warm, 1, 1 - warm): ``gain`` (brightness) and ``warm``
+    (colour temperature: > 0 warmer, < 0 cooler) move from their frame-0 values to their last-frame
+    values along a smoothstep. Equal start and end values give a constant light.
+    """
+
+    gain0: float
+    """Brightness factor at frame 0."""
+    gain1: float
+    """Brightness factor at the last frame."""
+    warm0: float
+    """Colour temperature shift at frame 0 (red scaled by 1 + warm, blue by 1 - warm)."""
+    warm1: float
+    """Colour temperature shift at the last frame."""
+
+    def gains(self, t: float, num_frames: int) -> np.ndarray:
+        """(3,) float32 per-channel factors (R, G, B) of frame ``t`` of a ``num_frames`` clip."""
+        u = min(max(t / max(num_frames - 1, 1), 0.0), 1.0)
+        u = u * u * (3.0 - 2.0 * u)
+        gain = self.gain0 + (self.gain1 - self.gain0) * u
+        warm = self.warm0 + (self.warm1 - self.warm0) * u
+        return np.array([gain * (1 + warm), gain, gain * (1 - warm)], np.float32)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Motif:
     """A planned query situation: which objects are its targets and what singles each one out."""
 
@@ -138,12 +169,14 @@ class Motif:
     members: tuple[int, ...]
     """Object indices of the targets (twins, or the temporal pair)."""
     refs: tuple[int, ...] = ()
-    """relation: the reference object of each member (aligned with ``members``)."""
+    """relation: the reference object of each member (aligned with ``members``); hard 'occlusion':
+    (occluded, occluder), ``members`` holding the occluded object only when the motif refers to it."""
     words: tuple[str, ...] = ()
     """relation: the relation word of each member; position: the planned axis ('x' or 'y')."""
     silent: tuple[int, ...] = ()
     """Objects that get no sentence of their own (half of the references: every reference would
-    add an appearance query, and appearance queries would outnumber relation queries)."""
+    add an appearance query, and appearance queries would outnumber relation queries; hard
+    presets: a last motif of kind 'fillers' lists the silent fillers, foils and occluders)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,6 +194,10 @@ class Scene:
     shadow: Shadow | None = None
     texture_seed: int = 0
     """Seeds the background texture and pixel noise (rendering is a function of the scene)."""
+    trails: bool = True
+    """Draw fading trails behind moving objects (hard presets: False, motion shows only across frames)."""
+    lighting: Lighting | None = None
+    """Global light change over the clip; None: constant, unscaled light."""
 
     def by_depth(self) -> list[Obj]:
         return sorted(self.objects, key=lambda o: o.depth)

@@ -5,7 +5,7 @@ OUT/Release/videoset.csv                       no header: vid,label,start,end,H,
 OUT/Release/clips320H/<vid>.mp4                every frame of the clip
 OUT/text_annotations/a2d_annotation.txt        video_id,instance_id,query
 OUT/text_annotations/a2d_missed_videos.txt     the one unannotated video
-OUT/text_annotations/query_types.csv           video_id,instance_id,query_type
+OUT/text_annotations/query_types.csv           video_id,instance_id,query_type (hard presets: ,wording)
 OUT/text_annotations/a2d_annotation_with_instances/<vid>/<FFFFF>.h5   1-based frame number
 OUT/synth_scenes.json                          the generator's scene description (written last)
 ```
@@ -164,8 +164,13 @@ def _csv(rows, header=None) -> str:
     return buf.getvalue()
 
 
-def write_index(root: Path, records: list[dict], meta: dict) -> None:
-    """videoset.csv, the annotation txt files, query_types.csv, then synth_scenes.json (last)."""
+def write_index(root: Path, records: list[dict], meta: dict, *, wording_column: bool = False,
+                conventions: dict | None = None) -> None:
+    """videoset.csv, the annotation txt files, query_types.csv, then synth_scenes.json (last).
+
+    ``wording_column`` adds query_types.csv's 4th column ``wording`` ('seen' or 'paraphrase', from
+    each query's ``wording['label']``: hard presets); ``conventions`` replaces ``CONVENTIONS``.
+    """
     videoset, ann, types, missed = [], [], [], []
     for rec in records:
         first = rec["objects"][0]["class_id"] if rec["objects"] else 0
@@ -176,13 +181,16 @@ def write_index(root: Path, records: list[dict], meta: dict) -> None:
             missed.append(rec["video_id"])
         for q in rec["queries"]:
             ann.append([rec["video_id"], q["instance_id"], q["query"]])
-            types.append([rec["video_id"], q["instance_id"], q["query_type"]])
+            types.append([rec["video_id"], q["instance_id"], q["query_type"]]
+                         + ([q["wording"]["label"]] if wording_column else []))
     text = root / "text_annotations"
     write_text(root / "Release" / "videoset.csv", _csv(videoset))
     write_text(text / "a2d_annotation.txt", _csv(ann, ["video_id", "instance_id", "query"]))
     write_text(text / "a2d_missed_videos.txt", "".join(f"{v}\n" for v in missed))
-    write_text(text / "query_types.csv", _csv(types, ["video_id", "instance_id", "query_type"]))
-    doc = {"generator": {**meta, "package_version": __version__}, "conventions": CONVENTIONS, "videos": records}
+    header = ["video_id", "instance_id", "query_type"] + (["wording"] if wording_column else [])
+    write_text(text / "query_types.csv", _csv(types, header))
+    doc = {"generator": {**meta, "package_version": __version__}, "conventions": conventions or CONVENTIONS,
+           "videos": records}
     write_text(root / SCENES_FILE, json.dumps(doc, separators=(",", ":")) + "\n")
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from _head_bench import quiet_logging, synthetic_caches
 
-from clawcrane.config import AblateConfig
+from clawcrane.config import HEAD_SIZES, AblateConfig
 from clawcrane.datasets import open_dataset
 from clawcrane.stages import ablate
 
@@ -35,7 +35,7 @@ def main() -> None:
                          "for appearance queries (a linear probe reads an object's colour from it ~60%% of the time, "
                          "from C3 ~93%%), so the finer levels are pooled too")
     ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--size", choices=sorted(ablate.SIZES), default="small")
+    ap.add_argument("--size", choices=sorted(HEAD_SIZES), default="small")
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; cells are means over them (min-max)")
     ap.add_argument("--rows", default="1,4,6,8", help="comma-separated ablate rows (1-9); 1,4,6,8 are the head rows "
                                                       "plain, +PRM, +PRM+TSRM, +PRM+TSRM-geo")

@@ -32,16 +32,16 @@ import numpy as np
 
 from clawcrane.cache.candidates import VideoCandidates, open_candidates
 from clawcrane.cache.features import VideoFeatures
-from clawcrane.cache.fingerprint import hash_json
+from clawcrane.fingerprint import hash_json
 from clawcrane.cache.store import Store, artifact_dir, find_artifacts
-from clawcrane.config import DetectConfig, SynthConfig, TrackRankConfig, TrainHeadConfig
+from clawcrane.build.heads import BEST, sized
+from clawcrane.config import HEAD_SIZES, DetectConfig, SynthConfig, TrackRankConfig, TrainHeadConfig
 from clawcrane.datasets import open_dataset
 from clawcrane.datasets.records import Dataset, Instance, Query, Video
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline.positions import positions
 from clawcrane.stages import detect, synth, track_rank, train_head
 
-SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
 COLOURS = ("red", "green", "blue", "yellow", "purple")
 SHAPES = ("circle", "square", "triangle", "diamond")
 
@@ -96,10 +96,9 @@ def full_preset(args) -> tuple[Dataset, Path, Path]:
     else:
         features = planted_features(cand.path, cache, channels=1280)
     run = args.work / f"head-full-{args.extract}-{args.size}"
-    if not (run / train_head.BEST).is_file():
-        D, E, hidden = SIZES[args.size]
+    if not (run / BEST).is_file():
         t = time.perf_counter()
-        train_head.run(TrainHeadConfig(embed_dim=D, word_dim=E, lstm_hidden=hidden, epochs=1, flip=False), dataset,
+        train_head.run(TrainHeadConfig(head=sized(args.size), epochs=1, flip=False), dataset,
                        features=features, out=run)
         say(f"train-head 1 epoch: {time.perf_counter() - t:.0f} s")
     return dataset, features, run
@@ -172,7 +171,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("bench_out"))
     ap.add_argument("--extract", choices=["fake", "real"], default="fake", help="Features of part 1 (see above).")
-    ap.add_argument("--size", choices=sorted(SIZES), default="small", help="Width of the heads.")
+    ap.add_argument("--size", choices=sorted(HEAD_SIZES), default="small", help="Width of the heads.")
     ap.add_argument("--dataset", default=None, help="Part 1: reuse this dataset (with --features and --head).")
     ap.add_argument("--features", default=None)
     ap.add_argument("--head", default=None)
@@ -200,11 +199,10 @@ def main() -> None:
 
     say(f"\npart 2: scaling ({args.videos} videos, 2 queries each, every frame detected)")
     C = 256
-    D, E, hidden = SIZES[args.size]
     base_ds, base_feat = moving_world(args.work / "scaling", videos=args.videos, T=25, K=5, channels=C)
     head = args.work / "scaling" / f"head-{args.size}"
-    if not (head / train_head.BEST).is_file():
-        train_head.run(TrainHeadConfig(embed_dim=D, word_dim=E, lstm_hidden=hidden, epochs=1, flip=False), base_ds,
+    if not (head / BEST).is_file():
+        train_head.run(TrainHeadConfig(head=sized(args.size), epochs=1, flip=False), base_ds,
                        features=base_feat, out=head)
     say("| T | K | queries | query-frames | s (TRM) | queries/s (TRM) | query-frames/s (TRM) | s (no TRM) | TRM share |")
     say("|---|---|---|---|---|---|---|---|---|")

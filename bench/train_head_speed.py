@@ -23,18 +23,18 @@ from pathlib import Path
 import torch
 from _head_bench import quiet_logging, synthetic_caches
 
-from clawcrane.cache.features import open_features
-from clawcrane.config import TrainHeadConfig
+from clawcrane.build.heads import new_head, sized
+from clawcrane.cache.features import candidates_of, open_features
+from clawcrane.config import HEAD_SIZES, TrainHeadConfig
 from clawcrane.datasets import open_dataset
 from clawcrane.datasets.splits import train_val_split
 from clawcrane.pipeline import pooling, positions
 from clawcrane.pipeline.backbone import build_backbone, resolve_backbone
 from clawcrane.pipeline.language import Vocabulary
 from clawcrane.pipeline.losses import contrastive_loss
-from clawcrane.pipeline.trainer import Trainer, build_model
+from clawcrane.pipeline.trainer import Trainer
 from clawcrane.stages import train_head
 
-SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
 
 
 def recompute_batch(idx, data, dataset, candidates, backbone, threshold):
@@ -71,7 +71,7 @@ def main() -> None:
     ap.add_argument("--preset", default="full")
     ap.add_argument("--backbone", default="auto")
     ap.add_argument("--levels", default="", help="extract --levels (comma-separated; default: the backbone's)")
-    ap.add_argument("--size", choices=sorted(SIZES), default="small")
+    ap.add_argument("--size", choices=sorted(HEAD_SIZES), default="small")
     ap.add_argument("--recompute-batches", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (1: a tiny head gains nothing from more, and they spin on a busy machine)")
@@ -82,9 +82,8 @@ def main() -> None:
 
     dataset = open_dataset(data_dir)
     fc = open_features(features_dir)
-    cands = train_head.find_candidates_for(fc)
-    D, E, hidden = SIZES[args.size]
-    cfg = TrainHeadConfig(position="full", relation="text", embed_dim=D, word_dim=E, lstm_hidden=hidden, device="cpu")
+    cands = candidates_of(fc)
+    cfg = TrainHeadConfig(head=sized(args.size, position="full", relation="text"), device="cpu")
     split = train_val_split(dataset, cfg.val_fraction)
     vocab = Vocabulary.build([q.sentence for q in split.fit])
     t0 = time.perf_counter()
@@ -92,9 +91,9 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     train = prep.train
     C = int(train.feat.shape[1])
-    hcfg = train_head.head_config(cfg)
+    hcfg = cfg.head
 
-    trainer = Trainer(model=build_model(hcfg, vocab_size=len(vocab), feat_dim=C, seed=0), lr=cfg.lr, batch_size=cfg.batch_size)
+    trainer = Trainer(model=new_head(hcfg, vocab_size=len(vocab), feat_dim=C, seed=0), lr=cfg.lr, batch_size=cfg.batch_size)
     t0 = time.perf_counter()
     trainer.train_epoch(train)
     cached_s = time.perf_counter() - t0
@@ -105,7 +104,7 @@ def main() -> None:
     threshold = float(meta.get("mask_threshold", pooling.DEFAULT_THRESHOLD))
     videos = sorted({v for v, _ in train.refs})
     candidates = {v: cands.video(v) for v in videos}  # in memory, as for the cached epoch
-    model = build_model(hcfg, vocab_size=len(vocab), feat_dim=C, seed=0)
+    model = new_head(hcfg, vocab_size=len(vocab), feat_dim=C, seed=0)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
     n_batches = -(-len(train) // cfg.batch_size)

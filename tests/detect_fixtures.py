@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clawcrane.cache.fingerprint import tree_fingerprint
+from clawcrane.fingerprint import tree_fingerprint
 from clawcrane.datasets.records import Dataset, Instance, Video
 from clawcrane.datasets.video_io import Mp4Frames, write_mp4
 from clawcrane.pipeline.detectors import Detector, FrameCandidates

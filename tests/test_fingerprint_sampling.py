@@ -1,8 +1,8 @@
-"""cache.fingerprint with ``sample_bytes``: what a sampled dataset fingerprint does and does not see."""
+"""clawcrane.fingerprint with ``sample_bytes``: what a sampled dataset fingerprint does and does not see."""
 
 from __future__ import annotations
 
-from clawcrane.cache.fingerprint import file_fingerprint, tree_fingerprint
+from clawcrane.fingerprint import file_fingerprint, tree_fingerprint
 
 
 def _write(path, data: bytes):

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from clawcrane.pipeline.head import HeadConfig, ObjectEncoder, RetrievalHead
+from clawcrane.config import HeadConfig
+from clawcrane.pipeline.head import ObjectEncoder, RetrievalHead
 from clawcrane.pipeline.relations import (
     GeometricTextRelation,
     TextGuidedRelation,
@@ -16,7 +17,8 @@ V, C = 30, 12
 
 
 def small(position="full", relation="text", **kw) -> HeadConfig:
-    return HeadConfig(position=position, relation=relation, embed_dim=16, word_dim=8, lstm_hidden=8, **kw)
+    """A tiny head without dropout unless asked (the training default 0.2 would make forward passes random)."""
+    return HeadConfig(position=position, relation=relation, embed_dim=16, word_dim=8, lstm_hidden=8, **{"dropout": 0.0, **kw})
 
 
 def inputs(B=2, N=4, L=5, seed=0):

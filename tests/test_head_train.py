@@ -1,5 +1,6 @@
 """train-head end to end on tiny caches the tests build: targets, flips, checkpoints, resume, bad input."""
 
+import dataclasses
 import logging
 import shutil
 
@@ -8,9 +9,11 @@ import pytest
 import torch
 from _head_fixtures import colour_world
 
-from clawcrane.cache.checkpoints import KIND_HEAD, load_head
+from clawcrane.build.heads import load_head, new_head
+from clawcrane.build.text import sentence_inputs
+from clawcrane.cache.checkpoints import KIND_HEAD
 from clawcrane.cache.features import open_features
-from clawcrane.config import TrainHeadConfig
+from clawcrane.config import HeadConfig, TrainHeadConfig
 from clawcrane.datasets.records import subset
 from clawcrane.datasets.splits import validation_videos
 from clawcrane.errors import CacheError, ConfigError, DataError
@@ -20,8 +23,11 @@ from clawcrane.stages import train_head
 
 
 def cfg(**kw) -> TrainHeadConfig:
-    base = dict(embed_dim=32, word_dim=16, lstm_hidden=16, epochs=2, batch_size=4, lr=3e-3, device="cpu")
-    return TrainHeadConfig(**{**base, **kw})
+    """A tiny head; keyword arguments naming HeadConfig fields (relation, dropout, ...) go to the head."""
+    head_names = {f.name for f in dataclasses.fields(HeadConfig)}
+    head = HeadConfig(**{"embed_dim": 32, "word_dim": 16, "lstm_hidden": 16, **{k: v for k, v in kw.items() if k in head_names}})
+    base = dict(epochs=2, batch_size=4, lr=3e-3, device="cpu")
+    return TrainHeadConfig(head=head, **{**base, **{k: v for k, v in kw.items() if k not in head_names}})
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +83,7 @@ def test_checkpoint_rebuilds_the_model_alone_with_identical_outputs(world, tmp_p
     assert config.position == "full" and config.relation == "text-geo" and meta["epoch"] == 1
     assert meta["feature_meta"]["config"]["backbone"] == "planted"
     # rebuild by hand from the same state dict: the loaded model must score identically
-    twin = train_head.build_model(config, vocab_size=len(vocab), feat_dim=payload["feat_dim"], seed=123)
+    twin = new_head(config, vocab_size=len(vocab), feat_dim=payload["feat_dim"], seed=123)
     twin.load_state_dict(payload["model"])
     twin.eval()
     text, lengths = pad_ids([vocab.encode("the green ball"), vocab.encode("the red ball")])
@@ -186,7 +192,7 @@ def test_sentence_inputs_feed_a_loaded_head_like_training_did(world, tmp_path):
     dataset, features, root = world
     res = train_head.run(cfg(epochs=6), dataset, features=features, out=tmp_path / "run")
     model, config, vocab, _ = load_head(res.best)
-    text, lengths = train_head.sentence_inputs(config, vocab, ["The GREEN ball!", "the red ball"], cache_root=root)
+    text, lengths = sentence_inputs(config, vocab, ["The GREEN ball!", "the red ball"], cache_root=root)
     fc = open_features(features)
     vf = fc.video("vid06")  # a test video; frame 0 holds red, green, blue in candidate rows 0, 1, 2
     rows = vf.frame_rows(0)

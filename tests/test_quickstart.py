@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -51,12 +53,13 @@ def test_quickstart_runs_every_stage_then_serves_a_second_run_from_its_artifacts
     monkeypatch.undo()
     old_best = (tmp_path / "head" / "best.pt").read_bytes()
     real_config = quickstart.TrainHeadConfig
-    monkeypatch.setattr(quickstart, "TrainHeadConfig", lambda **kw: real_config(**dict(kw, relation="text")))
+    monkeypatch.setattr(quickstart, "TrainHeadConfig",
+                        lambda **kw: real_config(**dict(kw, head=dataclasses.replace(kw["head"], relation="text"))))
     third = quickstart.run(cfg, tmp_path)
     (aside,) = tmp_path.glob("head.stale-*")
     assert (aside / "best.pt").read_bytes() == old_best
     assert "train-head" not in {s.name for s in third.stages if s.reused}
-    assert torch.load(tmp_path / "head" / "last.pt", weights_only=True)["config"]["relation"] == "text"
+    assert torch.load(tmp_path / "head" / "last.pt", weights_only=True)["config"]["head"]["relation"] == "text"
 
 
 def test_trained_detector_with_metrics_is_reused_and_a_bare_last_pt_is_resumed(tmp_path, monkeypatch):

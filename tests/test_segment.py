@@ -18,7 +18,7 @@ import torch
 from click.testing import CliRunner
 
 from clawcrane.cli import main
-from clawcrane.config import DetectConfig, ExtractConfig, SegmentConfig, SynthConfig, TrainHeadConfig
+from clawcrane.config import DetectConfig, ExtractConfig, SegmentConfig, SynthConfig, TrainHeadConfig, HeadConfig
 from clawcrane.datasets import open_dataset
 from clawcrane.errors import DataError
 from clawcrane.stages import detect, extract, segment, synth, train_head
@@ -43,7 +43,7 @@ def trained(tmp_path_factory):
     det = detect.run(DetectConfig(detector="oracle", device="cpu"), ds, tmp / "cache")
     ext = extract.run(ExtractConfig(backbone="resnet18", weights="none", input_size=64, cache=str(tmp / "cache"),
                                     candidates=str(det.path), device="cpu", workers=1), dataset=ds)
-    cfg = TrainHeadConfig(embed_dim=16, word_dim=16, lstm_hidden=16, epochs=1, device="cpu")
+    cfg = TrainHeadConfig(head=HeadConfig(embed_dim=16, word_dim=16, lstm_hidden=16), epochs=1, device="cpu")
     train_head.run(cfg, ds, features=ext.path, out=tmp / "head")
 
     clip = tmp / "video" / "clip.mp4"

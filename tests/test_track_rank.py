@@ -14,7 +14,8 @@ from click.testing import CliRunner
 import clawcrane.datasets
 from clawcrane.cache import predictions as P
 from clawcrane.cache.candidates import VideoCandidates, open_candidates
-from clawcrane.cache.checkpoints import load_head
+from clawcrane.build.heads import load_head
+from clawcrane.build.text import sentence_inputs
 from clawcrane.cache.features import VideoFeatures, open_features
 from clawcrane.cache.store import Store
 from clawcrane.cli import main
@@ -24,7 +25,8 @@ from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline import metrics as M
 from clawcrane.pipeline import ranking
 from clawcrane.pipeline import tracking as trm
-from clawcrane.pipeline.head import HeadConfig, RetrievalHead
+from clawcrane.config import HeadConfig
+from clawcrane.pipeline.head import RetrievalHead
 from clawcrane.pipeline.scoring import score_video
 from clawcrane.stages import evaluate, track_rank, train_head
 
@@ -62,7 +64,7 @@ def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("world")
     dataset, features, root = colour_world(tmp, write_videos=False)
     add_empty_videos(dataset, root)
-    cfg = TrainHeadConfig(embed_dim=32, word_dim=16, lstm_hidden=16, epochs=2, batch_size=4, lr=3e-3, device="cpu")
+    cfg = TrainHeadConfig(head=HeadConfig(embed_dim=32, word_dim=16, lstm_hidden=16), epochs=2, batch_size=4, lr=3e-3, device="cpu")
     train_head.run(cfg, dataset, features=features, out=tmp / "run")
     torch.set_num_threads(n)
     return dataset, features, tmp / "run"
@@ -197,7 +199,7 @@ def test_no_trm_answers_each_frame_with_the_heads_argmax(world, tmp_path):
     for q in dataset.queries:
         if q.split != "test" or q.video_id in ("nocand", "absent"):
             continue
-        text, lengths = train_head.sentence_inputs(hcfg, vocab, [q.sentence], cache_root=features.parent)
+        text, lengths = sentence_inputs(hcfg, vocab, [q.sentence], cache_root=features.parent)
         vf, vc = fc.video(q.video_id), cands.video(q.video_id)
         frame_scores = []
         for f in FRAMES:

@@ -10,8 +10,9 @@ import pytest
 import torch
 from _head_fixtures import colour_world
 
+from clawcrane.build.heads import BEST, LAST
 from clawcrane.cache.predictions import read_predictions
-from clawcrane.config import DetectConfig, EvalConfig, ExtractConfig, SynthConfig, TrackRankConfig, TrainHeadConfig
+from clawcrane.config import DetectConfig, EvalConfig, ExtractConfig, SynthConfig, TrackRankConfig, TrainHeadConfig, HeadConfig
 from clawcrane.datasets import open_dataset
 from clawcrane.datasets.records import Dataset, Query
 from clawcrane.datasets.splits import train_val_split, validation_videos
@@ -108,12 +109,12 @@ def test_train_head_is_blind_to_the_test_split(tmp_path):
     det = detect.run(DetectConfig(detector="oracle", frame_stride=8, device="cpu"), original, cache)
     ext = extract.run(ExtractConfig(backbone="resnet18", weights="none", input_size=64, with_flip=True, cache=str(cache),
                                     candidates=str(det.path), device="cpu"), dataset=original)
-    cfg = TrainHeadConfig(embed_dim=32, word_dim=16, lstm_hidden=16, epochs=3, batch_size=8, lr=3e-3, device="cpu")
+    cfg = TrainHeadConfig(head=HeadConfig(embed_dim=32, word_dim=16, lstm_hidden=16), epochs=3, batch_size=8, lr=3e-3, device="cpu")
     a = train_head.run(cfg, original, features=ext.path, out=tmp_path / "a")
     b = train_head.run(cfg, repointed, features=ext.path, out=tmp_path / "b")
     assert a.counts["val"]["used"] > 0  # the selection really scored held-out videos
 
-    for name in (train_head.BEST, train_head.LAST):
+    for name in (BEST, LAST):
         pa, pb = (torch.load(run / name, weights_only=True) for run in (tmp_path / "a", tmp_path / "b"))
         assert pa.pop("dataset") != pb.pop("dataset")
         assert pa.keys() == pb.keys()
@@ -138,7 +139,7 @@ def _assert_identical(x, y, where: str) -> None:
 
 def test_track_rank_and_evaluate_score_the_heads_validation_videos(tmp_path):
     dataset, features, _ = colour_world(tmp_path)
-    cfg = TrainHeadConfig(embed_dim=32, word_dim=16, lstm_hidden=16, epochs=1, batch_size=4, lr=3e-3, device="cpu")
+    cfg = TrainHeadConfig(head=HeadConfig(embed_dim=32, word_dim=16, lstm_hidden=16), epochs=1, batch_size=4, lr=3e-3, device="cpu")
     train_head.run(cfg, dataset, features=features, out=tmp_path / "run")
     val = track_rank.run(TrackRankConfig(split="val", device="cpu"), dataset, head=tmp_path / "run", features=features,
                          out=tmp_path / "val.parquet")

@@ -1,7 +1,9 @@
 """Model checkpoints: one torch file holding everything needed to rebuild the model alone.
 
 Payload: ``{"kind", "model", "optimizer", "epoch", "config", "vocab", "meta", ...}`` made only of
-tensors, numbers, strings, lists and dicts, so ``torch.load(weights_only=True)`` reads it.
+tensors, numbers, strings, lists and dicts, so ``torch.load(weights_only=True)`` reads it. This
+module reads and writes payloads and checks them against caches; it builds no model (``build/``
+turns a payload into a module).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from typing import Any
 import torch
 
 from clawcrane import __version__
-from clawcrane.cache.atomic import atomic_path
-from clawcrane.cache.fingerprint import short
+from clawcrane.atomic import atomic_path
+from clawcrane.fingerprint import short
 from clawcrane.errors import CacheError, WeightsError
 
 KIND_HEAD = "clawcrane-head"
@@ -44,26 +46,6 @@ def load_checkpoint(path: str | os.PathLike, kind: str, map_location: str | torc
         found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
         raise WeightsError(f"{path}: is a {found!r} checkpoint, expected {kind!r}; pass the file the right command wrote")
     return payload
-
-
-def load_head(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
-    """Rebuild a trained retrieval head from its checkpoint alone.
-
-    Returns ``(model, config, vocab, meta)``: the ``RetrievalHead`` in eval mode, its
-    ``HeadConfig``, its ``Vocabulary``, and the rest of the payload (``feature_key``,
-    ``feature_meta``, ``metrics``, ``epoch``, ``train_config``). File reading lives here; the
-    model is built by ``pipeline.head.head_from_payload``.
-    """
-    from clawcrane.pipeline.head import head_from_payload
-
-    payload = load_checkpoint(path, KIND_HEAD, map_location=map_location)
-    try:
-        model, config, vocab = head_from_payload(payload)
-    except (KeyError, RuntimeError, ValueError) as err:
-        raise WeightsError(f"{path}: head checkpoint does not match this version's model ({type(err).__name__}: {err}); retrain with `clawcrane train-head`") from None
-    meta = {k: v for k, v in payload.items() if k not in ("model", "optimizer", "scheduler", "rng")}
-    meta["train_config"] = payload.get("config", {})
-    return model, config, vocab, meta
 
 
 def _backbone_id(feature_meta: dict[str, Any]) -> dict[str, Any]:

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from clawcrane.cache.fingerprint import short
-from clawcrane.cache.store import StageArtifact, VideoRecord
+from clawcrane.cache.candidates import STAGE as CANDIDATE_STAGE
+from clawcrane.cache.candidates import CandidateCache
+from clawcrane.cache.store import StageArtifact, VideoRecord, find_artifacts
 from clawcrane.errors import CacheError
+from clawcrane.fingerprint import short
 
 STAGE = "extract"
 SCHEMA = 1
@@ -104,4 +106,16 @@ def open_features(path: str | os.PathLike) -> FeatureCache:
     """Open a feature artifact folder, or the single feature artifact under a cache root."""
     return FeatureCache.open(
         path, f"run `clawcrane extract --cache {path}` first (it writes extract-<key> beside the candidates)"
+    )
+
+
+def candidates_of(features: FeatureCache) -> CandidateCache:
+    """The candidate cache a feature cache was extracted from, beside it in the same cache root."""
+    want = features.candidates_key
+    for store in find_artifacts(features.path.parent, CANDIDATE_STAGE):
+        if store.meta.get("key") == want:
+            return CandidateCache(store)
+    raise CacheError(
+        f"{features.path}: its candidate cache (key {short(want)}) is not beside it in {features.path.parent}; "
+        "keep the detect-<key> folder in the same cache root, or re-run `clawcrane detect` and `clawcrane extract` there"
     )

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from clawcrane.cache.fingerprint import file_fingerprint
+from clawcrane.fingerprint import file_fingerprint
 from clawcrane.errors import DataError
 
 log = logging.getLogger(__name__)

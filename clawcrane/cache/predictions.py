@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clawcrane import __version__
-from clawcrane.cache.atomic import atomic_path
+from clawcrane.atomic import atomic_path
 from clawcrane.errors import CacheError
 
 STAGE = "track-rank"

@@ -30,8 +30,8 @@ import h5py
 import numpy as np
 
 from clawcrane import __version__
-from clawcrane.cache.atomic import atomic_path, clean_stale_temps, write_json
-from clawcrane.cache.fingerprint import short
+from clawcrane.atomic import atomic_path, clean_stale_temps, write_json
+from clawcrane.fingerprint import short
 from clawcrane.errors import CacheError
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clawcrane.cache.fingerprint import chain_key
+from clawcrane.fingerprint import chain_key
 from clawcrane.cache.store import Store, VideoRecord, artifact_dir
 
 STAGE = "text"

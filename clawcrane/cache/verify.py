@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from clawcrane.cache.fingerprint import short
+from clawcrane.fingerprint import short
 from clawcrane.cache.store import Store, VideoRecord, artifact_dir
 from clawcrane.errors import CacheError
 

@@ -25,7 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from clawcrane.cache.fingerprint import tree_fingerprint
+from clawcrane.fingerprint import tree_fingerprint
 from clawcrane.datasets.a2d_h5 import (
     INSTANCES,
     A2DMasks,

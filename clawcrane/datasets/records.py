@@ -167,7 +167,7 @@ class Dataset:
     instance_loader: InstanceLoader | None = field(default=None, repr=False)
     """(video_id, frame) -> all instances annotated in that frame."""
     fingerprint: str = ""
-    """Content fingerprint of the annotation files and the video list (see cache.fingerprint)."""
+    """Content fingerprint of the annotation files and the video list (see clawcrane.fingerprint)."""
     problems: list[str] = field(default_factory=list)
     """Non-fatal problems found while reading (``file: what; fix``), reported by ``doctor``."""
 

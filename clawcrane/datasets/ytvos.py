@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clawcrane.cache.fingerprint import tree_fingerprint
+from clawcrane.fingerprint import tree_fingerprint
 from clawcrane.datasets.records import Dataset, Instance, Query, Video, normalise_sentence
 from clawcrane.datasets.validate import Problem, log_summary, problem
 from clawcrane.datasets.video_io import ImageFolderFrames

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from clawcrane.cache.fingerprint import file_fingerprint, hash_json
+from clawcrane.fingerprint import file_fingerprint, hash_json
 from clawcrane.errors import ConfigError, WeightsError
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from clawcrane.cache.fingerprint import hash_json
+from clawcrane.fingerprint import hash_json
 from clawcrane.errors import ConfigError, WeightsError
 from clawcrane.pipeline import masks as mask_ops
 
@@ -301,7 +301,7 @@ def detector_key(spec: str, dataset) -> str:
     key); torchvision's default COCO weights by their published file name, which embeds their hash;
     the oracle by the dataset fingerprint; imports by the imported files' contents.
     """
-    from clawcrane.cache.fingerprint import file_fingerprint
+    from clawcrane.fingerprint import file_fingerprint
 
     kind, path = parse_spec(spec)
     if kind == ORACLE:

@@ -17,66 +17,17 @@ positional or relational parameters.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clawcrane.pipeline.language import (
-    MAX_WORDS,
-    MINILM_DIM,
-    CachedWordStates,
-    LSTMWordStates,
-    SentenceEncoder,
-    Vocabulary,
-    mlp,
-)
-from clawcrane.pipeline.relations import RELATIONS, TEXT_RELATIONS, build_relation
+from clawcrane.config import TEXT_RELATIONS, HeadConfig
+from clawcrane.pipeline.language import CachedWordStates, LSTMWordStates, SentenceEncoder, mlp
+from clawcrane.pipeline.relations import build_relation
 
-POSITIONS = ("none", "absolute", "relative", "full")
-TEXT_ENCODERS = ("lstm", "minilm")
 P = 10
 _POSITION_DIMS = {"none": slice(0, 0), "absolute": slice(0, 8), "relative": slice(8, 10), "full": slice(0, 10)}
 """Which entries of p_i = (x_min, y_min, x_max, y_max, x_c, y_c, w, h, r_x, r_y) each choice feeds W_p."""
-
-
-@dataclass(frozen=True)
-class HeadConfig:
-    """The architecture of a head (a subset of ``TrainHeadConfig``, whose field names it shares)."""
-
-    position: str = "full"
-    """PRM input: none, absolute (8 box numbers), relative (r_x, r_y) or full (all 10)."""
-    relation: str = "text-geo"
-    """Intra-frame relation: none, vanilla self-attention, text (TSRM, Eq. 5-6) or text-geo (TSRM +
-    text-guided relative geometry; not in the paper, see ``pipeline.relations``; reads the boxes
-    of p_i whatever ``position`` says)."""
-    text_encoder: str = "lstm"
-    """lstm (paper: learned word vectors + bi-LSTM) or minilm (frozen cached token states)."""
-    embed_dim: int = 256
-    """D: width of the joint embedding space (256 in the paper's appendix)."""
-    word_dim: int = 1000
-    """E: LSTM word-vector width (paper: 1000)."""
-    lstm_hidden: int = 1000
-    """bi-LSTM hidden units per direction (paper: 2000-d states = 1000 per direction)."""
-    max_words: int = MAX_WORDS
-    """Words kept per sentence (paper: 20)."""
-    text_dim: int = MINILM_DIM
-    """S of cached token states (minilm only)."""
-    dropout: float = 0.0
-    """Dropout on the pooled features and the word vectors while training (0: none, as in the paper)."""
-
-    def __post_init__(self):
-        for name, allowed in (("position", POSITIONS), ("relation", RELATIONS), ("text_encoder", TEXT_ENCODERS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> HeadConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 class ObjectEncoder(nn.Module):
@@ -135,13 +86,3 @@ class RetrievalHead(nn.Module):
         obj, sent = self.encode(text, lengths, feat, pos, valid)
         sim = torch.einsum("bnd,bd->bn", obj, sent)  # (B, N) cosine similarity
         return sim.masked_fill(~valid, float("-inf"))
-
-
-def head_from_payload(payload: dict[str, Any]) -> tuple[RetrievalHead, HeadConfig, Vocabulary]:
-    """Rebuild a head from a checkpoint payload (``config``, ``vocab``, ``feat_dim``, ``model``)."""
-    config = HeadConfig.from_dict(payload["config"])
-    vocab = Vocabulary(payload["vocab"])
-    model = RetrievalHead(config=config, vocab_size=len(vocab), feat_dim=int(payload["feat_dim"]))
-    model.load_state_dict(payload["model"])
-    model.eval()
-    return model, config, vocab

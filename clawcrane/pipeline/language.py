@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from clawcrane.config import MINILM_DIM
 from clawcrane.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ log = logging.getLogger(__name__)
 MAX_WORDS = 20
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
-MINILM_DIM = 384
-"""Width S of the MiniLM token states."""
 
 _WORD = re.compile(r"[^\W_]+")
 _MIRROR = {"left": "right", "right": "left", "leftmost": "rightmost", "rightmost": "leftmost"}

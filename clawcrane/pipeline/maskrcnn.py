@@ -41,7 +41,7 @@ from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
 from clawcrane.cache.checkpoints import KIND_DETECTOR, load_checkpoint
-from clawcrane.cache.fingerprint import hash_json
+from clawcrane.fingerprint import hash_json
 from clawcrane.errors import ConfigError, WeightsError
 from clawcrane.pipeline.detectors import Detector, FrameCandidates
 

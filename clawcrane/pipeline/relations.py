@@ -39,9 +39,8 @@ import math
 import torch
 from torch import nn
 
-RELATIONS = ("none", "vanilla", "text", "text-geo")
-TEXT_RELATIONS = ("text", "text-geo")
-"""The relation modules that condition on the sentence feature f_t (Eq. 5)."""
+from clawcrane.config import RELATIONS, TEXT_RELATIONS  # TEXT_RELATIONS: the modules that read f_t (Eq. 5)
+
 GEOMETRY = 8
 """Width of the pairwise geometry Delta_nm (``pair_geometry``)."""
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from clawcrane.pipeline.head import HeadConfig, RetrievalHead
+from clawcrane.pipeline.head import RetrievalHead
 from clawcrane.pipeline.losses import TAU, contrastive_loss, top1_correct
 from clawcrane.progress import progress
 
@@ -131,12 +131,6 @@ def build_split(
         pos_flip=cat(fr[3] for fr in frame_rows) if has_flip else None,
         sentence_flip=col(3) if has_flip else None,
     )
-
-
-def build_model(config: HeadConfig, *, vocab_size: int, feat_dim: int, seed: int) -> RetrievalHead:
-    """A freshly initialised head; the same seed gives the same weights."""
-    torch.manual_seed(seed)
-    return RetrievalHead(config=config, vocab_size=vocab_size, feat_dim=feat_dim)
 
 
 @torch.no_grad()

@@ -23,20 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clawcrane.cache.atomic import write_json, write_text
+from clawcrane.atomic import write_json, write_text
 from clawcrane.cache.checkpoints import KIND_HEAD, load_checkpoint
 from clawcrane.cache.features import open_features
-from clawcrane.config import AblateConfig, EvalConfig, TrackRankConfig, TrainHeadConfig, output_config, to_dict
+from clawcrane.build.heads import LAST, sized
+from clawcrane.config import HEAD_SIZES, TEXT_RELATIONS, AblateConfig, EvalConfig, TrackRankConfig, TrainHeadConfig, to_dict
 from clawcrane.datasets.records import Dataset
 from clawcrane.errors import ConfigError
-from clawcrane.pipeline.relations import TEXT_RELATIONS
 from clawcrane.stages import evaluate, track_rank, train_head
 from clawcrane.stages.evaluate import TABLE1_COLUMNS
 
 log = logging.getLogger(__name__)
 
-SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
-"""--size: (embed_dim D, word_dim E, lstm_hidden per direction), as `train-head --size`."""
 PREDICTIONS = "predictions.parquet"
 EVAL_DIR = "eval"
 
@@ -150,8 +148,8 @@ def check_config(config: AblateConfig) -> None:
     if len(set(config.seeds)) != len(config.seeds):
         raise ConfigError(f"--seeds {','.join(map(str, config.seeds))}: a seed is repeated")
     selected_rows(config.rows)
-    if config.size not in SIZES:
-        raise ConfigError(f"--size {config.size!r}: expected one of {', '.join(SIZES)}")
+    if config.size not in HEAD_SIZES:
+        raise ConfigError(f"--size {config.size!r}: expected one of {', '.join(HEAD_SIZES)}")
     if config.epochs < 1:
         raise ConfigError(f"--epochs {config.epochs}: must be at least 1")
     if config.split not in track_rank.SPLITS:
@@ -159,9 +157,8 @@ def check_config(config: AblateConfig) -> None:
 
 
 def train_config(config: AblateConfig, row: Row, seed: int) -> TrainHeadConfig:
-    D, E, hidden = SIZES[config.size]
-    return TrainHeadConfig(position=row.position, relation=row.relation, embed_dim=D, word_dim=E, lstm_hidden=hidden,
-                           epochs=config.epochs, seed=seed, weight_decay=config.weight_decay, dropout=config.dropout,
+    head = sized(config.size, position=row.position, relation=row.relation, dropout=config.dropout)
+    return TrainHeadConfig(head=head, epochs=config.epochs, seed=seed, weight_decay=config.weight_decay,
                            val_fraction=config.val_fraction, device=config.device)
 
 
@@ -170,23 +167,17 @@ def changed_options(cfg: TrainHeadConfig, run: Path) -> list[str]:
 
     [] when they agree or ``run`` holds no head yet.
     """
-    last = run / train_head.LAST
-    return _changed(cfg, load_checkpoint(last, KIND_HEAD)) if last.is_file() else []
-
-
-def _changed(cfg: TrainHeadConfig, payload: dict[str, Any]) -> list[str]:
-    old = {k: v for k, v in payload.get("config", {}).items() if k != "epochs"}
-    new = {k: v for k, v in output_config(cfg).items() if k != "epochs"}
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    last = run / LAST
+    return train_head.changed_options(load_checkpoint(last, KIND_HEAD).get("config", {}), cfg) if last.is_file() else []
 
 
 def _train(cfg: TrainHeadConfig, dataset: Dataset, features: Path, run: Path) -> int:
     """Train (or resume, or reuse) one row's head; returns the epochs trained now."""
-    last = run / train_head.LAST
+    last = run / LAST
     if not last.is_file():
         return train_head.run(cfg, dataset, features=features, out=run).epochs
     payload = load_checkpoint(last, KIND_HEAD)
-    diff = _changed(cfg, payload)
+    diff = train_head.changed_options(payload.get("config", {}), cfg)
     if diff:
         raise ConfigError(f"{last}: this row was trained with other options ({', '.join(diff)}); "
                           "pass the same options or another --out")

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from clawcrane.cache.fingerprint import short
+from clawcrane.fingerprint import short
 from clawcrane.cache.store import Store, find_artifacts
 from clawcrane.cache.verify import verify_store
 from clawcrane.errors import CacheError

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clawcrane.cache.candidates import SCHEMA, STAGE
-from clawcrane.cache.fingerprint import chain_key, short
+from clawcrane.fingerprint import chain_key, short
 from clawcrane.cache.store import Store, artifact_dir
 from clawcrane.config import DetectConfig, output_config
 from clawcrane.datasets.records import Dataset

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from clawcrane.cache.atomic import write_json, write_text
-from clawcrane.cache.fingerprint import short
+from clawcrane.atomic import write_json, write_text
+from clawcrane.fingerprint import short
 from clawcrane.cache.predictions import Predictions, read_predictions
 from clawcrane.config import EvalConfig, to_dict
 from clawcrane.datasets.records import Dataset, Query

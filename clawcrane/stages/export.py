@@ -40,8 +40,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from clawcrane.cache.atomic import atomic_path, write_text
-from clawcrane.cache.fingerprint import short
+from clawcrane.atomic import atomic_path, write_text
+from clawcrane.fingerprint import short
 from clawcrane.cache.predictions import Predictions, read_predictions
 from clawcrane.config import ExportConfig
 from clawcrane.datasets.records import Dataset, Video

@@ -27,7 +27,7 @@ import torch
 
 from clawcrane.cache.candidates import CandidateCache, VideoCandidates, open_candidates
 from clawcrane.cache.features import SCHEMA, STAGE, FeatureCache, VideoFeatures
-from clawcrane.cache.fingerprint import chain_key, short
+from clawcrane.fingerprint import chain_key, short
 from clawcrane.cache.store import META, Store, artifact_dir
 from clawcrane.config import ExtractConfig, output_config, to_dict
 from clawcrane.errors import CacheError, ConfigError, DataError

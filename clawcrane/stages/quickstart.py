@@ -32,9 +32,10 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from clawcrane.cache.atomic import write_text
+from clawcrane.atomic import write_text
 from clawcrane.cache.predictions import read_predictions
 from clawcrane.config import (
+    HEAD_SIZES,
     DetectConfig,
     EvalConfig,
     ExtractConfig,
@@ -44,6 +45,7 @@ from clawcrane.config import (
     TrainDetectorConfig,
     TrainHeadConfig,
 )
+from clawcrane.build.heads import sized
 from clawcrane.datasets import open_dataset
 from clawcrane.errors import ConfigError
 from clawcrane.stages import ablate, detect, evaluate, extract, synth, track_rank, train_detector, train_head
@@ -87,8 +89,8 @@ class QuickstartResult:
 
 
 def check_config(config: QuickstartConfig) -> None:
-    if config.head_size not in ablate.SIZES:
-        raise ConfigError(f"--head-size {config.head_size!r}: expected one of {', '.join(ablate.SIZES)}")
+    if config.head_size not in HEAD_SIZES:
+        raise ConfigError(f"--head-size {config.head_size!r}: expected one of {', '.join(HEAD_SIZES)}")
     if config.detector_minutes < 0 or config.detector_epochs < 1 or config.head_epochs < 1:
         raise ConfigError("--detector-minutes must be >= 0, the detector and head epochs >= 1")
     if config.overlays < 0:
@@ -191,8 +193,7 @@ def run(config: QuickstartConfig, out: str | os.PathLike, *,
         s["reused"], s["note"] = ext.hit, f"{ext.config.backbone} ({ext.config.weights}), C={ext.channels}"
     report()
     with stage("train-head") as s:
-        D, E, hidden = ablate.SIZES[config.head_size]
-        hcfg = TrainHeadConfig(embed_dim=D, word_dim=E, lstm_hidden=hidden, epochs=config.head_epochs, seed=config.seed,
+        hcfg = TrainHeadConfig(head=sized(config.head_size), epochs=config.head_epochs, seed=config.seed,
                                device=config.device)
         stale = ablate.changed_options(hcfg, out / "head")
         if stale:  # e.g. a head from an older version's defaults: keep it, but train the current one

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clawcrane.cache.atomic import atomic_path
+from clawcrane.atomic import atomic_path
 from clawcrane.cache.predictions import Predictions
 from clawcrane.datasets.records import Video
 from clawcrane.datasets.video_io import write_mp4

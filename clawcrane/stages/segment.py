@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clawcrane.cache.atomic import write_json
-from clawcrane.cache.checkpoints import load_head
-from clawcrane.cache.fingerprint import hash_json, tree_fingerprint
+from clawcrane.atomic import write_json
+from clawcrane.build.heads import head_file, load_head
+from clawcrane.fingerprint import hash_json, tree_fingerprint
 from clawcrane.cache.predictions import Predictions, read_predictions
 from clawcrane.config import DetectConfig, ExtractConfig, SegmentConfig, TrackRankConfig, to_dict
 from clawcrane.datasets.layout import open_dataset
@@ -130,7 +130,7 @@ def run(config: SegmentConfig, video: str | os.PathLike, *, head: str | os.PathL
     out = Path(out)
     ds = open_dataset(video, queries=list(queries), queries_file=queries_file)
     _check(config, ds)
-    head_path = track_rank.head_file(head)
+    head_path = head_file(head)
     if not head_path.is_file():
         raise DataError(f"{head_path}: head checkpoint not found; pass the run folder or .pt of `clawcrane train-head`")
     _, _, _, meta = load_head(head_path)

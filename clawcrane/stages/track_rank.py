@@ -31,9 +31,12 @@ import numpy as np
 import torch
 
 from clawcrane.cache.candidates import CandidateCache, VideoCandidates
-from clawcrane.cache.checkpoints import KIND_HEAD, check_head_features, load_checkpoint, load_head
-from clawcrane.cache.features import FeatureCache, open_features
-from clawcrane.cache.fingerprint import chain_key, file_fingerprint, short
+from clawcrane.build.device import resolve_device
+from clawcrane.build.heads import head_file, load_head
+from clawcrane.build.text import sentence_inputs
+from clawcrane.cache.checkpoints import KIND_HEAD, check_head_features, load_checkpoint
+from clawcrane.cache.features import FeatureCache, candidates_of, open_features
+from clawcrane.fingerprint import chain_key, file_fingerprint, short
 from clawcrane.cache.predictions import COLUMNS, STAGE, read_predictions, write_predictions
 from clawcrane.config import TrackRankConfig, output_config, to_dict
 from clawcrane.datasets.records import Dataset, Query
@@ -44,7 +47,6 @@ from clawcrane.pipeline import ranking
 from clawcrane.pipeline import tracking as trm
 from clawcrane.pipeline.scoring import score_video
 from clawcrane.progress import progress
-from clawcrane.stages.train_head import BEST, LAST, find_candidates_for, resolve_device, sentence_inputs
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +97,6 @@ def check_config(config: TrackRankConfig) -> None:
         raise ConfigError(f"--batch-size {config.batch_size}: must be at least 1")
     if config.abstain_below is not None and not math.isfinite(config.abstain_below):
         raise ConfigError(f"--abstain-below {config.abstain_below}: must be a finite number")
-
-
-def head_file(head: str | os.PathLike) -> Path:
-    """The checkpoint of ``--head``: a .pt file, or a run folder's best.pt (else its last.pt)."""
-    p = Path(head)
-    if p.is_dir():
-        for name in (BEST, LAST):
-            if (p / name).is_file():
-                return p / name
-        raise CacheError(f"{p}: holds no {BEST} or {LAST}; train a head there first (`clawcrane train-head --out {p}`)")
-    return p
 
 
 @dataclass
@@ -217,7 +208,7 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
     path = head_file(head)
     device = resolve_device(config.device)
     fc = open_features(features)
-    candidates = find_candidates_for(fc)
+    candidates = candidates_of(fc)
     if not path.is_file():
         raise WeightsError(f"{path}: head checkpoint not found; train one with `clawcrane train-head` or check --head")
     validation = None

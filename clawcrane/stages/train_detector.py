@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from clawcrane.cache.atomic import clean_stale_temps, write_json
+from clawcrane.atomic import clean_stale_temps, write_json
 from clawcrane.cache.checkpoints import KIND_DETECTOR, load_checkpoint, save_checkpoint
 from clawcrane.config import TrainDetectorConfig, output_config, to_dict
 from clawcrane.datasets.records import Dataset

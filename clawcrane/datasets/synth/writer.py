@@ -32,8 +32,8 @@ import h5py
 import numpy as np
 
 from clawcrane import __version__
-from clawcrane.cache.atomic import atomic_path, write_text
-from clawcrane.cache.fingerprint import stable_json
+from clawcrane.atomic import atomic_path, write_text
+from clawcrane.fingerprint import stable_json
 from clawcrane.datasets.synth.generate import SynthVideo
 from clawcrane.datasets.synth.scene import motion_label
 from clawcrane.datasets.synth.render import render_frames

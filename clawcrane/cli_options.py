@@ -1,0 +1,73 @@
+"""Click options made from config dataclass fields: the default, the help and the choices have one source.
+
+``field_option(Config, "gamma")`` is ``--gamma`` with the field's default, its docstring as help,
+its type from the annotation and its ``CHOICES`` as a ``click.Choice``; ``bool`` fields become
+``--name/--no-name`` switches. ``config_options(HeadConfig)`` adds one such option per field, so a
+new field of that config is a new command-line option without touching the CLI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import click
+
+from clawcrane.config import CHOICES, field_docs
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _field(cls: type, name: str) -> dataclasses.Field:
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return f
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+def default_of(cls: type, name: str) -> Any:
+    """A field's default value (calling its factory)."""
+    f = _field(cls, name)
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def field_option(cls: type, name: str, *decls: str, **overrides: Any) -> Callable:
+    """``click.option`` for field ``name`` of config class ``cls`` (see the module docstring).
+
+    ``decls``: the option names (default ``--<name-with-dashes>``); ``overrides`` replace any
+    click keyword (``default``, ``help``, ``type``, ...). The parameter is always called ``name``.
+    """
+    f = _field(cls, name)
+    flag = "--" + name.replace("_", "-")
+    annotation = str(f.type).replace(" ", "")
+    kind = _TYPES.get(annotation.split("|")[0])
+    kw: dict[str, Any] = {"default": default_of(cls, name), "show_default": True,
+                          "help": field_docs(cls).get(name, "").replace("``", "")}
+    if kind is bool:
+        decls = decls or (f"{flag}/--no-{flag[2:]}",)
+    else:
+        decls = decls or (flag,)
+        allowed = f.metadata.get(CHOICES)
+        kw["type"] = click.Choice(list(allowed)) if allowed is not None else kind
+    kw.update(overrides)
+    return click.option(*decls, name, **kw)
+
+
+def config_options(cls: type, *, exclude: Iterable[str] = (), **per_field: dict[str, Any]) -> Callable:
+    """One ``field_option`` per field of ``cls`` (declaration order), but ``exclude``; ``per_field[name]`` overrides."""
+    skip = set(exclude)
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
+
+    def apply(fn: Callable) -> Callable:
+        for name in reversed(names):  # click lists options in decoration order, outermost first
+            fn = field_option(cls, name, **per_field.get(name, {}))(fn)
+        return fn
+
+    return apply
+
+
+def config_from(cls: type, values: dict[str, Any], **extra: Any) -> Any:
+    """An instance of ``cls`` from the command's parameter values that name its fields (plus ``extra``)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names}, **extra)

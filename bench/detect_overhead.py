@@ -63,7 +63,8 @@ def write_video(path: Path, n: int, height: int, width: int) -> Path:
 def make_detector(device: str, batch_size: int):
     import torch
 
-    from clawcrane.pipeline.maskrcnn import MaskRCNNDetector, build_model, model_spec
+    from clawcrane.build.detectors import new_detector_model as build_model
+    from clawcrane.pipeline.maskrcnn import MaskRCNNDetector, model_spec
 
     torch.manual_seed(0)
     model = build_model("lite", num_classes=NUM_CLASSES)

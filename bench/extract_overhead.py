@@ -32,7 +32,8 @@ from clawcrane.config import ExtractConfig
 from clawcrane.datasets.records import Dataset, Video
 from clawcrane.datasets.video_io import Mp4Frames, write_mp4
 from clawcrane.pipeline import masks as mask_ops
-from clawcrane.pipeline.backbone import build_backbone, pick_device
+from clawcrane.build.backbones import build_backbone
+from clawcrane.build.device import resolve_device as pick_device
 from clawcrane.stages import extract as stage
 
 

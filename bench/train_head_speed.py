@@ -29,7 +29,7 @@ from clawcrane.config import HEAD_SIZES, TrainHeadConfig
 from clawcrane.datasets import open_dataset
 from clawcrane.datasets.splits import train_val_split
 from clawcrane.pipeline import pooling, positions
-from clawcrane.pipeline.backbone import build_backbone, resolve_backbone
+from clawcrane.build.backbones import build_backbone, resolve_backbone
 from clawcrane.pipeline.language import Vocabulary
 from clawcrane.pipeline.losses import contrastive_loss
 from clawcrane.pipeline.trainer import Trainer

@@ -14,13 +14,8 @@ from clawcrane.cache.store import Store
 from clawcrane.config import DetectConfig
 from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.pipeline import masks as mask_ops
-from clawcrane.pipeline.detectors import (
-    OracleDetector,
-    candidate_recall,
-    detector_key,
-    parse_spec,
-    postprocess,
-)
+from clawcrane.build.detectors import detector_key, parse_spec
+from clawcrane.pipeline.detectors import OracleDetector, candidate_recall, postprocess
 from clawcrane.stages import detect as stage
 from detect_fixtures import (
     ANNOTATED,

@@ -12,7 +12,8 @@ from clawcrane.cache.imports import id_map_to_frame, open_import, read_id_map, w
 from clawcrane.config import DetectConfig
 from clawcrane.errors import DataError
 from clawcrane.pipeline import masks as mask_ops
-from clawcrane.pipeline.detectors import ImportDetector, detector_key
+from clawcrane.build.detectors import detector_key
+from clawcrane.pipeline.detectors import ImportDetector
 from clawcrane.stages import detect as stage
 from detect_fixtures import H, W, load_dataset, write_videos
 

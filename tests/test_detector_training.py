@@ -10,7 +10,7 @@ import torch
 
 from clawcrane.config import TrainDetectorConfig
 from clawcrane.pipeline import detector_training as dt
-from clawcrane.pipeline.maskrcnn import build_model
+from clawcrane.build.detectors import new_detector_model as build_model
 from drawn_shapes import draw_frame
 
 

@@ -1,14 +1,12 @@
 """Backbones: resolution without building, missing-weights errors, shapes per level, frozen."""
 
-import sys
-import types
-
 import numpy as np
 import pytest
 import torch
 
+from clawcrane.build import detectors
 from clawcrane.errors import ConfigError, WeightsError
-from clawcrane.pipeline import backbone as bb
+from clawcrane.build import backbones as bb
 
 
 @pytest.fixture
@@ -79,7 +77,7 @@ def test_detector_backbone_pools_the_fpn_of_the_loaded_model(tmp_path, monkeypat
         torch.manual_seed(0)
         return MaskRCNN(resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=0), num_classes=3)
 
-    monkeypatch.setitem(sys.modules, "clawcrane.pipeline.maskrcnn", types.SimpleNamespace(load_detector_model=load_detector_model))
+    monkeypatch.setattr(detectors, "detector_model", load_detector_model)
     ckpt = tmp_path / "det.pt"
     ckpt.write_bytes(b"checkpoint")
     spec = bb.resolve_backbone(f"detector:{ckpt}", input_size=64)

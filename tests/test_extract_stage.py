@@ -12,7 +12,7 @@ from clawcrane.cache.store import Store
 from clawcrane.config import ExtractConfig
 from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.pipeline import positions as pos_ops
-from clawcrane.pipeline.backbone import build_backbone, resolve_backbone
+from clawcrane.build.backbones import build_backbone, resolve_backbone
 from clawcrane.pipeline.pooling import pool_masks
 from clawcrane.stages import extract as stage
 from extract_fixtures import build

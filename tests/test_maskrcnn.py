@@ -8,14 +8,11 @@ import torch
 
 from clawcrane.cache.checkpoints import KIND_DETECTOR, KIND_HEAD, save_checkpoint
 from clawcrane.errors import ConfigError, WeightsError
-from clawcrane.pipeline.maskrcnn import (
-    COCO_FILE,
-    MaskRCNNDetector,
-    build_model,
-    load_detector_model,
-    model_spec,
-    state_fingerprint,
-)
+from clawcrane.build.detectors import detector_model as load_detector_model
+from clawcrane.build.detectors import maskrcnn_from_checkpoint, maskrcnn_from_torchvision
+from clawcrane.build.detectors import new_detector_model as build_model
+from clawcrane.build.weights import COCO_FILE
+from clawcrane.pipeline.maskrcnn import MaskRCNNDetector, model_spec, state_fingerprint
 from drawn_shapes import draw_frame
 
 SMALL = {"min_size": 96, "max_size": 96}
@@ -88,7 +85,7 @@ def test_checkpoint_round_trip_rebuilds_the_model_alone_with_identical_outputs(t
     with torch.inference_mode():
         a, b = model(x)[0], rebuilt(x)[0]
     assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["masks"], b["masks"])
-    det = MaskRCNNDetector.from_checkpoint(path, device="cpu")
+    det = maskrcnn_from_checkpoint(path, device="cpu")
     assert det.class_ids == [11, 22]
     assert det.weights_key == state_fingerprint(model.state_dict())
 
@@ -147,7 +144,7 @@ def test_r50_missing_weights_error_names_the_file(tmp_path):
 def test_r50_default_weights_are_looked_up_in_the_torch_hub_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(WeightsError, match=str(tmp_path / "hub" / "checkpoints" / COCO_FILE)):
-        MaskRCNNDetector.from_torchvision(device="cpu")
+        maskrcnn_from_torchvision(device="cpu")
 
 
 def test_r50_refuses_a_file_that_is_not_maskrcnn_weights(tmp_path):

@@ -13,7 +13,7 @@ from clawcrane.cli import main
 from clawcrane.config import TrainDetectorConfig
 from clawcrane.errors import ConfigError
 from clawcrane.pipeline import detector_training as dt
-from clawcrane.pipeline.maskrcnn import MaskRCNNDetector
+from clawcrane.build.detectors import maskrcnn_from_checkpoint
 from clawcrane.stages import train_detector
 from drawn_shapes import DISC, RECT, drawn_dataset
 
@@ -31,7 +31,7 @@ def test_stage_writes_a_loadable_detector_and_test_split_metrics(tmp_path):
     assert metrics == json.loads(json.dumps(result.metrics))
     assert metrics["train_frames"] == 4 and metrics["test_frames"] == 2 and metrics["steps"] == 4
     assert 0.0 <= metrics["mask_AP"] <= metrics["mask_AP50"] <= 1.0  # AP averages AP50 with stricter IoUs
-    det = MaskRCNNDetector.from_checkpoint(result.checkpoint, device="cpu")
+    det = maskrcnn_from_checkpoint(result.checkpoint, device="cpu")
     assert det.class_ids == [RECT, DISC]  # dataset ids, contiguous labels 1, 2 inside the model
     final = load_checkpoint(result.checkpoint, KIND_DETECTOR)
     assert final["metrics"]["mask_AP50"] == metrics["mask_AP50"] and final["step"] == 4

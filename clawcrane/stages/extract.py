@@ -32,7 +32,9 @@ from clawcrane.cache.store import META, Store, artifact_dir
 from clawcrane.config import ExtractConfig, output_config, to_dict
 from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.pipeline import pooling, positions
-from clawcrane.pipeline.backbone import Backbone, BackboneSpec, build_backbone, pick_device, resolve_backbone
+from clawcrane.build.backbones import build_backbone, resolve_backbone
+from clawcrane.build.device import resolve_device
+from clawcrane.pipeline.backbone import Backbone, BackboneSpec
 from clawcrane.progress import progress
 from clawcrane.stages.sharding import parse_shard, shard_videos
 
@@ -120,7 +122,7 @@ def run(config: ExtractConfig, *, dataset=None) -> ExtractResult:
     if dataset is None:
         dataset = _open_dataset(cand, cfg)
     _check_dataset(cand, dataset, root)
-    device = pick_device(cfg.device)
+    device = resolve_device(cfg.device)
     backbone = build_backbone(spec, device)
     batch_size = cfg.batch_size or (16 if device.type == "cuda" else 2)
     meta = {

@@ -24,7 +24,9 @@ from clawcrane.config import TrainDetectorConfig, output_config, to_dict
 from clawcrane.datasets.records import Dataset
 from clawcrane.errors import ConfigError, DataError
 from clawcrane.pipeline import detector_training as dt
-from clawcrane.pipeline.maskrcnn import MaskRCNNDetector, build_model, model_spec, resolve_device, state_fingerprint
+from clawcrane.build.detectors import new_detector_model
+from clawcrane.build.device import resolve_device
+from clawcrane.pipeline.maskrcnn import MaskRCNNDetector, model_spec, state_fingerprint
 from clawcrane.progress import progress
 
 log = logging.getLogger(__name__)
@@ -137,7 +139,7 @@ def run(config: TrainDetectorConfig, *, dataset: Dataset | None = None) -> Train
         anchor_sizes=config.anchor_sizes or None,
     )
     torch.manual_seed(config.seed)
-    model = build_model(
+    model = new_detector_model(
         config.preset, num_classes=len(class_ids), pretrained=payload is None, weights=config.weights or None,
         **{k: v for k, v in spec.items() if k not in ("preset", "num_classes")},
     )

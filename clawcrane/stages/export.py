@@ -37,10 +37,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from clawcrane.atomic import atomic_path, write_text
+from clawcrane.atomic import write_text
 from clawcrane.fingerprint import short
 from clawcrane.cache.predictions import Predictions, read_predictions
 from clawcrane.config import ExportConfig
@@ -49,6 +48,7 @@ from clawcrane.errors import ConfigError, DataError
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline.metrics import resize_rle
 from clawcrane.pipeline.ranking import float32_below
+from clawcrane.stages.mask_files import safe_name, write_png
 from clawcrane.progress import progress
 
 log = logging.getLogger(__name__)
@@ -70,22 +70,6 @@ class ExportResult:
     """Masks written (JSON entries or PNGs)."""
     videos: int
     queries: int
-
-
-def write_png(path: str | os.PathLike, mask: np.ndarray) -> None:
-    """Write an (H, W) bool mask atomically as a single-channel PNG, 0 / 255."""
-    ok, buf = cv2.imencode(".png", np.where(mask, 255, 0).astype(np.uint8))
-    if not ok:
-        raise DataError(f"{path}: OpenCV could not encode the mask as PNG")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.tobytes())
-
-
-def safe_name(name: str, what: str, pred_path: Path) -> str:
-    """``name`` as one path component, or a one-line error."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name:
-        raise DataError(f"{pred_path}: {what} {name!r} cannot be a folder name; rename it in the predictions")
-    return name
 
 
 def frame_names(video: Video | None, num_frames: int) -> list[str]:

@@ -38,7 +38,7 @@ from clawcrane.errors import DataError
 from clawcrane.pipeline import overlay as O
 from clawcrane.pipeline.masks import area, decode
 from clawcrane.progress import progress
-from clawcrane.stages.export import safe_name, write_png
+from clawcrane.stages.mask_files import safe_name, write_png
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from builders import MATLAB_HEADER, write_csv  # noqa: E402
+from helpers.dataset_builders import MATLAB_HEADER, write_csv  # noqa: E402
 
 from clawcrane.datasets.a2d import a2d_fingerprint, read_a2d  # noqa: E402
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from max_score_evaluator import compare, max_score_metrics  # noqa: E402
+from helpers.max_score_evaluator import compare, max_score_metrics  # noqa: E402
 
 from clawcrane.config import EvalConfig, ExportConfig  # noqa: E402
 from clawcrane.datasets import open_dataset  # noqa: E402

@@ -15,10 +15,35 @@ import click
 
 from clawcrane import __version__
 from clawcrane.cli_options import config_from, config_options, field_option
-from clawcrane.config import HEAD_OPTION_EXCLUDE, HEAD_SIZES, HeadConfig, TrainHeadConfig
+from clawcrane.config import (
+    HEAD_OPTION_EXCLUDE,
+    HEAD_SIZES,
+    AblateConfig,
+    DetectConfig,
+    DoctorConfig,
+    EvalConfig,
+    ExportConfig,
+    ExtractConfig,
+    HeadConfig,
+    QuickstartConfig,
+    SegmentConfig,
+    SynthConfig,
+    TrackRankConfig,
+    TrainDetectorConfig,
+    TrainHeadConfig,
+)
 from clawcrane.errors import ClawcraneError
 
 log = logging.getLogger("clawcrane")
+
+TRM_OPTIONS = ("gamma", "beta", "alpha", "score_mode")
+"""The TRM options `track-rank` and `ablate` share (TrackRankConfig fields)."""
+
+
+def trm_options(fn):
+    for name in reversed(TRM_OPTIONS):
+        fn = field_option(TrackRankConfig, name)(fn)
+    return fn
 
 
 class _Group(click.Group):
@@ -88,11 +113,8 @@ def data() -> None:
               help="The dataset folder the predictions were made for (its ground truth is read).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Folder for metrics.json and metrics.md  [default: PRED's folder / <PRED stem>-eval]")
-@click.option("--split", type=click.Choice(["test", "train", "val", "all"]), default="test", show_default=True,
-              help="Which samples to score (the paper reports test; val: the head's validation videos, for "
-                   "predictions made with `track-rank --split val`).")
-@click.option("--j-and-f", "j_and_f", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
-              help="Also compute DAVIS J&F; 'auto' does so when every query has masks on all frames.")
+@field_option(EvalConfig, "split")
+@field_option(EvalConfig, "j_and_f")
 def evaluate_cmd(predictions: str, dataset_path: str, out_dir: str | None, split: str, j_and_f: str) -> None:
     """Score PRED (a predictions Parquet file from `track-rank`) against the dataset's masks.
 
@@ -102,7 +124,6 @@ def evaluate_cmd(predictions: str, dataset_path: str, out_dir: str | None, split
     (COCO AP over every submitted mask, and the mean of P@0.5:0.05:0.95 on the top-1 mask),
     Overall IoU and Mean IoU, overall and per query type. Writes metrics.json and metrics.md.
     """
-    from clawcrane.config import EvalConfig
     from clawcrane.datasets import open_dataset
     from clawcrane.stages import evaluate
 
@@ -116,29 +137,23 @@ def evaluate_cmd(predictions: str, dataset_path: str, out_dir: str | None, split
 
 @main.command("export")
 @click.argument("predictions", metavar="PRED", type=str)
-@click.option("--format", "fmt", metavar="FORMAT", default="coco-rle", show_default=True,
-              help="coco-rle: DIR/predictions.json, a list of {query_id, video_id, frame, track_id, rank, score, "
-                   "segmentation: {size: [H, W], counts: str}} (COCO compressed RLE); png: "
-                   "DIR/<video_id>/<query_id>/<frame:05d>.png, 0/255; ytvos: the Ref-YouTube-VOS submission "
-                   "folder DIR/Annotations/<video_id>/<exp_id>/<frame>.png with a PNG for every frame.")
+@field_option(ExportConfig, "format", "--format", metavar="FORMAT", type=str)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Output folder  [default: PRED's folder / <PRED stem>-<FORMAT>]")
 @click.option("--dataset", "dataset_path", type=click.Path(exists=True, path_type=str), default=None,
               help="The dataset the predictions were made for: masks are written at its frame size, ytvos "
                    "frame files take its frame names and every video gets all its frames.")
-@click.option("--top-k", "top_k", type=int, default=1, show_default=True,
-              help="coco-rle only: export the masks of rank < K per (query, frame); png and ytvos hold the answer.")
-def export_cmd(predictions: str, fmt: str, out_dir: str | None, dataset_path: str | None, top_k: int) -> None:
+@field_option(ExportConfig, "top_k")
+def export_cmd(predictions: str, format: str, out_dir: str | None, dataset_path: str | None, top_k: int) -> None:
     """Write PRED (a predictions Parquet file from `track-rank`) as COCO-RLE JSON, PNG masks or ytvos.
 
     \b
     Masks are binary. The answer of a (query, frame) is its rank-0 mask; a query that abstained
     on a frame gets an empty mask. Every file is written atomically.
     """
-    from clawcrane.config import ExportConfig
     from clawcrane.stages import export
 
-    config = ExportConfig(format=fmt, top_k=top_k)
+    config = ExportConfig(format=format, top_k=top_k)
     export.check_config(config)
     ds = None
     if dataset_path is not None:
@@ -154,10 +169,8 @@ def export_cmd(predictions: str, fmt: str, out_dir: str | None, dataset_path: st
 @click.argument("path", metavar="PATH", type=click.Path(path_type=str))
 @click.option("--split", default=None,
               help="Check one split only (A2D: train/test; J-HMDB: test; Ref-YouTube-VOS: its folder names).  [default: all]")
-@click.option("--quick", is_flag=True,
-              help="Skip decoding every clip and reading every mask (checks files, tables and h5 headers only).")
-@click.option("--strict", is_flag=True,
-              help="Also fail (exit 1) on warnings, e.g. annotated instances that no sentence refers to.")
+@field_option(DoctorConfig, "quick")
+@field_option(DoctorConfig, "strict")
 @click.option("--query", "queries", multiple=True,
               help="For a single video or frame folder: a sentence to check (repeatable).")
 @click.option("--queries", "queries_file", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
@@ -171,7 +184,6 @@ def doctor_cmd(path: str, split: str | None, quick: bool, strict: bool, queries:
     mask (unless --quick), then prints videos / queries / samples per split and EVERY problem on
     its own line, with the file and the fix. Exit code 0 when no errors were found, 1 otherwise.
     """
-    from clawcrane.config import DoctorConfig
     from clawcrane.stages import doctor
 
     result = doctor.run(DoctorConfig(split=split, quick=quick, strict=strict), path,
@@ -184,19 +196,9 @@ def doctor_cmd(path: str, split: str | None, quick: bool, strict: bool, queries:
 
 @data.command("synth")
 @click.argument("out", type=click.Path(file_okay=False, path_type=str))
-@click.option(
-    "--preset",
-    type=click.Choice(["tiny", "small", "full", "hard-tiny", "hard", "hard-full"]),
-    default="small",
-    show_default=True,
-    help="Size: tiny (8 videos, seconds; for tests), small (120 videos, ~450 queries; the quickstart), "
-    "full (800 videos, ~2,450 train / ~600 test queries; about a minute on 2 idle cores). The hard world "
-    "(no trails, eight directions and speeds, size queries, occlusion, lighting drift, close shades, "
-    "synonyms and templates, a paraphrase split): hard-tiny (8 videos of 16 frames; for tests), "
-    "hard (120 videos, ~480 queries), hard-full (800 videos, ~2,650 train / ~640 test queries; about a CPU minute).",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; the same preset and seed give identical annotations.")
-@click.option("--preview", is_flag=True, help="Also write OUT/preview.png: frames with outlined masks and their sentences.")
+@field_option(SynthConfig, "preset")
+@field_option(SynthConfig, "seed")
+@field_option(SynthConfig, "preview")
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -221,7 +223,6 @@ def data_synth(out: str, preset: str, seed: int, preview: bool, workers: int | N
     several templates per meaning. Some wordings appear only in test sentences (the paraphrase
     split): query_types.csv gets a 4th column, wording = seen | paraphrase.
     """
-    from clawcrane.config import SynthConfig
     from clawcrane.stages import synth as stage
 
     cfg = SynthConfig(preset=preset, seed=seed, workers=workers or min(2, os.cpu_count() or 1), preview=preview)
@@ -243,26 +244,17 @@ def data_synth(out: str, preset: str, seed: int, preview: bool, workers: int | N
               help="Cache root: reads the candidate artifact under it and writes extract-<key>/ beside it.")
 @click.option("--candidates", default=None, type=click.Path(exists=True, file_okay=False),
               help="Candidate artifact folder (detect-<key>/) when DIR holds several, or lives elsewhere.")
-@click.option("--backbone", default="auto", show_default=True,
-              help="auto (resnet50 if its ImageNet file is in the torch hub cache, else efficientnet-lite0), "
-                   "resnet18/34/50/101, efficientnet-lite0, or detector:PATH (the trained detector's FPN).")
-@click.option("--weights", default="imagenet", show_default=True,
-              help="imagenet (local torchvision file in torch.hub.get_dir()/checkpoints, or the packaged "
-                   "EfficientNet weights), none (seeded random init), or a state-dict PATH.")
-@click.option("--levels", default="", help="Comma-separated feature levels, pooled and concatenated "
-              "(ResNet C2..C5, default C5; EfficientNet C2..C5,head, default C3,C4,C5,head; detector FPN names, default fpn).")
-@click.option("--input-size", default=320, show_default=True, type=int, help="Frames are resized to N x N (paper: 320).")
-@click.option("--mask-threshold", default=0.5, show_default=True, type=float,
-              help="A feature cell belongs to a candidate when its mask covers this fraction of it.")
-@click.option("--dtype", default="float16", show_default=True, type=click.Choice(["float16", "float32"]),
-              help="Storage dtype of the pooled features.")
-@click.option("--with-flip", is_flag=True, help="Also store features/positions of the mirrored frame (flip augmentation).")
-@click.option("--batch-size", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Frames per backbone forward (0: 2 on CPU, where small batches run fastest; 16 on CUDA).")
-@click.option("--skip-bad", is_flag=True, help="Store videos whose frames cannot be decoded as bad and go on.")
-@click.option("--workers", default=2, show_default=True, type=int,
-              help="Threads decoding frames and preparing masks while the backbone runs.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@field_option(ExtractConfig, "backbone")
+@field_option(ExtractConfig, "weights")
+@field_option(ExtractConfig, "levels", type=str, default="", show_default=False, metavar="L1,L2,...")
+@field_option(ExtractConfig, "input_size")
+@field_option(ExtractConfig, "mask_threshold")
+@field_option(ExtractConfig, "dtype")
+@field_option(ExtractConfig, "with_flip")
+@field_option(ExtractConfig, "batch_size")
+@field_option(ExtractConfig, "skip_bad")
+@field_option(ExtractConfig, "workers")
+@field_option(ExtractConfig, "device")
 @click.option("--shard", default=None, help="I/N: run shard I (0-based) of N over the videos "
               "(default: SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else 0/1).")
 @click.option("--dataset", default=None, type=click.Path(exists=True),
@@ -273,7 +265,6 @@ def extract_cmd(cache, candidates, backbone, weights, levels, input_size, mask_t
 
     Frames are decoded once; train-head then reads only the cached tensors.
     """
-    from clawcrane.config import ExtractConfig
     from clawcrane.stages import extract as stage
 
     shard_i, num_shards = stage.parse_shard(shard)
@@ -296,45 +287,23 @@ def extract_cmd(cache, candidates, backbone, weights, levels, input_size, mask_t
 
 
 # ---- detect -------------------------------------------------------------------------------------
-def _default_cfg(name: str):
-    from clawcrane.config import DetectConfig
-
-    return DetectConfig.__dataclass_fields__[name].default
-
-
 @main.command(context_settings={"max_content_width": 100})
 @click.argument("dataset", type=click.Path(exists=True))
-@click.option("--detector", "detector", required=True, metavar="SPEC",
-              help="What proposes candidates: a checkpoint PATH from `clawcrane train-detector`; "
-                   "'r50-fpn' (torchvision's COCO Mask R-CNN R50-FPN; 'r50-fpn:WEIGHTS.pth' for a local weights "
-                   "file); 'oracle' (every ground-truth instance of annotated frames, score 1); or "
-                   "'import:PATH' (masks made by another system, formats below).")
+@field_option(DetectConfig, "detector", required=True, metavar="SPEC", show_default=False)
 @click.option("--cache", "cache_dir", required=True, type=click.Path(file_okay=False),
               help="Cache root; the candidates go to CACHE/detect-<key>/ (a new folder when an output-affecting option changes).")
-@click.option("--frame-stride", type=int, default=_default_cfg("frame_stride"), show_default=True,
-              help="Run on every S-th frame (0, S, 2S, ...) plus every annotated frame.")
-@click.option("--train-frames", type=click.Choice(["all", "annotated"]), default=_default_cfg("train_frames"),
-              show_default=True,
-              help="annotated: in 'train' videos detect only the annotated frames (all train-head reads; "
-                   "the TRM runs on the test split), a large saving on A2D-like data.")
-@click.option("--score-threshold", type=float, default=_default_cfg("score_threshold"), show_default=True,
-              help="Drop candidates scored below this.")
-@click.option("--max-per-frame", type=int, default=_default_cfg("max_per_frame"), show_default=True,
-              help="Keep at most K candidates per frame (highest scores).")
-@click.option("--dedup-iou", type=float, default=_default_cfg("dedup_iou"), show_default=True,
-              help="Drop a candidate whose mask IoU with a higher-scored one exceeds this (1.0 keeps all).")
-@click.option("--batch-size", type=int, default=_default_cfg("batch_size"), show_default=True,
-              help="Frames per detector call (does not change the result).")
-@click.option("--device", default=_default_cfg("device"), show_default=True,
-              help="Torch device: 'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1'.")
+@field_option(DetectConfig, "frame_stride")
+@field_option(DetectConfig, "train_frames")
+@field_option(DetectConfig, "score_threshold")
+@field_option(DetectConfig, "max_per_frame")
+@field_option(DetectConfig, "dedup_iou")
+@field_option(DetectConfig, "batch_size")
+@field_option(DetectConfig, "device")
 @click.option("--shard", default=None, metavar="I/N",
               help="Process shard I of N (0-based; videos by sorted id, i % N == I). Default: from "
                    "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else 0/1. Join shards with `clawcrane cache merge`.")
-@click.option("--workers", type=int, default=_default_cfg("workers"), show_default=True,
-              help="Threads decoding videos ahead of the detector.")
-@click.option("--skip-bad", is_flag=True,
-              help="Record unreadable/truncated videos as bad and go on (a rerun does not retry them); "
-                   "without it the run stops at the first one.")
+@field_option(DetectConfig, "workers")
+@field_option(DetectConfig, "skip_bad")
 def detect(dataset, detector, cache_dir, frame_stride, train_frames, score_threshold, max_per_frame, dedup_iou,
            batch_size, device, shard, workers, skip_bad):
     """Detect candidate objects in every frame of DATASET -> candidate cache (HDF5, COCO RLE masks).
@@ -353,14 +322,14 @@ def detect(dataset, detector, cache_dir, frame_stride, train_frames, score_thres
       PATH/<video_id>/<frame:05d>.npy   2-D integer id map, same meaning
     Only frames with an entry are visited; masks of another size are resized to the video's.
     """
-    from clawcrane.config import DetectConfig
     from clawcrane.datasets import open_dataset
     from clawcrane.stages import detect as stage
 
+    shard_i, num_shards = stage.parse_shard(shard)
     cfg = DetectConfig(
         detector=detector, frame_stride=frame_stride, train_frames=train_frames, score_threshold=score_threshold,
         max_per_frame=max_per_frame, dedup_iou=dedup_iou, batch_size=batch_size, device=device,
-        shard=stage.parse_shard(shard), workers=workers, skip_bad=skip_bad,
+        shard=shard_i, num_shards=num_shards, workers=workers, skip_bad=skip_bad,
     )
     ds = open_dataset(dataset)
     res = stage.run(cfg, ds, cache_dir)
@@ -469,32 +438,19 @@ def train_head_cmd(features, dataset_path, out, size, resume, **options):
 @click.argument("dataset", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Folder for last.pt (resumable), final.pt (the detector) and metrics.json.")
-@click.option("--preset", type=click.Choice(["lite", "lite-r18", "r50-fpn"]), default="lite", show_default=True,
-              help="lite: light heads on the packaged ImageNet EfficientNet-Lite0 at 320 px (CPU minutes); "
-                   "lite-r18: the same heads on a ResNet-18 trained from scratch (no pretrained weights); "
-                   "r50-fpn: torchvision's R50-FPN initialised from COCO weights (GPU advised).")
-@click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True,
-              help="Passes over the annotated training frames.")
-@click.option("--max-minutes", "--minutes", "max_minutes", type=click.FloatRange(min=0), default=0.0,
-              show_default=True,
-              help="Training-time budget; the learning-rate schedule is compressed to end within it (0: no budget).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per step.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.02, show_default=True,
-              help="Peak SGD learning rate (warm-up, then cosine decay).")
-@click.option("--warmup-steps", type=click.IntRange(min=0), default=100, show_default=True,
-              help="Steps of linear learning-rate warm-up from lr/100.")
+@field_option(TrainDetectorConfig, "preset")
+@field_option(TrainDetectorConfig, "epochs")
+@field_option(TrainDetectorConfig, "max_minutes", "--max-minutes", "--minutes")
+@field_option(TrainDetectorConfig, "batch_size")
+@field_option(TrainDetectorConfig, "lr")
+@field_option(TrainDetectorConfig, "warmup_steps")
 @click.option("--size", type=click.IntRange(min=0), default=0,
-              help="Input size: shorter side and longer-side cap in pixels (0: the preset's, lite 320).")
-@click.option("--classes", type=click.Choice(["auto", "dataset", "actor", "agnostic"]), default="auto",
-              show_default=True,
-              help="Labels to learn: dataset class ids; actor (A2D-style id // 10, dropping the action a "
-                   "single frame rarely shows); agnostic (one 'object' class); auto: actor for A2D and "
-                   "synthetic data, dataset ids otherwise.")
-@click.option("--weights", type=click.Path(dir_okay=False), default="",
-              help="r50-fpn: torchvision's COCO weights file (default: the torch hub cache).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, shuffles, augmentation.")
-@click.option("--resume", is_flag=True, help="Continue the run saved in OUT/last.pt.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda (cuda:N) or auto (CUDA when available).")
+              help="Input size: shorter side and longer-side cap in pixels (sets min_size and max_size; 0: the preset's, lite 320).")
+@field_option(TrainDetectorConfig, "classes")
+@field_option(TrainDetectorConfig, "weights")
+@field_option(TrainDetectorConfig, "seed")
+@field_option(TrainDetectorConfig, "resume")
+@field_option(TrainDetectorConfig, "device")
 def train_detector_cmd(dataset, out, preset, epochs, max_minutes, batch_size, lr, warmup_steps, size, classes,
                        weights, seed, resume, device) -> None:
     """Train the Mask R-CNN candidate proposer on every annotated instance of the train split.
@@ -508,7 +464,6 @@ def train_detector_cmd(dataset, out, preset, epochs, max_minutes, batch_size, lr
     Example (about 10 CPU minutes on the synthetic benchmark):
       clawcrane train-detector data --preset lite --out runs/det --max-minutes 10
     """
-    from clawcrane.config import TrainDetectorConfig
     from clawcrane.stages import train_detector
 
     config = TrainDetectorConfig(
@@ -531,44 +486,24 @@ def train_detector_cmd(dataset, out, preset, epochs, max_minutes, batch_size, lr
               help="The dataset the caches were built from (queries and sentences are read; videos are not).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Predictions Parquet file to write (atomically); `clawcrane evaluate` and `export` read it.")
-@click.option("--split", type=click.Choice(["test", "train", "val", "all"]), default="test", show_default=True,
-              help="Which queries to predict (val: the train videos the head was selected on, recorded in its "
-                   "checkpoint; tune TRM options there, not on test).")
-@click.option("--top-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Tracks submitted per query (rank 0 = the answer, then the next tracks present in each frame); "
-                   "with --no-trm, candidates per frame.")
-@click.option("--trm/--no-trm", "use_trm", default=True, show_default=True,
-              help="Link candidates across frames (TRM, Eq. 7 + Hungarian) and answer with the best track; "
-                   "--no-trm answers each frame with its best-scored candidate (Table 3 rows without TRM).")
-@click.option("--abstain-below", "abstain_below", type=float, default=None,
-              help="Give no mask to a query whose best track scores below S (rows with candidate -1, empty mask, "
-                   "no score); with --no-trm, to a frame whose best candidate scores below S.  [default: never]")
-@click.option("--gamma", type=float, default=0.8, show_default=True,
-              help="Association threshold: a track takes a candidate only when cos(V_track, V_cand) + alpha * maskIoU > gamma.")
-@click.option("--beta", type=click.IntRange(min=1), default=3, show_default=True,
-              help="A track unmatched in this many processed frames in a row ends (shorter gaps are bridged).")
-@click.option("--alpha", type=float, default=0.5, show_default=True,
-              help="Weight of the mask IoU with the track's last mask in the association score.")
-@click.option("--score-mode", "score_mode", type=click.Choice(["mean", "max"]), default="mean", show_default=True,
-              help="Track score: mean or max of its members' cosine scores with the sentence.")
-@click.option("--fallback", type=click.Choice(["best", "empty"]), default="best", show_default=True,
-              help="Frames the best track misses: the frame's best-scored candidate, or no mask.")
-@click.option("--batch-size", "batch_size", type=click.IntRange(min=1), default=512, show_default=True,
-              help="(query, frame) pairs per forward of the relation module (memory only; same output).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
-def track_rank_cmd(head, features, dataset_path, out, split, top_k, use_trm, abstain_below, gamma, beta, alpha,
-                   score_mode, fallback, batch_size, device):
+@field_option(TrackRankConfig, "split")
+@field_option(TrackRankConfig, "top_k")
+@field_option(TrackRankConfig, "trm")
+@field_option(TrackRankConfig, "abstain_below", show_default="never")
+@trm_options
+@field_option(TrackRankConfig, "fallback")
+@field_option(TrackRankConfig, "batch_size")
+@field_option(TrackRankConfig, "device")
+def track_rank_cmd(head, features, dataset_path, out, **options):
     """Score every candidate of every processed frame for each query, link them into tracks and write
     the ranked masks (query, frame, track, candidate, score, rank, RLE) to a Parquet file.
 
     A second run with the same head, caches, dataset and options finds OUT up to date.
     """
-    from clawcrane.config import TrackRankConfig
     from clawcrane.datasets import open_dataset
     from clawcrane.stages import track_rank
 
-    config = TrackRankConfig(split=split, top_k=top_k, trm=use_trm, abstain_below=abstain_below, gamma=gamma, beta=beta,
-                             alpha=alpha, score_mode=score_mode, fallback=fallback, batch_size=batch_size, device=device)
+    config = config_from(TrackRankConfig, options)
     track_rank.check_config(config)
     ds = open_dataset(dataset_path)
     res = track_rank.run(config, ds, head=head, features=features, out=out)
@@ -590,29 +525,17 @@ def track_rank_cmd(head, features, dataset_path, out, split, top_k, use_trm, abs
               help="The dataset the caches were built from.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Table folder: runs/<row>/ (head, predictions, eval) and ablation.md / ablation.json.")
-@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Training epochs per row (a row already trained this far is reused, fewer are resumed).")
-@click.option("--size", type=click.Choice(["small", "paper"]), default="small", show_default=True,
-              help="Head width: small (D=128, 128-d words, 2x128 bi-LSTM) or paper (256, 1000, 2x1000).")
-@click.option("--seeds", default="0", show_default=True,
-              help="Comma-separated seeds of every row's training; with several, cells are means with the min-max.")
-@click.option("--rows", "rows", default="", help="Comma-separated rows to run, by number (1-9) or name (4-prm).  [default: all]")
-@click.option("--val-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.1, show_default=True,
-              help="train-head --val-fraction of every row: train videos held out to select best.pt (test is never used).")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.01, show_default=True,
-              help="train-head --weight-decay of every row (0: the paper's Adam).")
-@click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.2, show_default=True,
-              help="train-head --dropout of every row.")
-@click.option("--split", type=click.Choice(["test", "train", "val", "all"]), default="test", show_default=True,
-              help="Split the rows are evaluated on (val: each head's validation videos, for tuning).")
-@click.option("--gamma", type=float, default=0.8, show_default=True, help="TRM association threshold (track-rank --gamma).")
-@click.option("--beta", type=click.IntRange(min=1), default=3, show_default=True, help="TRM track patience (track-rank --beta).")
-@click.option("--alpha", type=float, default=0.5, show_default=True, help="TRM mask-IoU weight (track-rank --alpha).")
-@click.option("--score-mode", "score_mode", type=click.Choice(["mean", "max"]), default="mean", show_default=True,
-              help="TRM track score: mean or max of its candidates' scores (track-rank --score-mode).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
-def ablate_cmd(cache, dataset_path, out, epochs, size, seeds, rows, val_fraction, weight_decay, dropout, split, gamma, beta,
-               alpha, score_mode, device):
+@field_option(AblateConfig, "epochs")
+@field_option(AblateConfig, "size")
+@field_option(AblateConfig, "seeds", type=str, default="0", metavar="S1,S2,...")
+@field_option(AblateConfig, "rows", type=str, default="", show_default="all", metavar="R1,R2,...")
+@field_option(AblateConfig, "val_fraction")
+@field_option(AblateConfig, "weight_decay")
+@field_option(AblateConfig, "dropout")
+@field_option(AblateConfig, "split")
+@trm_options
+@field_option(AblateConfig, "device")
+def ablate_cmd(cache, dataset_path, out, seeds, rows, **options):
     """Train and evaluate the rows of the paper's Table 3 over one feature cache.
 
     \b
@@ -623,7 +546,6 @@ def ablate_cmd(cache, dataset_path, out, epochs, size, seeds, rows, val_fraction
     (P@0.5..0.9, both mAPs, Overall and Mean IoU, then P@0.5 per query type) and OUT/ablation.json.
     Re-running reuses trained rows.
     """
-    from clawcrane.config import AblateConfig, TrackRankConfig
     from clawcrane.datasets import open_dataset
     from clawcrane.stages import ablate
 
@@ -631,11 +553,10 @@ def ablate_cmd(cache, dataset_path, out, epochs, size, seeds, rows, val_fraction
         seed_list = tuple(int(x) for x in seeds.split(",") if x.strip())
     except ValueError:
         raise click.BadParameter(f"{seeds!r}: expected comma-separated integers, e.g. 0,1,2", param_hint="--seeds") from None
-    config = AblateConfig(epochs=epochs, size=size, seeds=seed_list, rows=tuple(r.strip() for r in rows.split(",") if r.strip()),
-                          val_fraction=val_fraction, weight_decay=weight_decay, dropout=dropout, split=split, device=device)
+    config = config_from(AblateConfig, options, seeds=seed_list, rows=tuple(r.strip() for r in rows.split(",") if r.strip()))
     ablate.check_config(config)
     ds = open_dataset(dataset_path)
-    track = TrackRankConfig(gamma=gamma, beta=beta, alpha=alpha, score_mode=score_mode)
+    track = config_from(TrackRankConfig, {k: options[k] for k in TRM_OPTIONS})
     res = ablate.run(config, ds, cache=cache, out=out, track=track)
     click.echo(res.markdown)
     trained = sum(1 for r in res.rows if r.trained_epochs)
@@ -650,26 +571,17 @@ def ablate_cmd(cache, dataset_path, out, epochs, size, seeds, rows, val_fraction
               help="A sentence describing one object (repeat for several).")
 @click.option("--queries-file", "queries_file", type=click.Path(dir_okay=False), default=None,
               help="Sentences from a file: .txt (one per line), .csv (column query, optional query_id) or .json.")
-@click.option("--detector", required=True, metavar="SPEC",
-              help="What proposes candidates: a checkpoint PATH from `clawcrane train-detector`, 'r50-fpn' "
-                   "(torchvision's COCO Mask R-CNN), or 'import:PATH' (masks from another system; see `detect --help`).")
+@field_option(SegmentConfig, "detector", required=True, metavar="SPEC", show_default=False)
 @click.option("--head", required=True, type=click.Path(exists=True),
               help="A trained head: the train-head run folder (its best.pt) or a checkpoint .pt file.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Output folder: overlay.mp4, contact_sheet.png, masks/<query_id>/<frame>.png, segments.json.")
-@click.option("--backbone", default="auto", show_default=True,
-              help="Feature backbone; auto uses the head's (anything else must name the head's backbone).")
-@click.option("--top-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Tracks reported per sentence in segments.json (rank 0 = the answer).")
-@click.option("--abstain-below", "abstain_below", type=float, default=None,
-              help="Answer 'no matching object' (no mask) for a sentence whose best track scores below S "
-                   "(cosine, -1..1).  [default: always answer]")
-@click.option("--frame-stride", "frame_stride", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Detect and answer every S-th frame only (faster; the overlay still has every frame).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
-@click.option("--cache", "cache", type=click.Path(file_okay=False), default=None,
-              help="Cache root of the video's candidates and features (reused by later calls with new sentences). "
-                   "[default: $CLAWCRANE_CACHE/segment, else ~/.cache/clawcrane/segment]")
+@field_option(SegmentConfig, "backbone")
+@field_option(SegmentConfig, "top_k")
+@field_option(SegmentConfig, "abstain_below", show_default="always answer")
+@field_option(SegmentConfig, "frame_stride")
+@field_option(SegmentConfig, "device")
+@field_option(SegmentConfig, "cache", default=None, show_default="$CLAWCRANE_CACHE/segment, else ~/.cache/clawcrane/segment")
 def segment_cmd(video, queries, queries_file, detector, head, out, backbone, top_k, abstain_below, frame_stride,
                 device, cache):
     """Segment the objects that sentences describe in VIDEO (an mp4 or a folder of frames).
@@ -682,7 +594,6 @@ def segment_cmd(video, queries, queries_file, detector, head, out, backbone, top
       clawcrane segment clip.mp4 --query "the red ball on the left" --query "the dog" \\
           --detector runs/det/final.pt --head runs/head --out seg_out
     """
-    from clawcrane.config import SegmentConfig
     from clawcrane.stages import segment
 
     config = SegmentConfig(detector=detector, backbone=backbone, top_k=top_k, abstain_below=abstain_below,
@@ -701,29 +612,20 @@ def segment_cmd(video, queries, queries_file, detector, head, out, backbone, top
 @main.command("quickstart")
 @click.option("--out", "out", default="quickstart_out", show_default=True, type=click.Path(file_okay=False),
               help="Folder for everything: data/, detector/, cache/, head/, predictions.parquet, eval/, overlays/.")
-@click.option("--preset", type=click.Choice(["tiny", "small", "full", "hard-tiny", "hard", "hard-full"]), default="small",
-              show_default=True,
-              help="Synthetic benchmark size (small: 120 videos, about 450 queries).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data, the detector and the head.")
-@click.option("--detector", "detector", default="", metavar="SPEC",
-              help="Use this detector instead of training one (a checkpoint PATH, r50-fpn, oracle, import:PATH).  "
-                   "[default: train the lite detector into OUT/detector/]")
-@click.option("--detector-minutes", "detector_minutes", type=click.FloatRange(min=0), default=5.0, show_default=True,
-              help="Training-time budget of the lite detector (its schedule is compressed to fit).")
-@click.option("--head-epochs", "head_epochs", type=click.IntRange(min=1), default=15, show_default=True,
-              help="Training epochs of the head (small width).")
-@click.option("--frame-stride", "frame_stride", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Detect every S-th frame (annotated frames always); raise it to save time.")
-@click.option("--overlays", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Test queries (of distinct videos) drawn into OUT/overlays/<video_id>/.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N for every stage.")
+@field_option(QuickstartConfig, "preset")
+@field_option(QuickstartConfig, "seed")
+@field_option(QuickstartConfig, "detector", metavar="SPEC", show_default="train the lite detector into OUT/detector/")
+@field_option(QuickstartConfig, "detector_minutes")
+@field_option(QuickstartConfig, "head_epochs")
+@field_option(QuickstartConfig, "frame_stride")
+@field_option(QuickstartConfig, "overlays")
+@field_option(QuickstartConfig, "device")
 def quickstart_cmd(out, preset, seed, detector, detector_minutes, head_epochs, frame_stride, overlays, device):
     """The whole pipeline on the synthetic benchmark: synth, train-detector, detect, extract,
     train-head, track-rank, evaluate, overlays. Prints each stage's time and the metric tables.
 
     A second run finds every stage done and finishes in well under a minute.
     """
-    from clawcrane.config import QuickstartConfig
     from clawcrane.stages import quickstart
 
     config = QuickstartConfig(preset=preset, seed=seed, detector=detector, detector_minutes=detector_minutes, head_epochs=head_epochs,

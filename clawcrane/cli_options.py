@@ -1,8 +1,8 @@
 """Click options made from config dataclass fields: the default, the help and the choices have one source.
 
 ``field_option(Config, "gamma")`` is ``--gamma`` with the field's default, its docstring as help,
-its type from the annotation and its ``CHOICES`` as a ``click.Choice``; ``bool`` fields become
-``--name/--no-name`` switches. ``config_options(HeadConfig)`` adds one such option per field, so a
+its type from the annotation and its ``CHOICES`` as a ``click.Choice``; a ``bool`` field is a
+flag (``--name``) when it defaults to False, else a ``--name/--no-name`` switch. ``config_options(HeadConfig)`` adds one such option per field, so a
 new field of that config is a new command-line option without touching the CLI.
 """
 
@@ -42,9 +42,14 @@ def field_option(cls: type, name: str, *decls: str, **overrides: Any) -> Callabl
     flag = "--" + name.replace("_", "-")
     annotation = str(f.type).replace(" ", "")
     kind = _TYPES.get(annotation.split("|")[0])
-    kw: dict[str, Any] = {"default": default_of(cls, name), "show_default": True,
-                          "help": field_docs(cls).get(name, "").replace("``", "")}
-    if kind is bool:
+    kw: dict[str, Any] = {"show_default": True, "help": field_docs(cls).get(name, "").replace("``", "")}
+    default = default_of(cls, name)
+    if default is not dataclasses.MISSING:
+        kw["default"] = default
+    if kind is bool and default is False:
+        decls = decls or (flag,)
+        kw["is_flag"] = True
+    elif kind is bool:
         decls = decls or (f"{flag}/--no-{flag[2:]}",)
     else:
         decls = decls or (flag,)

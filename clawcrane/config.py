@@ -92,13 +92,34 @@ def check_choices(config: Any) -> None:
             raise ConfigError(f"--{f.name.replace('_', '-')} {value!r}: expected one of {', '.join(map(str, allowed))}")
 
 
+POSITIONS = ("none", "absolute", "relative", "full")
+"""PRM inputs (Table 3): which entries of p_i feed W_p."""
+RELATIONS = ("none", "vanilla", "text", "text-geo")
+"""Intra-frame relation modules (Table 3; text-geo is not in the paper)."""
+TEXT_RELATIONS = ("text", "text-geo")
+"""The relation modules that read the sentence (Eq. 5's f_t)."""
+TEXT_ENCODERS = ("lstm", "minilm")
+MINILM_DIM = 384
+"""Width S of the frozen MiniLM token states."""
+SYNTH_PRESETS = ("tiny", "small", "full", "hard-tiny", "hard", "hard-full")
+"""Names of the synthetic benchmark presets (their sizes live in ``datasets.synth``)."""
+DETECTOR_PRESETS = ("lite", "lite-r18", "r50-fpn")
+"""Mask R-CNN presets of `train-detector` (their settings live in ``pipeline.maskrcnn``)."""
+SPLITS = ("test", "train", "val", "all")
+"""What `track-rank`, `evaluate` and `ablate` can score; 'val' = the validation videos a head was selected on."""
+TRM_SCORE_MODES = ("mean", "max")
+TRM_FALLBACKS = ("best", "empty")
+HEAD_SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
+"""--size presets of a head: (embed_dim D, word_dim E, lstm_hidden per direction); 'paper' is the paper's width."""
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     """`clawcrane data synth`: the synthetic referring-video benchmark (A2D-Sentences layout)."""
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("workers", "preview")
 
-    preset: str = "tiny"
+    preset: str = field(default="small", metadata={CHOICES: SYNTH_PRESETS})
     """'tiny' (8 videos of 16 frames, for tests: every query type in both splits), 'small' (the
     quickstart: 120 videos, about 450 queries), 'full' (800 videos, about 2,450 train and 600 test queries);
     the hard world (no trails, 8 directions and speed comparisons, a sixth query type 'size', occlusion,
@@ -120,10 +141,10 @@ class EvalConfig:
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ()
 
-    split: str = "test"
+    split: str = field(default="test", metadata={CHOICES: SPLITS})
     """Which samples to score: 'test', 'train', 'all', or 'val' (the head's validation videos, recorded in
     predictions made with `track-rank --split val`)."""
-    j_and_f: str = "auto"
+    j_and_f: str = field(default="auto", metadata={CHOICES: ("auto", "on", "off")})
     """J&F (DAVIS-2017): 'auto' (when every query of the split has masks on all its video's frames), 'on', 'off'."""
 
 
@@ -133,7 +154,7 @@ class ExportConfig:
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ()
 
-    format: str = "coco-rle"
+    format: str = field(default="coco-rle", metadata={CHOICES: ("coco-rle", "png", "ytvos")})
     """'coco-rle' (one JSON list of RLE masks), 'png' (one 0/255 PNG per query and frame), or 'ytvos'
     (the Ref-YouTube-VOS submission folder ``Annotations/<video>/<exp_id>/<frame>.png``)."""
     top_k: int = 1
@@ -179,7 +200,7 @@ class ExtractConfig:
     mask_threshold: float = 0.5
     """A feature cell belongs to a candidate when its mask covers at least this fraction of the cell
     (or, for masks too small for that, the cells it covers most)."""
-    dtype: str = "float16"
+    dtype: str = field(default="float16", metadata={CHOICES: ("float16", "float32")})
     """Storage dtype of the pooled features: 'float16' (half the size) or 'float32'."""
     with_flip: bool = False
     """Also store feat_flip / pos_flip: features and positions of the horizontally mirrored frame."""
@@ -213,14 +234,15 @@ class DetectConfig:
     a checkpoint file keeps its cache; ``detector`` is therefore listed with the runtime fields.
     """
 
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("detector", "batch_size", "device", "shard", "workers", "skip_bad")
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("detector", "batch_size", "device", "shard", "num_shards", "workers",
+                                                 "skip_bad")
 
     detector: str
     """A detector checkpoint PATH (`train-detector`), 'r50-fpn[:WEIGHTS]' (torchvision COCO Mask R-CNN),
     'oracle' (ground-truth instances of annotated frames) or 'import:PATH' (masks from another system)."""
     frame_stride: int = 1
     """Run on every S-th frame (0, S, 2S, ...) plus every annotated frame, so evaluation frames always have candidates."""
-    train_frames: str = "all"
+    train_frames: str = field(default="all", metadata={CHOICES: ("all", "annotated")})
     """'all': the frames of ``frame_stride`` in every video; 'annotated': in 'train' videos only the annotated
     frames (all that `train-head` reads; the TRM runs on the other splits), a large saving on A2D-like data."""
     score_threshold: float = 0.3
@@ -233,23 +255,14 @@ class DetectConfig:
     """Frames per detector call (runtime only; batches never mix videos)."""
     device: str = "auto"
     """Torch device of the detector: 'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1' (runtime only)."""
-    shard: tuple[int, int] = (0, 1)
-    """(I, N): this process handles the videos with sorted-index % N == I (runtime only)."""
+    shard: int = 0
+    """This run's shard, 0-based, of ``num_shards``: the videos at sorted positions i with i % N == shard (runtime only)."""
+    num_shards: int = 1
+    """Number of shards the videos are split into (runtime only)."""
     workers: int = 1
     """Threads decoding videos ahead of the detector (runtime only)."""
     skip_bad: bool = False
     """Record unreadable or truncated videos as bad and go on, instead of stopping (runtime only)."""
-
-
-POSITIONS = ("none", "absolute", "relative", "full")
-"""PRM inputs (Table 3): which entries of p_i feed W_p."""
-RELATIONS = ("none", "vanilla", "text", "text-geo")
-"""Intra-frame relation modules (Table 3; text-geo is not in the paper)."""
-TEXT_RELATIONS = ("text", "text-geo")
-"""The relation modules that read the sentence (Eq. 5's f_t)."""
-TEXT_ENCODERS = ("lstm", "minilm")
-MINILM_DIM = 384
-"""Width S of the frozen MiniLM token states."""
 
 
 @dataclass(frozen=True)
@@ -289,8 +302,6 @@ class HeadConfig:
         check_choices(self)
 
 
-HEAD_SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
-"""--size presets of a head: (embed_dim D, word_dim E, lstm_hidden per direction); 'paper' is the paper's width."""
 HEAD_OPTION_EXCLUDE = ("text_dim",)
 """HeadConfig fields that are not command-line options (derived from the data)."""
 
@@ -355,7 +366,7 @@ class TrainDetectorConfig:
     """Dataset folder (any layout ``open_dataset`` reads); trains on its 'train' split, scores on 'test'."""
     out: str = ""
     """Output folder: last.pt (resumable state), final.pt (the trained detector), metrics.json."""
-    preset: str = "lite"
+    preset: str = field(default="lite", metadata={CHOICES: DETECTOR_PRESETS})
     """'lite' (ImageNet EfficientNet-Lite0 FPN, 320 px, CPU minutes), 'lite-r18' (ResNet-18 FPN from scratch)
     or 'r50-fpn' (COCO-initialised R50-FPN)."""
     epochs: int = 60
@@ -384,7 +395,7 @@ class TrainDetectorConfig:
     """Longer input side cap in pixels (0: the preset's, lite 320, r50-fpn 1333)."""
     anchor_sizes: tuple[int, ...] = ()
     """Five RPN anchor sizes, one per pyramid level (empty: the preset's, lite 16..256)."""
-    classes: str = "auto"
+    classes: str = field(default="auto", metadata={CHOICES: ("auto", "dataset", "actor", "agnostic")})
     """Labels to learn: 'dataset' (the class ids as they are), 'actor' (A2D-style id // 10: the actor
     without the action, which one frame rarely shows), 'agnostic' (one 'object' class), or 'auto'
     (actor for the A2D and synthetic layouts, dataset otherwise)."""
@@ -409,7 +420,7 @@ class TrackRankConfig:
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "device")
 
-    split: str = "test"
+    split: str = field(default="test", metadata={CHOICES: SPLITS})
     """Which queries to predict: 'test', 'train', 'all', or 'val' (the train videos the head was selected on)."""
     top_k: int = 5
     """Tracks submitted per query (rank 0 = the answer); without the TRM, candidates per frame."""
@@ -424,9 +435,9 @@ class TrackRankConfig:
     """Rounds (processed frames) a track may stay unmatched before it ends; shorter gaps are bridged."""
     alpha: float = 0.5
     """Weight of the mask-IoU term of Eq. 7 (S = cos(V_i, V_j) + alpha * maskIoU)."""
-    score_mode: str = "mean"
+    score_mode: str = field(default="mean", metadata={CHOICES: TRM_SCORE_MODES})
     """Track score: 'mean' (paper §1) or 'max' (paper §3.3) of its members' query scores."""
-    fallback: str = "best"
+    fallback: str = field(default="best", metadata={CHOICES: TRM_FALLBACKS})
     """Frames the best track misses: 'best' (the frame's best-scored candidate) or 'empty' (no mask)."""
     batch_size: int = 512
     """(query, frame) pairs per relation-module forward (runtime only)."""
@@ -442,7 +453,7 @@ class AblateConfig:
 
     epochs: int = 20
     """Training epochs of every row's head (a row already trained this far is reused)."""
-    size: str = "small"
+    size: str = field(default="small", metadata={CHOICES: tuple(HEAD_SIZES)})
     """Head width: 'small' (D=128, 128-d words, 2x128 bi-LSTM; minutes on CPU) or 'paper' (256, 1000, 2x1000)."""
     seeds: tuple[int, ...] = (0,)
     """Seeds of every row's initialisation, order and flips; with several, each row is trained once per
@@ -455,8 +466,8 @@ class AblateConfig:
     """train-head --weight-decay of every row (0: the paper's Adam)."""
     dropout: float = 0.2
     """train-head --dropout of every row (0: none, as in the paper)."""
-    split: str = "test"
-    """Split the rows are evaluated on ('test', 'train' or 'all')."""
+    split: str = field(default="test", metadata={CHOICES: SPLITS})
+    """Split the rows are evaluated on: 'test', 'train', 'all', or 'val' (each head's validation videos, for tuning)."""
     device: str = "auto"
     """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (runtime only)."""
 
@@ -489,7 +500,7 @@ class QuickstartConfig:
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("device",)
 
-    preset: str = "small"
+    preset: str = field(default="small", metadata={CHOICES: SYNTH_PRESETS})
     """Synthetic benchmark preset ('tiny' for tests, 'small' for the quickstart; 'hard' for the world without
     single-frame shortcuts, see `data synth --help`)."""
     seed: int = 0

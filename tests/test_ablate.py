@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from _head_fixtures import colour_world
+from helpers.head_world import colour_world
 from click.testing import CliRunner
 
 import clawcrane.datasets
@@ -17,13 +17,7 @@ from clawcrane.errors import ConfigError
 from clawcrane.stages import ablate, train_head
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads; on a busy 2-core machine they spin. Restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_ablate_writes_all_nine_rows_and_a_second_call_reuses_the_trained_heads(tmp_path, monkeypatch):

@@ -15,7 +15,7 @@ from clawcrane.config import DetectConfig
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.stages import cache_cmds
 from clawcrane.stages import detect as stage
-from detect_fixtures import fake_factory, fake_key, load_dataset, write_videos
+from helpers.detect_world import fake_factory, fake_key, load_dataset, write_videos
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +120,8 @@ def test_info_reports_counts_candidates_per_frame_recall_and_bad_videos(data, tm
 
 
 def test_merge_joins_shards_into_data_h5(data, tmp_path):
-    detect(data, tmp_path, shard=(0, 2))
-    res = detect(data, tmp_path, shard=(1, 2))
+    detect(data, tmp_path, shard=0, num_shards=2)
+    res = detect(data, tmp_path, shard=1, num_shards=2)
     out = CliRunner().invoke(main, ["cache", "merge", str(tmp_path)])
     assert out.exit_code == 0 and "merged 3 videos" in out.output
     assert [p.name for p in res.path.glob("*.h5")] == ["data.h5"]
@@ -129,7 +129,7 @@ def test_merge_joins_shards_into_data_h5(data, tmp_path):
 
 
 def test_merge_warns_when_shards_are_missing(data, tmp_path):
-    res = detect(data, tmp_path, shard=(0, 2))
+    res = detect(data, tmp_path, shard=0, num_shards=2)
     out = CliRunner().invoke(main, ["cache", "merge", str(res.path)])
     assert out.exit_code == 0 and "merged 2 videos" in out.output and "1 are missing" in out.output
 

@@ -7,7 +7,7 @@ import os
 import h5py
 import numpy as np
 import pytest
-from builders import A2DObject, A2DVideo, a2d_clip, a2d_h5, default_a2d_videos, make_a2d, write_a2d_h5, write_csv
+from helpers.dataset_builders import A2DObject, A2DVideo, a2d_clip, a2d_h5, default_a2d_videos, make_a2d, write_a2d_h5, write_csv
 
 from clawcrane.datasets.a2d import read_a2d
 from clawcrane.datasets.records import LazyFpsVideo
@@ -217,7 +217,7 @@ def test_dataset_pickles_with_its_lazy_loaders(a2d_root):
 
 
 def test_damaged_h5_file_is_reported_not_raised(tmp_path):
-    from builders import truncate
+    from helpers.dataset_builders import truncate
 
     root = make_a2d(tmp_path)
     path = truncate(a2d_h5(root, "vidC", 3), 0.3)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from builders import make_a2d, write_csv
+from helpers.dataset_builders import make_a2d, write_csv
 
 from clawcrane.datasets.a2d import read_a2d
 from clawcrane.datasets.records import Query

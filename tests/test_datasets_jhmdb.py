@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from builders import JhmdbVideo, default_jhmdb_videos, make_jhmdb, mttr_samples_entry
+from helpers.dataset_builders import JhmdbVideo, default_jhmdb_videos, make_jhmdb, mttr_samples_entry
 
 from clawcrane.datasets.jhmdb import choose_frames, read_jhmdb
 from clawcrane.datasets.validate import split_problems

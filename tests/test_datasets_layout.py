@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from builders import make_a2d, make_clip, make_frame_folder, make_jhmdb, make_ytvos
+from helpers.dataset_builders import make_a2d, make_clip, make_frame_folder, make_jhmdb, make_ytvos
 
 from clawcrane.datasets import detect_layout, open_dataset
 from clawcrane.errors import ConfigError, DataError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from builders import make_clip, make_frame_folder, write_csv
+from helpers.dataset_builders import make_clip, make_frame_folder, write_csv
 
 from clawcrane.datasets.own_video import read_own_video, read_queries_file
 from clawcrane.errors import ConfigError, DataError

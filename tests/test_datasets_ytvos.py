@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from builders import YtvosVideo, default_ytvos_videos, make_ytvos
+from helpers.dataset_builders import YtvosVideo, default_ytvos_videos, make_ytvos
 
 from clawcrane.datasets.ytvos import read_ytvos
 from clawcrane.errors import ConfigError

@@ -17,7 +17,7 @@ from clawcrane.pipeline import masks as mask_ops
 from clawcrane.build.detectors import detector_key, parse_spec
 from clawcrane.pipeline.detectors import OracleDetector, candidate_recall, postprocess
 from clawcrane.stages import detect as stage
-from detect_fixtures import (
+from helpers.detect_world import (
     ANNOTATED,
     H,
     T,
@@ -103,8 +103,8 @@ def test_batch_size_and_workers_do_not_change_the_result(data, tmp_path):
 def test_shards_own_disjoint_videos_and_merge_equals_a_single_run(data, tmp_path):
     ds = load_dataset(data)
     single = run(ds, tmp_path / "single")
-    s0 = run(ds, tmp_path / "sharded", shard=(0, 2))
-    s1 = run(ds, tmp_path / "sharded", shard=(1, 2))
+    s0 = run(ds, tmp_path / "sharded", shard=0, num_shards=2)
+    s1 = run(ds, tmp_path / "sharded", shard=1, num_shards=2)
     assert s0.path == s1.path and s0.videos + s1.videos == 4
     assert stage.shard_videos(ds.videos, (0, 2)) == ["vid00", "vid02"]
     names = sorted(p.name for p in s0.path.glob("*.h5"))
@@ -248,7 +248,7 @@ def test_cli_detect_prints_the_folder_and_summary(data, tmp_path, monkeypatch):
 def test_config_fields_are_documented_and_runtime_fields_stay_out_of_the_key(data):
     from clawcrane.config import output_config
 
-    cfg = DetectConfig(detector="x", shard=(1, 2), device="cuda", batch_size=9, workers=3, skip_bad=True)
+    cfg = DetectConfig(detector="x", shard=1, num_shards=2, device="cuda", batch_size=9, workers=3, skip_bad=True)
     assert output_config(cfg) == output_config(dataclasses.replace(DetectConfig(detector="y")))
 
 

@@ -15,7 +15,7 @@ from clawcrane.pipeline import masks as mask_ops
 from clawcrane.build.detectors import detector_key
 from clawcrane.pipeline.detectors import ImportDetector
 from clawcrane.stages import detect as stage
-from detect_fixtures import H, W, load_dataset, write_videos
+from helpers.detect_world import H, W, load_dataset, write_videos
 
 
 def sample_masks(seed: int, k: int = 3) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 from clawcrane.cache.store import Store
 from clawcrane.config import DetectConfig
 from clawcrane.stages import detect as stage
-from detect_fixtures import assert_same_content, fake_factory, fake_key, load_dataset, read_all, write_videos
+from helpers.detect_world import assert_same_content, fake_factory, fake_key, load_dataset, read_all, write_videos
 
 N_VIDEOS = 6
 
@@ -23,7 +23,7 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from clawcrane.config import DetectConfig
     from clawcrane.stages import detect as stage
-    from detect_fixtures import fake_factory, fake_key, load_dataset
+    from helpers.detect_world import fake_factory, fake_key, load_dataset
     ds = load_dataset(Path({data!r}), n={n})
     stage.run(DetectConfig(detector="fake", batch_size=2), ds, {cache!r},
               detector_factory=fake_factory(delay=0.05), key_fn=fake_key)

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from builders import (
+from helpers.dataset_builders import (
     a2d_clip,
     a2d_h5,
     default_a2d_videos,

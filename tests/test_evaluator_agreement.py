@@ -7,7 +7,7 @@ import logging
 
 import numpy as np
 import pytest
-from max_score_evaluator import compare, max_score_metrics
+from helpers.max_score_evaluator import compare, max_score_metrics
 
 from clawcrane.cache import predictions as P
 from clawcrane.config import EvalConfig, ExportConfig

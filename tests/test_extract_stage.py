@@ -15,7 +15,7 @@ from clawcrane.pipeline import positions as pos_ops
 from clawcrane.build.backbones import build_backbone, resolve_backbone
 from clawcrane.pipeline.pooling import pool_masks
 from clawcrane.stages import extract as stage
-from extract_fixtures import build
+from helpers.extract_world import build
 
 TINY = dict(backbone="resnet18", weights="none", input_size=64, batch_size=3, device="cpu")
 

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from _head_fixtures import colour_world
+from helpers.head_world import colour_world
 
 from clawcrane.build.heads import load_head, new_head
 from clawcrane.build.text import sentence_inputs
@@ -30,13 +30,7 @@ def cfg(**kw) -> TrainHeadConfig:
     return TrainHeadConfig(head=head, **{**base, **{k: v for k, v in kw.items() if k not in head_names}})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine they spin; restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()

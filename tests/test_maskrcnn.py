@@ -13,7 +13,7 @@ from clawcrane.build.detectors import maskrcnn_from_checkpoint, maskrcnn_from_to
 from clawcrane.build.detectors import new_detector_model as build_model
 from clawcrane.build.weights import COCO_FILE
 from clawcrane.pipeline.maskrcnn import MaskRCNNDetector, model_spec, state_fingerprint
-from drawn_shapes import draw_frame
+from helpers.drawn_shapes import draw_frame
 
 SMALL = {"min_size": 96, "max_size": 96}
 

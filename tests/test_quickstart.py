@@ -16,13 +16,7 @@ from clawcrane.stages import quickstart
 STAGES = ["synth", "train-detector", "detect", "extract", "train-head", "track-rank", "evaluate", "overlays"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads on a busy 2-core machine. Restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_quickstart_runs_every_stage_then_serves_a_second_run_from_its_artifacts(tmp_path, monkeypatch):

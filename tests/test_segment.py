@@ -21,16 +21,11 @@ from clawcrane.cli import main
 from clawcrane.config import DetectConfig, ExtractConfig, SegmentConfig, SynthConfig, TrainHeadConfig, HeadConfig
 from clawcrane.datasets import open_dataset
 from clawcrane.errors import DataError
+from clawcrane.pipeline import masks as mask_ops
 from clawcrane.stages import detect, extract, segment, synth, train_head
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads on a busy 2-core machine. Restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +83,7 @@ def test_segment_writes_overlay_contact_sheet_masks_and_a_valid_json_for_two_sen
         pngs = sorted((tmp_path / "out" / "masks" / q["query_id"]).glob("*.png"))
         assert len(pngs) == T
         for fr, png in zip(q["frames"], pngs):
-            from_json = segment.mask_ops.decode(fr["mask"])
+            from_json = mask_ops.decode(fr["mask"])
             from_png = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE) > 0
             assert from_json.shape == (H, W) and from_json.any()
             # the answer is one of the two drawn boxes, and the PNG is the same mask as the JSON

@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from synth_checker import check_query, parse, referents
+from helpers.synth_checker import check_query, parse, referents
 
 from clawcrane.config import SynthConfig
 from clawcrane.datasets.synth import writer

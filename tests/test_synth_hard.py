@@ -11,8 +11,8 @@ from pathlib import Path
 
 import cv2
 import pytest
-from synth_checker import check_any_query
-from synth_checker_hard import check_hard_query, held_out_wording, parse, wrong_variants
+from helpers.synth_checker import check_any_query
+from helpers.synth_checker_hard import check_hard_query, held_out_wording, parse, wrong_variants
 
 from clawcrane.cli import data_synth
 from clawcrane.config import SynthConfig

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from synth_checker_hard import check_hard_query, held_out_wording, parse, wrong_variants
+from helpers.synth_checker_hard import check_hard_query, held_out_wording, parse, wrong_variants
 
 from clawcrane.datasets.synth.hard.generate import (
     HARD_PRESETS,

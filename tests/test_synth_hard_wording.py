@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-from synth_checker_hard import held_out_wording, parse
+from helpers.synth_checker_hard import held_out_wording, parse
 
 from clawcrane.datasets.synth.hard.meaning import Meaning, NounPhrase
 from clawcrane.datasets.synth.hard.motion import DIRECTIONS

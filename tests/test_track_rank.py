@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from _head_fixtures import FRAMES, H, W, colour_world
+from helpers.head_world import FRAMES, H, W, colour_world
 from click.testing import CliRunner
 
 import clawcrane.datasets
@@ -31,13 +31,7 @@ from clawcrane.pipeline.scoring import score_video
 from clawcrane.stages import evaluate, track_rank, train_head
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads; on a busy 2-core machine they spin. Restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def add_empty_videos(dataset: Dataset, root) -> None:

@@ -162,7 +162,18 @@ def test_shapes_and_sizes():
         assert [t for t, _ in tr.members] == sorted({t for t, _ in tr.members})  # <= 1 member per frame
     iou = trm.FrameIoU(rles)
     assert iou(0, 2).shape == (3, 4) and iou(1, 2).shape == (0, 4)
-    consec = trm.FrameIoU.from_consecutive([iou(t - 1, t) for t in range(1, T)], K)
+    consec = ConsecutiveIoU([iou(t - 1, t) for t in range(1, T)], K)
     assert np.array_equal(consec(2, 3), iou(2, 3)) and not consec(0, 2).any()  # gaps: IoU 0
     again = trm.link_tracks(emb, scores=scores, iou=consec)
     assert len(again) >= 1
+
+
+class ConsecutiveIoU:
+    """An ``iou`` callable from precomputed IoUs of consecutive frames only; a pair across a gap has IoU 0."""
+
+    def __init__(self, ious, sizes):
+        self.sizes = [int(k) for k in sizes]
+        self.ious = {(t - 1, t): np.asarray(m, np.float64) for t, m in enumerate(ious, start=1)}
+
+    def __call__(self, s: int, t: int) -> np.ndarray:
+        return self.ious.get((s, t), np.zeros((self.sizes[s], self.sizes[t])))

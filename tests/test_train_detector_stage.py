@@ -15,7 +15,7 @@ from clawcrane.errors import ConfigError
 from clawcrane.pipeline import detector_training as dt
 from clawcrane.build.detectors import maskrcnn_from_checkpoint
 from clawcrane.stages import train_detector
-from drawn_shapes import DISC, RECT, drawn_dataset
+from helpers.drawn_shapes import DISC, RECT, drawn_dataset
 
 
 def _config(out, **kw) -> TrainDetectorConfig:

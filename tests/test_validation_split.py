@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from _head_fixtures import colour_world
+from helpers.head_world import colour_world
 
 from clawcrane.build.heads import BEST, LAST
 from clawcrane.cache.predictions import read_predictions
@@ -20,13 +20,7 @@ from clawcrane.errors import DataError
 from clawcrane.stages import detect, evaluate, extract, synth, track_rank, train_head
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads; on a busy 2-core machine they spin. Restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_validation_videos_depend_only_on_the_ids_and_the_fraction():

@@ -38,12 +38,13 @@ from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
 from clawcrane.fingerprint import hash_json
+from clawcrane.config import DETECTOR_PRESETS
 from clawcrane.errors import ConfigError
 from clawcrane.pipeline.detectors import Detector, FrameCandidates
 
 log = logging.getLogger(__name__)
 
-PRESETS = ("lite", "lite-r18", "r50-fpn")
+PRESETS = DETECTOR_PRESETS
 LEGACY_PRESETS = {"lite-effnet": "lite"}
 """Preset names of older checkpoints -> today's (``current_spec``)."""
 """torchvision's COCO Mask R-CNN weights (the file name torchvision downloads to its hub cache)."""

@@ -7,8 +7,7 @@ the sentence embedding). Going through the frames in order:
 * the first frame's candidates each start an active track;
 * at each next frame, the association similarity between an active track and a candidate is
   ``S = cos(V_track, V_cand) + alpha * maskIoU(x_track, x_cand)`` (Eq. 7), where the track is
-  represented by its last matched candidate (its embedding, or an exponential moving average of
-  its members' embeddings with ``momentum > 0``; always its last mask);
+  represented by its last matched candidate (its embedding and its mask);
 * the Hungarian algorithm (``scipy.optimize.linear_sum_assignment``) maximises the summed S; a
   pair is accepted only when ``S > gamma``;
 * a track that stays unmatched for ``beta`` rounds in a row ends; a shorter gap is bridged, so
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from clawcrane.config import TRM_FALLBACKS, TRM_SCORE_MODES
 from clawcrane.pipeline import masks as mask_ops
 
 DEFAULT_GAMMA = 0.8
@@ -40,8 +40,7 @@ DEFAULT_BETA = 3
 """Rounds without a match after which a track ends (the paper gives no value; 3 bridges short occlusions)."""
 DEFAULT_ALPHA = 0.5
 """Weight of the mask-IoU term of Eq. 7 (the paper gives no value; embeddings dominate, IoU breaks ties)."""
-SCORE_MODES = ("mean", "max")
-FALLBACKS = ("best", "empty")
+SCORE_MODES, FALLBACKS = TRM_SCORE_MODES, TRM_FALLBACKS
 
 IouFn = Callable[[int, int], np.ndarray]
 """``iou(s, t) -> (K_s, K_t)`` mask IoU between the candidates of frames s and t."""
@@ -51,40 +50,16 @@ class FrameIoU:
     """Mask IoU between the candidates of two frames of one video, computed once and memoised.
 
     Query-independent, so one object serves every query of a video. Built from per-frame RLE
-    lists (any pair of frames), or from precomputed IoUs of consecutive frames only
-    (``from_consecutive``), where a pair across a gap has IoU 0 (the track is then matched on its
-    embedding alone).
+    lists; any pair of frames can be asked for (a track bridging a gap is matched on its last mask).
     """
 
     def __init__(self, rles: Sequence[Sequence[dict]]):
         self._rles = [list(r) for r in rles]
         self._cache: dict[tuple[int, int], np.ndarray] = {}
-        self._consecutive_only = False
-
-    @classmethod
-    def from_consecutive(cls, ious: Sequence[np.ndarray], sizes: Sequence[int]) -> FrameIoU:
-        """``ious[t - 1]`` is the (K_{t-1}, K_t) IoU of frames t-1 and t; ``sizes[t]`` is K_t."""
-        T = len(sizes)  # frames
-        if len(ious) != max(T - 1, 0):
-            raise ValueError(f"need {max(T - 1, 0)} consecutive IoU matrices for {T} frames, got {len(ious)}")
-        obj = cls([[] for _ in range(T)])
-        obj._sizes = [int(k) for k in sizes]
-        obj._consecutive_only = True
-        for t in range(1, T):
-            m = np.asarray(ious[t - 1], dtype=np.float64)
-            if m.shape != (obj._sizes[t - 1], obj._sizes[t]):
-                raise ValueError(f"IoU {t - 1}->{t} has shape {m.shape}, expected ({obj._sizes[t - 1]}, {obj._sizes[t]})")
-            obj._cache[(t - 1, t)] = m
-        return obj
-
-    def _size(self, t: int) -> int:
-        return self._sizes[t] if self._consecutive_only else len(self._rles[t])
 
     def __call__(self, s: int, t: int) -> np.ndarray:
         key = (s, t)
         if key not in self._cache:
-            if self._consecutive_only:
-                return np.zeros((self._size(s), self._size(t)), dtype=np.float64)
             self._cache[key] = mask_ops.iou_matrix(self._rles[s], self._rles[t])
         return self._cache[key]
 
@@ -112,13 +87,6 @@ class Track:
         if mode == "max":
             return float(np.max(self.scores))
         raise ValueError(f"score mode {mode!r}; expected one of {SCORE_MODES}")
-
-    def candidate_at(self, t: int) -> int | None:
-        """The member candidate at frame position t, or None when the track is absent there."""
-        for tt, k in self.members:
-            if tt == t:
-                return k
-        return None
 
     def as_dict(self) -> dict[int, int]:
         """{t: k} of its members."""
@@ -148,20 +116,17 @@ def link_tracks(
     gamma: float = DEFAULT_GAMMA,
     beta: int = DEFAULT_BETA,
     alpha: float = DEFAULT_ALPHA,
-    momentum: float = 0.0,
 ) -> list[Track]:
     """Link candidates of consecutive frames into tracks (Eq. 7 + Hungarian matching).
 
     ``emb[t]`` (K_t, D) text-guided embeddings of frame position t (K_t may be 0);
     ``rles[t]`` its K_t candidate RLEs, or ``iou`` a ``FrameIoU`` / ``(s, t) -> (K_s, K_t)``
     callable (share one across the queries of a video); ``scores[t]`` (K_t,) query-matching
-    scores stored on the tracks. ``momentum`` 0 represents a track by its last matched candidate,
-    m > 0 by ``normalise(m * old + (1 - m) * new)``. Returns every track, in creation order.
+    scores stored on the tracks. A track is represented by its last matched candidate (embedding
+    and mask). Returns every track, in creation order.
     """
     if beta < 1:
         raise ValueError(f"beta must be >= 1, got {beta}")
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
     T = len(emb)  # frames
     if iou is None and alpha != 0.0:
         if rles is None:
@@ -198,7 +163,7 @@ def link_tracks(
                     a.track.members.append((t, int(k)))
                     if s_t is not None:
                         a.track.scores.append(float(s_t[k]))
-                    a.vec = E[k] if momentum == 0.0 else _normalise(momentum * a.vec + (1 - momentum) * E[k])
+                    a.vec = E[k]
                     a.last, a.misses = (t, int(k)), 0
                     matched[i] = taken[k] = True
 
@@ -300,13 +265,12 @@ def temporal_relation(
     gamma: float = DEFAULT_GAMMA,
     beta: int = DEFAULT_BETA,
     alpha: float = DEFAULT_ALPHA,
-    momentum: float = 0.0,
     mode: str = "mean",
     fallback: str = "best",
     top_k: int | None = None,
 ) -> TrackResult:
     """Link, rank and answer: the TRM for one query (see ``link_tracks`` for the inputs)."""
-    tracks = link_tracks(emb, rles, scores=scores, iou=iou, gamma=gamma, beta=beta, alpha=alpha, momentum=momentum)
+    tracks = link_tracks(emb, rles, scores=scores, iou=iou, gamma=gamma, beta=beta, alpha=alpha)
     ranked = rank_tracks(tracks, mode=mode)
     answers = frame_answers(ranked, scores, mode=mode, fallback=fallback)
     return TrackResult(tracks=ranked if top_k is None else ranked[:top_k], answers=answers)

@@ -98,8 +98,9 @@ def run(
         raise DataError(f"{dataset.root}: the dataset has no videos; check the path with `clawcrane doctor`")
     key, dkey = cache_key(config, dataset, key_fn)
     path = artifact_dir(cache_root, STAGE, key)
-    mine = shard_videos(dataset.videos, config.shard)
-    target = Store(path).shard_file_name(*config.shard)
+    shard = (config.shard, config.num_shards)
+    mine = shard_videos(dataset.videos, shard)
+    target = Store(path).shard_file_name(*shard)
 
     if (path / "meta.json").exists():  # cache hit? decided before any model is built
         store = Store(path)
@@ -110,7 +111,7 @@ def run(
             if any(index[v] != path / target for v in mine):
                 store.consolidate(mine, target)
             log.info("cache hit: %s", path)
-            return _summarise(store, mine, key, config.shard, hit=True)
+            return _summarise(store, mine, key, shard, hit=True)
 
     meta = {
         "stage": STAGE,
@@ -125,12 +126,12 @@ def run(
     store = Store.create(path, meta)
     index = store.index()
     pending = [v for v in mine if v not in index]
-    log.info("%s: %d of %d videos of shard %d/%d to do", path, len(pending), len(mine), *config.shard)
+    log.info("%s: %d of %d videos of shard %d/%d to do", path, len(pending), len(mine), *shard)
     if pending:
         detector = detector_factory(config.detector, dataset, device=config.device, batch_size=config.batch_size)
         DetectStream(config, dataset, store, detector).run(pending)
     store.consolidate(mine, target)
-    result = _summarise(store, mine, key, config.shard, hit=False)
+    result = _summarise(store, mine, key, shard, hit=False)
     result.computed = pending
     return result
 

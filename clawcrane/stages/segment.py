@@ -38,7 +38,6 @@ from clawcrane.datasets.layout import open_dataset
 from clawcrane.datasets.own_video import FINGERPRINT_SAMPLE_BYTES
 from clawcrane.datasets.records import Dataset
 from clawcrane.errors import ConfigError, DataError
-from clawcrane.pipeline import masks as mask_ops  # noqa: F401  (re-exported for callers decoding segments.json)
 from clawcrane.build.detectors import build_detector
 from clawcrane.stages import detect, extract, track_rank
 from clawcrane.stages.render import RenderResult, render_overlays

@@ -38,6 +38,7 @@ from clawcrane.cache.checkpoints import KIND_HEAD, check_head_features, load_che
 from clawcrane.cache.features import FeatureCache, candidates_of, open_features
 from clawcrane.fingerprint import chain_key, file_fingerprint, short
 from clawcrane.cache.predictions import COLUMNS, STAGE, read_predictions, write_predictions
+from clawcrane.config import SPLITS as CONFIG_SPLITS
 from clawcrane.config import TrackRankConfig, output_config, to_dict
 from clawcrane.datasets.records import Dataset, Query
 from clawcrane.datasets.splits import split_queries
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 
 STAGE_VERSION = 2
 """Bump when the same inputs and options would give different predictions (2: strictly decreasing scores)."""
-SPLITS = ("test", "train", "all", "val")
+SPLITS = CONFIG_SPLITS
 """'val': the train videos the head's best.pt was selected on (recorded in the checkpoint), for tuning."""
 
 

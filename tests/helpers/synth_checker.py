@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from synth_checker_hard import check_hard_query
+from helpers.synth_checker_hard import check_hard_query
 
 SHAPES = {"circle", "square", "triangle", "diamond"}
 COLOURS = {"red", "green", "blue", "yellow", "purple"}

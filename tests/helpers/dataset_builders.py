@@ -5,7 +5,7 @@
 v7.3 h5 files with transposed arrays, MATLAB v5 .mat files, palette PNGs, mp4 clips), from small
 specs whose ``mask(...)`` methods give the expected ground truth, so tests can check round trips.
 
-    from builders import make_a2d, A2DVideo, A2DObject
+    from helpers.dataset_builders import make_a2d, A2DVideo, A2DObject
     root = make_a2d(tmp_path)                       # the default: 2 test + 2 train videos + 1 missed
     root = make_a2d(tmp_path, videos=[A2DVideo("v1", objects=[A2DObject("1", "a dog", {0: (2, 2, 10, 12)})])])
 """

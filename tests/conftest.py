@@ -1,0 +1,19 @@
+"""Shared fixtures. Helper modules live in ``tests/helpers/`` (``from helpers.head_world import ...``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def one_thread():
+    """One torch intra-op thread for the test, restored after.
+
+    Tiny models gain nothing from intra-op threads, and on a busy 2-core machine the threads spin.
+    Test files that train tiny heads use it for every test: ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -32,10 +32,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clawcrane.fingerprint import file_fingerprint  # noqa: E402
 from clawcrane.config import DetectConfig  # noqa: E402
 from clawcrane.datasets.records import Dataset, Video  # noqa: E402
 from clawcrane.datasets.video_io import Mp4Frames, write_mp4  # noqa: E402
+from clawcrane.fingerprint import file_fingerprint  # noqa: E402
 from clawcrane.pipeline.detectors import Detector  # noqa: E402
 
 NUM_CLASSES = 8

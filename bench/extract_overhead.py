@@ -26,14 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clawcrane.build.backbones import build_backbone
+from clawcrane.build.device import resolve_device as pick_device
 from clawcrane.cache.candidates import VideoCandidates
 from clawcrane.cache.store import Store
 from clawcrane.config import ExtractConfig
 from clawcrane.datasets.records import Dataset, Video
 from clawcrane.datasets.video_io import Mp4Frames, write_mp4
 from clawcrane.pipeline import masks as mask_ops
-from clawcrane.build.backbones import build_backbone
-from clawcrane.build.device import resolve_device as pick_device
 from clawcrane.stages import extract as stage
 
 

@@ -30,14 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
+from clawcrane.build.heads import BEST, sized
 from clawcrane.cache.candidates import VideoCandidates, open_candidates
 from clawcrane.cache.features import VideoFeatures
-from clawcrane.fingerprint import hash_json
 from clawcrane.cache.store import Store, artifact_dir, find_artifacts
-from clawcrane.build.heads import BEST, sized
 from clawcrane.config import HEAD_SIZES, DetectConfig, SynthConfig, TrackRankConfig, TrainHeadConfig
 from clawcrane.datasets import open_dataset
 from clawcrane.datasets.records import Dataset, Instance, Query, Video
+from clawcrane.fingerprint import hash_json
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline.positions import positions
 from clawcrane.stages import detect, synth, track_rank, train_head

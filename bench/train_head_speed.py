@@ -23,18 +23,17 @@ from pathlib import Path
 import torch
 from _head_bench import quiet_logging, synthetic_caches
 
+from clawcrane.build.backbones import build_backbone, resolve_backbone
 from clawcrane.build.heads import new_head, sized
 from clawcrane.cache.features import candidates_of, open_features
 from clawcrane.config import HEAD_SIZES, TrainHeadConfig
 from clawcrane.datasets import open_dataset
 from clawcrane.datasets.splits import train_val_split
 from clawcrane.pipeline import pooling, positions
-from clawcrane.build.backbones import build_backbone, resolve_backbone
 from clawcrane.pipeline.language import Vocabulary
 from clawcrane.pipeline.losses import contrastive_loss
 from clawcrane.pipeline.trainer import Trainer
 from clawcrane.stages import train_head
-
 
 
 def recompute_batch(idx, data, dataset, candidates, backbone, threshold):

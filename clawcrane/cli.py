@@ -167,8 +167,7 @@ def export_cmd(predictions: str, format: str, out_dir: str | None, dataset_path:
 
 @main.command("doctor")
 @click.argument("path", metavar="PATH", type=click.Path(path_type=str))
-@click.option("--split", default=None,
-              help="Check one split only (A2D: train/test; J-HMDB: test; Ref-YouTube-VOS: its folder names).  [default: all]")
+@field_option(DoctorConfig, "split", type=str, show_default="all")
 @field_option(DoctorConfig, "quick")
 @field_option(DoctorConfig, "strict")
 @click.option("--query", "queries", multiple=True,
@@ -242,8 +241,8 @@ def data_synth(out: str, preset: str, seed: int, preview: bool, workers: int | N
 @main.command("extract")
 @click.option("--cache", "cache", required=True, type=click.Path(file_okay=False),
               help="Cache root: reads the candidate artifact under it and writes extract-<key>/ beside it.")
-@click.option("--candidates", default=None, type=click.Path(exists=True, file_okay=False),
-              help="Candidate artifact folder (detect-<key>/) when DIR holds several, or lives elsewhere.")
+@field_option(ExtractConfig, "candidates", type=click.Path(exists=True, file_okay=False), default=None,
+              show_default="the one under --cache")
 @field_option(ExtractConfig, "backbone")
 @field_option(ExtractConfig, "weights")
 @field_option(ExtractConfig, "levels", type=str, default="", show_default=False, metavar="L1,L2,...")
@@ -257,8 +256,7 @@ def data_synth(out: str, preset: str, seed: int, preview: bool, workers: int | N
 @field_option(ExtractConfig, "device")
 @click.option("--shard", default=None, help="I/N: run shard I (0-based) of N over the videos "
               "(default: SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else 0/1).")
-@click.option("--dataset", default=None, type=click.Path(exists=True),
-              help="Dataset folder holding the frames (default: the one recorded by `detect`).")
+@field_option(ExtractConfig, "dataset", type=click.Path(exists=True), default=None, show_default="the one `detect` recorded")
 def extract_cmd(cache, candidates, backbone, weights, levels, input_size, mask_threshold, dtype, with_flip,
                 skip_bad, batch_size, workers, device, shard, dataset) -> None:
     """Mask-pooled CNN features and positions p_i of every candidate -> feature cache.
@@ -416,10 +414,9 @@ def train_head_cmd(features, dataset_path, out, size, resume, **options):
     per query type) and writes OUT/best.pt (best validation epoch), OUT/last.pt and
     OUT/metrics.json.
     """
+    from clawcrane.build.heads import sized
     from clawcrane.datasets import open_dataset
     from clawcrane.stages import train_head
-
-    from clawcrane.build.heads import sized
 
     head_fields = {f.name for f in dataclasses.fields(HeadConfig)}
     head = dataclasses.replace(sized(size), **{k: v for k, v in options.items() if k in head_fields and v is not None})

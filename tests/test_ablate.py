@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
-from helpers.head_world import colour_world
 from click.testing import CliRunner
+from helpers.head_world import colour_world
 
 import clawcrane.datasets
 from clawcrane.cache.predictions import read_predictions
@@ -15,7 +14,6 @@ from clawcrane.cli import main
 from clawcrane.config import AblateConfig
 from clawcrane.errors import ConfigError
 from clawcrane.stages import ablate, train_head
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,6 +6,7 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers.detect_world import fake_factory, fake_key, load_dataset, write_videos
 
 from clawcrane.cache.features import VideoFeatures
 from clawcrane.cache.store import Store, VideoRecord, escape_id
@@ -15,7 +16,6 @@ from clawcrane.config import DetectConfig
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.stages import cache_cmds
 from clawcrane.stages import detect as stage
-from helpers.detect_world import fake_factory, fake_key, load_dataset, write_videos
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from clawcrane.cache import checkpoints
 from clawcrane.atomic import atomic_path
+from clawcrane.cache import checkpoints
 from clawcrane.cache.candidates import CandidateCache, VideoCandidates, open_candidates
 from clawcrane.cache.features import VideoFeatures, open_features
-from clawcrane.fingerprint import chain_key, file_fingerprint, stable_json
-from clawcrane.cache.store import Store, VideoRecord, escape_id, unescape_id
+from clawcrane.cache.store import Store, escape_id, unescape_id
 from clawcrane.config import SynthConfig, output_config
 from clawcrane.errors import CacheError, WeightsError
+from clawcrane.fingerprint import chain_key, file_fingerprint, stable_json
 from clawcrane.pipeline import masks as mask_ops
 
 

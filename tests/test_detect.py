@@ -8,21 +8,12 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from clawcrane.cache.candidates import open_candidates
-from clawcrane.cache.store import Store
-from clawcrane.config import DetectConfig
-from clawcrane.errors import CacheError, ConfigError, DataError
-from clawcrane.pipeline import masks as mask_ops
-from clawcrane.build.detectors import detector_key, parse_spec
-from clawcrane.pipeline.detectors import OracleDetector, candidate_recall, postprocess
-from clawcrane.stages import detect as stage
 from helpers.detect_world import (
     ANNOTATED,
+    FakeDetector,
     H,
     T,
     W,
-    FakeDetector,
     assert_same_content,
     fake_factory,
     fake_key,
@@ -32,6 +23,15 @@ from helpers.detect_world import (
     refusing_factory,
     write_videos,
 )
+
+from clawcrane.build.detectors import detector_key, parse_spec
+from clawcrane.cache.candidates import open_candidates
+from clawcrane.cache.store import Store
+from clawcrane.config import DetectConfig
+from clawcrane.errors import CacheError, ConfigError, DataError
+from clawcrane.pipeline import masks as mask_ops
+from clawcrane.pipeline.detectors import OracleDetector, candidate_recall, postprocess
+from clawcrane.stages import detect as stage
 
 KEEP_ALL = dict(score_threshold=0.0, dedup_iou=1.0, max_per_frame=50)
 

@@ -6,16 +6,16 @@ import json
 
 import numpy as np
 import pytest
+from helpers.detect_world import H, W, load_dataset, write_videos
 
+from clawcrane.build.detectors import detector_key
 from clawcrane.cache.candidates import open_candidates
 from clawcrane.cache.imports import id_map_to_frame, open_import, read_id_map, write_id_map
 from clawcrane.config import DetectConfig
 from clawcrane.errors import DataError
 from clawcrane.pipeline import masks as mask_ops
-from clawcrane.build.detectors import detector_key
 from clawcrane.pipeline.detectors import ImportDetector
 from clawcrane.stages import detect as stage
-from helpers.detect_world import H, W, load_dataset, write_videos
 
 
 def sample_masks(seed: int, k: int = 3) -> np.ndarray:

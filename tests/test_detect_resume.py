@@ -10,10 +10,11 @@ import textwrap
 import time
 from pathlib import Path
 
+from helpers.detect_world import assert_same_content, fake_factory, fake_key, load_dataset, read_all, write_videos
+
 from clawcrane.cache.store import Store
 from clawcrane.config import DetectConfig
 from clawcrane.stages import detect as stage
-from helpers.detect_world import assert_same_content, fake_factory, fake_key, load_dataset, read_all, write_videos
 
 N_VIDEOS = 6
 

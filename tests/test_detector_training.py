@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers.drawn_shapes import draw_frame
 
+from clawcrane.build.detectors import new_detector_model as build_model
 from clawcrane.config import TrainDetectorConfig
 from clawcrane.pipeline import detector_training as dt
-from clawcrane.build.detectors import new_detector_model as build_model
-from helpers.drawn_shapes import draw_frame
 
 
 def _square_sample(H: int = 20, W: int = 30) -> dt.TrainSample:

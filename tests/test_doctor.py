@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from helpers.dataset_builders import (
     a2d_clip,
     a2d_h5,
@@ -17,7 +18,6 @@ from helpers.dataset_builders import (
     truncate,
     write_a2d_h5,
 )
-from click.testing import CliRunner
 
 from clawcrane.cli import main
 from clawcrane.config import DoctorConfig

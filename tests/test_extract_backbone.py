@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from clawcrane.build import backbones as bb
 from clawcrane.build import detectors
 from clawcrane.errors import ConfigError, WeightsError
-from clawcrane.build import backbones as bb
 
 
 @pytest.fixture

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers.extract_world import build
 
+from clawcrane.build.backbones import build_backbone, resolve_backbone
 from clawcrane.cache.features import open_features
 from clawcrane.cache.store import Store
 from clawcrane.config import ExtractConfig
 from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.pipeline import positions as pos_ops
-from clawcrane.build.backbones import build_backbone, resolve_backbone
 from clawcrane.pipeline.pooling import pool_masks
 from clawcrane.stages import extract as stage
-from helpers.extract_world import build
 
 TINY = dict(backbone="resnet18", weights="none", input_size=64, batch_size=3, device="cpu")
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers.drawn_shapes import draw_frame
 
-from clawcrane.cache.checkpoints import KIND_DETECTOR, KIND_HEAD, save_checkpoint
-from clawcrane.errors import ConfigError, WeightsError
 from clawcrane.build.detectors import detector_model as load_detector_model
 from clawcrane.build.detectors import maskrcnn_from_checkpoint, maskrcnn_from_torchvision
 from clawcrane.build.detectors import new_detector_model as build_model
 from clawcrane.build.weights import COCO_FILE
+from clawcrane.cache.checkpoints import KIND_DETECTOR, KIND_HEAD, save_checkpoint
+from clawcrane.errors import ConfigError, WeightsError
 from clawcrane.pipeline.maskrcnn import MaskRCNNDetector, model_spec, state_fingerprint
-from helpers.drawn_shapes import draw_frame
 
 SMALL = {"min_size": 96, "max_size": 96}
 

@@ -18,12 +18,11 @@ import torch
 from click.testing import CliRunner
 
 from clawcrane.cli import main
-from clawcrane.config import DetectConfig, ExtractConfig, SegmentConfig, SynthConfig, TrainHeadConfig, HeadConfig
+from clawcrane.config import DetectConfig, ExtractConfig, HeadConfig, SegmentConfig, SynthConfig, TrainHeadConfig
 from clawcrane.datasets import open_dataset
 from clawcrane.errors import DataError
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.stages import detect, extract, segment, synth, train_head
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

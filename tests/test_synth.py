@@ -14,8 +14,8 @@ from helpers.synth_checker import check_query, parse, referents
 from clawcrane.config import SynthConfig
 from clawcrane.datasets.synth import writer
 from clawcrane.datasets.synth.generate import plan_dataset, synthesize_video
-from clawcrane.datasets.synth.scene import COLOURS
 from clawcrane.datasets.synth.render import SHADOW_GREY
+from clawcrane.datasets.synth.scene import COLOURS
 from clawcrane.datasets.synth.sentences import QUERY_TYPES
 from clawcrane.datasets.video_io import Mp4Frames
 from clawcrane.stages import synth

@@ -8,28 +8,26 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from helpers.head_world import FRAMES, H, W, colour_world
 from click.testing import CliRunner
+from helpers.head_world import FRAMES, H, W, colour_world
 
 import clawcrane.datasets
-from clawcrane.cache import predictions as P
-from clawcrane.cache.candidates import VideoCandidates, open_candidates
 from clawcrane.build.heads import load_head
 from clawcrane.build.text import sentence_inputs
+from clawcrane.cache import predictions as P
+from clawcrane.cache.candidates import VideoCandidates, open_candidates
 from clawcrane.cache.features import VideoFeatures, open_features
 from clawcrane.cache.store import Store
 from clawcrane.cli import main
-from clawcrane.config import EvalConfig, TrackRankConfig, TrainHeadConfig
+from clawcrane.config import EvalConfig, HeadConfig, TrackRankConfig, TrainHeadConfig
 from clawcrane.datasets.records import Dataset, Query, Video
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline import metrics as M
 from clawcrane.pipeline import ranking
 from clawcrane.pipeline import tracking as trm
-from clawcrane.config import HeadConfig
 from clawcrane.pipeline.head import RetrievalHead
 from clawcrane.pipeline.scoring import score_video
 from clawcrane.stages import evaluate, track_rank, train_head
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

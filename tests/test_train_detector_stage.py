@@ -7,15 +7,15 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers.drawn_shapes import DISC, RECT, drawn_dataset
 
+from clawcrane.build.detectors import maskrcnn_from_checkpoint
 from clawcrane.cache.checkpoints import KIND_DETECTOR, load_checkpoint
 from clawcrane.cli import main
 from clawcrane.config import TrainDetectorConfig
 from clawcrane.errors import ConfigError
 from clawcrane.pipeline import detector_training as dt
-from clawcrane.build.detectors import maskrcnn_from_checkpoint
 from clawcrane.stages import train_detector
-from helpers.drawn_shapes import DISC, RECT, drawn_dataset
 
 
 def _config(out, **kw) -> TrainDetectorConfig:

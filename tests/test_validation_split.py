@@ -12,13 +12,12 @@ from helpers.head_world import colour_world
 
 from clawcrane.build.heads import BEST, LAST
 from clawcrane.cache.predictions import read_predictions
-from clawcrane.config import DetectConfig, EvalConfig, ExtractConfig, SynthConfig, TrackRankConfig, TrainHeadConfig, HeadConfig
+from clawcrane.config import DetectConfig, EvalConfig, ExtractConfig, HeadConfig, SynthConfig, TrackRankConfig, TrainHeadConfig
 from clawcrane.datasets import open_dataset
 from clawcrane.datasets.records import Dataset, Query
 from clawcrane.datasets.splits import train_val_split, validation_videos
 from clawcrane.errors import DataError
 from clawcrane.stages import detect, evaluate, extract, synth, track_rank, train_head
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -106,7 +105,7 @@ def test_train_head_is_blind_to_the_test_split(tmp_path):
     cfg = TrainHeadConfig(head=HeadConfig(embed_dim=32, word_dim=16, lstm_hidden=16), epochs=3, batch_size=8, lr=3e-3, device="cpu")
     a = train_head.run(cfg, original, features=ext.path, out=tmp_path / "a")
     b = train_head.run(cfg, repointed, features=ext.path, out=tmp_path / "b")
-    assert a.counts["val"]["used"] > 0  # the selection really scored held-out videos
+    assert a.counts["val"]["used"] > 0 and b.counts == a.counts  # the selection really scored held-out videos
 
     for name in (BEST, LAST):
         pa, pb = (torch.load(run / name, weights_only=True) for run in (tmp_path / "a", tmp_path / "b"))

@@ -1,6 +1,5 @@
 """Video decoding, frame folders, and the CLI's error contract."""
 
-import click
 import cv2
 import numpy as np
 import pytest

@@ -16,8 +16,8 @@ import torch
 
 from clawcrane import __version__
 from clawcrane.atomic import atomic_path
-from clawcrane.fingerprint import short
 from clawcrane.errors import CacheError, WeightsError
+from clawcrane.fingerprint import short
 
 KIND_HEAD = "clawcrane-head"
 KIND_DETECTOR = "clawcrane-detector"

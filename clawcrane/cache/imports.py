@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from clawcrane.fingerprint import file_fingerprint
 from clawcrane.errors import DataError
+from clawcrane.fingerprint import file_fingerprint
 
 log = logging.getLogger(__name__)
 

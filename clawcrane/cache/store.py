@@ -31,8 +31,8 @@ import numpy as np
 
 from clawcrane import __version__
 from clawcrane.atomic import atomic_path, clean_stale_temps, write_json
-from clawcrane.fingerprint import short
 from clawcrane.errors import CacheError
+from clawcrane.fingerprint import short
 
 log = logging.getLogger(__name__)
 

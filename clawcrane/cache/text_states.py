@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clawcrane.fingerprint import chain_key
 from clawcrane.cache.store import Store, VideoRecord, artifact_dir
+from clawcrane.fingerprint import chain_key
 
 STAGE = "text"
 SCHEMA = 1

@@ -16,9 +16,9 @@ import h5py
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from clawcrane.fingerprint import short
 from clawcrane.cache.store import Store, VideoRecord, artifact_dir
 from clawcrane.errors import CacheError
+from clawcrane.fingerprint import short
 
 PER_FRAME_COLUMNS = {"processed_frames"}
 """Columns indexed by processed frame, not by row; exempt from the row-alignment check."""

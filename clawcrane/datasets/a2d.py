@@ -25,7 +25,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from clawcrane.fingerprint import tree_fingerprint
 from clawcrane.datasets.a2d_h5 import (
     INSTANCES,
     A2DMasks,
@@ -39,6 +38,7 @@ from clawcrane.datasets.records import Dataset, LazyFpsVideo, Query, normalise_s
 from clawcrane.datasets.validate import Problem, log_summary, problem
 from clawcrane.datasets.video_io import Mp4Frames
 from clawcrane.errors import ConfigError, DataError
+from clawcrane.fingerprint import tree_fingerprint
 from clawcrane.progress import progress
 
 log = logging.getLogger(__name__)

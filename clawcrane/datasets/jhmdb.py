@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from clawcrane.fingerprint import file_fingerprint, tree_fingerprint
 from clawcrane.datasets.a2d import read_table
 from clawcrane.datasets.records import Dataset, Instance, Query, Video, normalise_sentence
 from clawcrane.datasets.validate import Problem, log_summary, problem
 from clawcrane.datasets.video_io import ImageFolderFrames
 from clawcrane.errors import ConfigError, DataError
+from clawcrane.fingerprint import file_fingerprint, tree_fingerprint
 
 log = logging.getLogger(__name__)
 

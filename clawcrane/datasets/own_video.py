@@ -19,10 +19,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from clawcrane.fingerprint import hash_json, tree_fingerprint
 from clawcrane.datasets.records import Dataset, Query, Video, normalise_sentence
 from clawcrane.datasets.video_io import IMAGE_SUFFIXES, ImageFolderFrames, Mp4Frames
 from clawcrane.errors import ConfigError, DataError
+from clawcrane.fingerprint import hash_json, tree_fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clawcrane.fingerprint import tree_fingerprint
 from clawcrane.datasets.records import Dataset, Instance, Query, Video, normalise_sentence
 from clawcrane.datasets.validate import Problem, log_summary, problem
 from clawcrane.datasets.video_io import ImageFolderFrames
 from clawcrane.errors import ConfigError, DataError
+from clawcrane.fingerprint import tree_fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from clawcrane.fingerprint import hash_json
 from clawcrane.errors import ConfigError
+from clawcrane.fingerprint import hash_json
 from clawcrane.pipeline import masks as mask_ops
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from clawcrane.config import MINILM_DIM
+from clawcrane.config import MINILM_DIM  # noqa: F401  (the width of MiniLMStates; tests read it here)
 from clawcrane.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -37,9 +37,9 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
-from clawcrane.fingerprint import hash_json
 from clawcrane.config import DETECTOR_PRESETS
 from clawcrane.errors import ConfigError
+from clawcrane.fingerprint import hash_json
 from clawcrane.pipeline.detectors import Detector, FrameCandidates
 
 log = logging.getLogger(__name__)

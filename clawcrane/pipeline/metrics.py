@@ -30,7 +30,6 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-
 EPS = 1e-6
 PRECISION_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 MAP_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.5, 0.55, ..., 0.95

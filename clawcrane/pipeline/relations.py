@@ -39,7 +39,7 @@ import math
 import torch
 from torch import nn
 
-from clawcrane.config import RELATIONS, TEXT_RELATIONS  # TEXT_RELATIONS: the modules that read f_t (Eq. 5)
+from clawcrane.config import RELATIONS
 
 GEOMETRY = 8
 """Width of the pairwise geometry Delta_nm (``pair_geometry``)."""

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from clawcrane.atomic import write_json, write_text
+from clawcrane.build.heads import LAST, sized
 from clawcrane.cache.checkpoints import KIND_HEAD, load_checkpoint
 from clawcrane.cache.features import open_features
-from clawcrane.build.heads import LAST, sized
 from clawcrane.config import HEAD_SIZES, TEXT_RELATIONS, AblateConfig, EvalConfig, TrackRankConfig, TrainHeadConfig, to_dict
 from clawcrane.datasets.records import Dataset
 from clawcrane.errors import ConfigError

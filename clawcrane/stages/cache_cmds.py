@@ -11,10 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from clawcrane.fingerprint import short
 from clawcrane.cache.store import Store, find_artifacts
 from clawcrane.cache.verify import verify_store
 from clawcrane.errors import CacheError
+from clawcrane.fingerprint import short
 
 _CONFIG_SKIP = {"detector_key"}
 

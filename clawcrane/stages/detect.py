@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clawcrane.build.detectors import build_detector, detector_key
 from clawcrane.cache.candidates import SCHEMA, STAGE
-from clawcrane.fingerprint import chain_key, short
 from clawcrane.cache.store import Store, artifact_dir
 from clawcrane.config import DetectConfig, output_config
 from clawcrane.datasets.records import Dataset
 from clawcrane.errors import CacheError, ConfigError, DataError
-from clawcrane.build.detectors import build_detector, detector_key
+from clawcrane.fingerprint import chain_key, short
 from clawcrane.pipeline.detectors import Detector
 from clawcrane.stages.detect_stream import DetectStream, frames_to_run
 from clawcrane.stages.sharding import parse_shard, shard_videos

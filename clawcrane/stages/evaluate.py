@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 
 from clawcrane.atomic import write_json, write_text
-from clawcrane.fingerprint import short
 from clawcrane.cache.predictions import Predictions, read_predictions
 from clawcrane.config import EvalConfig, to_dict
 from clawcrane.datasets.records import Dataset, Query
 from clawcrane.datasets.splits import split_queries
 from clawcrane.errors import ConfigError, DataError
+from clawcrane.fingerprint import short
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline import metrics as M
 from clawcrane.progress import progress

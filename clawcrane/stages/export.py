@@ -40,16 +40,16 @@ from pathlib import Path
 import numpy as np
 
 from clawcrane.atomic import write_text
-from clawcrane.fingerprint import short
 from clawcrane.cache.predictions import Predictions, read_predictions
 from clawcrane.config import ExportConfig
 from clawcrane.datasets.records import Dataset, Video
 from clawcrane.errors import ConfigError, DataError
+from clawcrane.fingerprint import short
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline.metrics import resize_rle
 from clawcrane.pipeline.ranking import float32_below
-from clawcrane.stages.mask_files import safe_name, write_png
 from clawcrane.progress import progress
+from clawcrane.stages.mask_files import safe_name, write_png
 
 log = logging.getLogger(__name__)
 

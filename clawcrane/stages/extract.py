@@ -14,29 +14,27 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from clawcrane.build.backbones import build_backbone, resolve_backbone
+from clawcrane.build.device import resolve_device
 from clawcrane.cache.candidates import CandidateCache, VideoCandidates, open_candidates
 from clawcrane.cache.features import SCHEMA, STAGE, FeatureCache, VideoFeatures
-from clawcrane.fingerprint import chain_key, short
 from clawcrane.cache.store import META, Store, artifact_dir
 from clawcrane.config import ExtractConfig, output_config, to_dict
 from clawcrane.errors import CacheError, ConfigError, DataError
+from clawcrane.fingerprint import chain_key, short
 from clawcrane.pipeline import pooling, positions
-from clawcrane.build.backbones import build_backbone, resolve_backbone
-from clawcrane.build.device import resolve_device
 from clawcrane.pipeline.backbone import Backbone, BackboneSpec
 from clawcrane.progress import progress
-from clawcrane.stages.sharding import parse_shard, shard_videos
+from clawcrane.stages.sharding import parse_shard, shard_videos  # noqa: F401  (the CLI parses --shard with it)
 
 log = logging.getLogger(__name__)
 

@@ -33,6 +33,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 from clawcrane.atomic import write_text
+from clawcrane.build.heads import sized
 from clawcrane.cache.predictions import read_predictions
 from clawcrane.config import (
     HEAD_SIZES,
@@ -45,10 +46,9 @@ from clawcrane.config import (
     TrainDetectorConfig,
     TrainHeadConfig,
 )
-from clawcrane.build.heads import sized
 from clawcrane.datasets import open_dataset
 from clawcrane.errors import ConfigError
-from clawcrane.stages import ablate, detect, evaluate, extract, synth, track_rank, train_detector, train_head
+from clawcrane.stages import ablate, detect, evaluate, extract, synth, track_rank, train_detector, train_head  # noqa: F401
 from clawcrane.stages.render import OVERLAY_FILE, SHEET_FILE, render_overlays
 
 log = logging.getLogger(__name__)

@@ -30,15 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from clawcrane.atomic import write_json
+from clawcrane.build.detectors import build_detector
 from clawcrane.build.heads import head_file, load_head
-from clawcrane.fingerprint import hash_json, tree_fingerprint
 from clawcrane.cache.predictions import Predictions, read_predictions
 from clawcrane.config import DetectConfig, ExtractConfig, SegmentConfig, TrackRankConfig, to_dict
 from clawcrane.datasets.layout import open_dataset
 from clawcrane.datasets.own_video import FINGERPRINT_SAMPLE_BYTES
 from clawcrane.datasets.records import Dataset
 from clawcrane.errors import ConfigError, DataError
-from clawcrane.build.detectors import build_detector
+from clawcrane.fingerprint import hash_json, tree_fingerprint
 from clawcrane.stages import detect, extract, track_rank
 from clawcrane.stages.render import RenderResult, render_overlays
 

@@ -30,19 +30,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from clawcrane.cache.candidates import CandidateCache, VideoCandidates
 from clawcrane.build.device import resolve_device
 from clawcrane.build.heads import head_file, load_head
 from clawcrane.build.text import sentence_inputs
+from clawcrane.cache.candidates import CandidateCache, VideoCandidates
 from clawcrane.cache.checkpoints import KIND_HEAD, check_head_features, load_checkpoint
 from clawcrane.cache.features import FeatureCache, candidates_of, open_features
-from clawcrane.fingerprint import chain_key, file_fingerprint, short
 from clawcrane.cache.predictions import COLUMNS, STAGE, read_predictions, write_predictions
 from clawcrane.config import SPLITS as CONFIG_SPLITS
 from clawcrane.config import TrackRankConfig, output_config, to_dict
 from clawcrane.datasets.records import Dataset, Query
 from clawcrane.datasets.splits import split_queries
 from clawcrane.errors import CacheError, ConfigError, DataError, WeightsError
+from clawcrane.fingerprint import chain_key, file_fingerprint, short
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline import ranking
 from clawcrane.pipeline import tracking as trm

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from clawcrane.atomic import clean_stale_temps, write_json
+from clawcrane.build.detectors import new_detector_model
+from clawcrane.build.device import resolve_device
 from clawcrane.cache.checkpoints import KIND_DETECTOR, load_checkpoint, save_checkpoint
 from clawcrane.config import TrainDetectorConfig, output_config, to_dict
 from clawcrane.datasets.records import Dataset
 from clawcrane.errors import ConfigError, DataError
 from clawcrane.pipeline import detector_training as dt
-from clawcrane.build.detectors import new_detector_model
-from clawcrane.build.device import resolve_device
 from clawcrane.pipeline.maskrcnn import MaskRCNNDetector, model_spec, state_fingerprint
 from clawcrane.progress import progress
 

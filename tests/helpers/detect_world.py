@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from clawcrane.fingerprint import tree_fingerprint
 from clawcrane.datasets.records import Dataset, Instance, Video
 from clawcrane.datasets.video_io import Mp4Frames, write_mp4
-from clawcrane.pipeline.detectors import Detector, FrameCandidates
+from clawcrane.fingerprint import tree_fingerprint
 from clawcrane.pipeline import masks as mask_ops
+from clawcrane.pipeline.detectors import Detector, FrameCandidates
 
 H, W, T = 24, 32, 6
 COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255))

@@ -33,12 +33,12 @@ import numpy as np
 
 from clawcrane import __version__
 from clawcrane.atomic import atomic_path, write_text
-from clawcrane.fingerprint import stable_json
 from clawcrane.datasets.synth.generate import SynthVideo
-from clawcrane.datasets.synth.scene import motion_label
 from clawcrane.datasets.synth.render import render_frames
+from clawcrane.datasets.synth.scene import motion_label
 from clawcrane.datasets.video_io import write_mp4
 from clawcrane.errors import ConfigError, DataError
+from clawcrane.fingerprint import stable_json
 
 SCENES_FILE = "synth_scenes.json"
 RUN_FILE = ".synth_run.json"

@@ -26,12 +26,12 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from clawcrane.config import MINILM_DIM  # noqa: F401  (the width of MiniLMStates; tests read it here)
+from clawcrane.config import MINILM_DIM, HeadConfig  # noqa: F401  (MINILM_DIM: the width of MiniLMStates)
 from clawcrane.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-MAX_WORDS = 20
+MAX_WORDS = HeadConfig.max_words
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-TAU = 0.1
+from clawcrane.config import TrainHeadConfig
+
+TAU = TrainHeadConfig.tau
+"""The paper's temperature, as `train-head` defaults it."""
 
 
 def contrastive_loss(sim: torch.Tensor, valid: torch.Tensor, target: torch.Tensor, tau: float = TAU) -> torch.Tensor:

@@ -23,7 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DEFAULT_THRESHOLD = 0.5
+from clawcrane.config import ExtractConfig
+
+DEFAULT_THRESHOLD = ExtractConfig.mask_threshold
 
 
 def mask_coverage(masks: np.ndarray | torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

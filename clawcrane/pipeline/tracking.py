@@ -31,15 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from clawcrane.config import TRM_FALLBACKS, TRM_SCORE_MODES
+from clawcrane.config import TRM_FALLBACKS, TRM_SCORE_MODES, TrackRankConfig
 from clawcrane.pipeline import masks as mask_ops
 
-DEFAULT_GAMMA = 0.8
-"""Association threshold gamma (the paper's default)."""
-DEFAULT_BETA = 3
-"""Rounds without a match after which a track ends (the paper gives no value; 3 bridges short occlusions)."""
-DEFAULT_ALPHA = 0.5
-"""Weight of the mask-IoU term of Eq. 7 (the paper gives no value; embeddings dominate, IoU breaks ties)."""
+DEFAULT_GAMMA, DEFAULT_BETA, DEFAULT_ALPHA = TrackRankConfig.gamma, TrackRankConfig.beta, TrackRankConfig.alpha
+"""gamma, beta and alpha of Eq. 7 as `track-rank` defaults them (documented on ``TrackRankConfig``)."""
 SCORE_MODES, FALLBACKS = TRM_SCORE_MODES, TRM_FALLBACKS
 
 IouFn = Callable[[int, int], np.ndarray]

@@ -37,21 +37,18 @@ from clawcrane.datasets.synth.geometry import Geometry
 from clawcrane.datasets.synth.hard import motion as mo
 from clawcrane.datasets.synth.hard.meaning import Meaning, NounPhrase
 from clawcrane.datasets.synth.scene import Scene
-from clawcrane.datasets.synth.sentences import relation_holds
+from clawcrane.datasets.synth.sentences import (  # the same visibility and geometry margins as the original world
+    DARK,
+    FAR_GAP,
+    LIT,
+    LIT_TEMPORAL,
+    MIN_FRAMES,
+    MIN_TARGET_FRAC,
+    NEAR_GAP,
+    POS_MARGIN,
+    relation_holds,
+)
 
-LIT = 0.2
-"""Colour is visible below this shadow strength (targets need it); above it, it counts as hidden."""
-LIT_TEMPORAL = 0.12
-DARK = 0.88
-"""Temporal queries: a frame is lit below LIT_TEMPORAL, dark above DARK, never in between."""
-MIN_TARGET_FRAC = 0.55
-"""A target shows at least this share of its shape in every frame it is annotated in."""
-MIN_FRAMES = 2
-POS_MARGIN = 16.0
-"""Position: px between the target's box centre and its neighbours' along the axis."""
-NEAR_GAP = 24.0
-FAR_GAP = 44.0
-"""Relation: the target's edge gap to the reference is <= NEAR_GAP; other look-alikes' > FAR_GAP."""
 SIZE_RATIO = 1.35
 SIZE_VISIBLE = 0.8
 """Size: radius ratio to every other look-alike, and the share of itself each must show."""

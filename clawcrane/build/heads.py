@@ -1,0 +1,82 @@
+"""Heads from specs and checkpoints: the size registry, fresh heads, trained heads, ``--head`` values.
+
+A head run folder holds ``best.pt`` (the best validation epoch), ``last.pt`` (the latest) and
+``metrics.json``. A checkpoint payload (``cache.checkpoints``) stores the head's architecture
+as ``head_config`` (a ``HeadConfig``), its vocabulary, the feature width and the weights, so
+``head_from_payload`` rebuilds the model from the payload alone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from clawcrane.cache.checkpoints import KIND_HEAD, load_checkpoint
+from clawcrane.config import HEAD_SIZES, HeadConfig, from_dict
+from clawcrane.errors import CacheError, ConfigError, WeightsError
+from clawcrane.pipeline.head import RetrievalHead
+from clawcrane.pipeline.language import Vocabulary
+
+BEST, LAST, METRICS = "best.pt", "last.pt", "metrics.json"
+
+
+def sized(size: str, **fields: Any) -> HeadConfig:
+    """The ``HeadConfig`` of a ``--size`` preset, with any other head fields."""
+    if size not in HEAD_SIZES:
+        raise ConfigError(f"--size {size!r}: expected one of {', '.join(HEAD_SIZES)}")
+    D, E, hidden = HEAD_SIZES[size]
+    return HeadConfig(**{**fields, "embed_dim": D, "word_dim": E, "lstm_hidden": hidden})
+
+
+def new_head(config: HeadConfig, *, vocab_size: int, feat_dim: int, seed: int) -> RetrievalHead:
+    """A freshly initialised head; the same seed gives the same weights."""
+    torch.manual_seed(seed)
+    return RetrievalHead(config=config, vocab_size=vocab_size, feat_dim=feat_dim)
+
+
+def stored_head_config(payload: dict[str, Any]) -> HeadConfig:
+    """The architecture a checkpoint stores (``head_config``; the training ``config`` of older files)."""
+    data = payload.get("head_config") or payload.get("config", {}).get("head") or payload.get("config", {})
+    return from_dict(HeadConfig, data)
+
+
+def head_from_payload(payload: dict[str, Any]) -> tuple[RetrievalHead, HeadConfig, Vocabulary]:
+    """Rebuild a head from a checkpoint payload (``head_config``, ``vocab``, ``feat_dim``, ``model``)."""
+    config = stored_head_config(payload)
+    vocab = Vocabulary(payload["vocab"])
+    model = RetrievalHead(config=config, vocab_size=len(vocab), feat_dim=int(payload["feat_dim"]))
+    model.load_state_dict(payload["model"])
+    model.eval()
+    return model, config, vocab
+
+
+def load_head(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """Rebuild a trained retrieval head from its checkpoint file alone.
+
+    Returns ``(model, config, vocab, meta)``: the ``RetrievalHead`` in eval mode, its
+    ``HeadConfig``, its ``Vocabulary``, and the rest of the payload (``feature_key``,
+    ``feature_meta``, ``metrics``, ``epoch``, ``train_config``, ``validation``).
+    """
+    payload = load_checkpoint(path, KIND_HEAD, map_location=map_location)
+    try:
+        model, config, vocab = head_from_payload(payload)
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise WeightsError(f"{path}: head checkpoint does not match this version's model ({type(err).__name__}: {err}); "
+                           "retrain with `clawcrane train-head`") from None
+    meta = {k: v for k, v in payload.items() if k not in ("model", "optimizer", "scheduler", "rng")}
+    meta["train_config"] = payload.get("config", {})
+    return model, config, vocab, meta
+
+
+def head_file(head: str | os.PathLike) -> Path:
+    """The checkpoint of ``--head``: a .pt file, or a run folder's best.pt (else its last.pt)."""
+    p = Path(head)
+    if p.is_dir():
+        for name in (BEST, LAST):
+            if (p / name).is_file():
+                return p / name
+        raise CacheError(f"{p}: holds no {BEST} or {LAST}; train a head there first (`clawcrane train-head --out {p}`)")
+    return p

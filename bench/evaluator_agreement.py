@@ -4,10 +4,11 @@
 
 Exports PRED with `export --format coco-rle --top-k K` (every submitted mask with its score, as
 a leaderboard submission), scores that file with the independent max-score evaluator of
-``tests/max_score_evaluator.py`` (MTTR's rule: per sample the last of the masks sorted by score)
+``tests/helpers/max_score_evaluator.py`` (MTTR's rule: per sample the last of the masks sorted by score)
 and compares it with `evaluate` on PRED: P@0.5..0.9, Overall IoU and Mean IoU. Prints both, the
 largest difference, how many samples have runner-ups within 1e-6 of their answer's score
-(near-ties), and exits 1 when any metric differs by more than 1e-9.
+(near-ties), and exits 1 when any metric differs by more than 1e-9 (NaN counts as a difference), when the
+two score different numbers of samples, or when there is no sample to compare.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from helpers.max_score_evaluator import compare, max_score_metrics  # noqa: E402
 
+from clawcrane.cache.predictions import read_predictions  # noqa: E402
 from clawcrane.config import EvalConfig, ExportConfig  # noqa: E402
 from clawcrane.datasets import open_dataset  # noqa: E402
+from clawcrane.datasets.splits import split_queries  # noqa: E402
 from clawcrane.stages import evaluate, export  # noqa: E402
 
 
@@ -58,7 +61,11 @@ def main() -> int:
         export.run(ExportConfig(format="coco-rle", top_k=args.top_k), predictions=args.predictions, out_dir=Path(tmp) / "x",
                    dataset=dataset)
         exported = Path(tmp) / "x" / export.COCO_FILE
-        gt = {(q.query_id, f): q.gt_mask(f) for q, f in dataset.samples(args.split)}
+        queries = split_queries(dataset, args.split, read_predictions(args.predictions).meta.get("validation"))
+        gt = {(q.query_id, f): q.gt_mask(f) for q in queries for f in q.frames}
+        if not gt:
+            print(f"{args.predictions}: no annotated sample in split {args.split!r}; nothing to compare", file=sys.stderr)
+            return 1
         theirs = max_score_metrics(exported, gt)
         ties, groups = near_ties(exported)
     print(f"{args.predictions} on {args.dataset} ({args.split}, {len(gt)} samples, top-{args.top_k} export)")
@@ -68,7 +75,7 @@ def main() -> int:
         if k != "samples":
             print(f"| {k} | {ours[k]:.12f} | {theirs[k]:.12f} | {abs(ours[k] - theirs[k]):.1e} |")
     print(f"near-ties (a runner-up within 1e-6 of its answer's score): {ties} of {groups} (query, frame) groups")
-    bad = compare(ours, {k: v for k, v in theirs.items() if k != "samples"})
+    bad = compare(ours, theirs)
     print("agree to 1e-9" if not bad else f"DISAGREE: {bad}")
     return 1 if bad else 0
 

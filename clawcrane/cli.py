@@ -36,6 +36,8 @@ from clawcrane.errors import ClawcraneError
 
 log = logging.getLogger("clawcrane")
 
+SHARD_HELP = ("Process shard I of N (0-based; videos by sorted id, i % N == I).  [default: from "
+              "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else 0/1]  Join the shards with `clawcrane cache merge`.")
 TRM_OPTIONS = ("gamma", "beta", "alpha", "score_mode")
 """The TRM options `track-rank` and `ablate` share (TrackRankConfig fields)."""
 
@@ -112,7 +114,8 @@ def data() -> None:
 @click.option("--dataset", "dataset_path", required=True, type=click.Path(exists=True, path_type=str),
               help="The dataset folder the predictions were made for (its ground truth is read).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Folder for metrics.json and metrics.md  [default: PRED's folder / <PRED stem>-eval]")
+              help="Folder for metrics.json and metrics.md  [default: PRED's folder / <PRED stem>-eval, or "
+                   "<PRED stem>-eval-<split> for another --split than test]")
 @field_option(EvalConfig, "split")
 @field_option(EvalConfig, "j_and_f")
 def evaluate_cmd(predictions: str, dataset_path: str, out_dir: str | None, split: str, j_and_f: str) -> None:
@@ -137,7 +140,7 @@ def evaluate_cmd(predictions: str, dataset_path: str, out_dir: str | None, split
 
 @main.command("export")
 @click.argument("predictions", metavar="PRED", type=str)
-@field_option(ExportConfig, "format", "--format", metavar="FORMAT", type=str)
+@field_option(ExportConfig, "format", "--format", metavar="[coco-rle|png|ytvos]", type=str)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Output folder  [default: PRED's folder / <PRED stem>-<FORMAT>]")
 @click.option("--dataset", "dataset_path", type=click.Path(exists=True, path_type=str), default=None,
@@ -254,8 +257,7 @@ def data_synth(out: str, preset: str, seed: int, preview: bool, workers: int | N
 @field_option(ExtractConfig, "skip_bad")
 @field_option(ExtractConfig, "workers")
 @field_option(ExtractConfig, "device")
-@click.option("--shard", default=None, help="I/N: run shard I (0-based) of N over the videos "
-              "(default: SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else 0/1).")
+@click.option("--shard", default=None, metavar="I/N", help=SHARD_HELP)
 @field_option(ExtractConfig, "dataset", type=click.Path(exists=True), default=None, show_default="the one `detect` recorded")
 def extract_cmd(cache, candidates, backbone, weights, levels, input_size, mask_threshold, dtype, with_flip,
                 skip_bad, batch_size, workers, device, shard, dataset) -> None:
@@ -297,9 +299,7 @@ def extract_cmd(cache, candidates, backbone, weights, levels, input_size, mask_t
 @field_option(DetectConfig, "dedup_iou")
 @field_option(DetectConfig, "batch_size")
 @field_option(DetectConfig, "device")
-@click.option("--shard", default=None, metavar="I/N",
-              help="Process shard I of N (0-based; videos by sorted id, i % N == I). Default: from "
-                   "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else 0/1. Join shards with `clawcrane cache merge`.")
+@click.option("--shard", default=None, metavar="I/N", help=SHARD_HELP)
 @field_option(DetectConfig, "workers")
 @field_option(DetectConfig, "skip_bad")
 def detect(dataset, detector, cache_dir, frame_stride, train_frames, score_threshold, max_per_frame, dedup_iou,
@@ -425,7 +425,7 @@ def train_head_cmd(features, dataset_path, out, size, resume, **options):
     dataset = open_dataset(dataset_path)
     result = train_head.run(config, dataset, features=features, out=out, resume=resume)
     val = result.best_metrics
-    click.echo(f"wrote {result.out} ({result.epochs} epochs; best: {result.best.name}"
+    click.echo(f"wrote {result.out} ({result.epochs} epoch{'s' if result.epochs != 1 else ''}; best: {result.best.name}"
                + (f", validation accuracy {val['accuracy']:.3f}" if val else "") + ")")
     for name, m in sorted((val or {}).get("per_type", {}).items()):
         click.echo(f"  {name:<12} {m['accuracy']:.3f}  ({m['samples']} samples)")
@@ -444,7 +444,7 @@ def train_head_cmd(features, dataset_path, out, size, resume, **options):
 @click.option("--size", type=click.IntRange(min=0), default=0,
               help="Input size: shorter side and longer-side cap in pixels (sets min_size and max_size; 0: the preset's, lite 320).")
 @field_option(TrainDetectorConfig, "classes")
-@field_option(TrainDetectorConfig, "weights")
+@field_option(TrainDetectorConfig, "weights", show_default="the torch hub cache")
 @field_option(TrainDetectorConfig, "seed")
 @field_option(TrainDetectorConfig, "resume")
 @field_option(TrainDetectorConfig, "device")
@@ -521,7 +521,8 @@ def track_rank_cmd(head, features, dataset_path, out, **options):
 @click.option("--dataset", "dataset_path", required=True, type=click.Path(exists=True),
               help="The dataset the caches were built from.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Table folder: runs/<row>/ (head, predictions, eval) and ablation.md / ablation.json.")
+              help="Table folder: runs/s<seed>/<row>/ (head, predictions, eval) and ablation.md / ablation.json "
+                   "(ablation-<split>.md for another --split than test).")
 @field_option(AblateConfig, "epochs")
 @field_option(AblateConfig, "size")
 @field_option(AblateConfig, "seeds", type=str, default="0", metavar="S1,S2,...")
@@ -556,9 +557,10 @@ def ablate_cmd(cache, dataset_path, out, seeds, rows, **options):
     track = config_from(TrackRankConfig, {k: options[k] for k in TRM_OPTIONS})
     res = ablate.run(config, ds, cache=cache, out=out, track=track)
     click.echo(res.markdown)
-    trained = sum(1 for r in res.rows if r.trained_epochs)
-    click.echo(f"ablate: {len(res.rows)} rows ({trained} heads trained now) in {res.seconds:.0f} s")
-    click.echo(f"wrote {res.out / 'ablation.md'}")
+    trained = sum(1 for r in res.rows for s in r.seeds if s.trained_epochs)
+    click.echo(f"ablate: {len(res.rows)} rows x {len(res.rows[0].seeds) if res.rows else 0} seeds "
+               f"({trained} heads trained now) in {res.seconds:.0f} s")
+    click.echo(f"wrote {res.out / ablate.split_name('ablation.md', config.split)}")
 
 
 # ---- segment ------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Click options made from config dataclass fields: the default, the help and the choices have one source.
 
 ``field_option(Config, "gamma")`` is ``--gamma`` with the field's default, its docstring as help,
-its type from the annotation and its ``CHOICES`` as a ``click.Choice``; a ``bool`` field is a
+its type from the annotation, its ``CHOICES`` as a ``click.Choice`` and its ``RANGE`` as an
+``IntRange`` / ``FloatRange``; a ``bool`` field is a
 flag (``--name``) when it defaults to False, else a ``--name/--no-name`` switch. ``config_options(HeadConfig)`` adds one such option per field, so a
 new field of that config is a new command-line option without touching the CLI.
 """
@@ -9,12 +10,13 @@ new field of that config is a new command-line option without touching the CLI.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
 
-from clawcrane.config import CHOICES, field_docs
+from clawcrane.config import CHOICES, RANGE, field_docs
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
@@ -24,6 +26,11 @@ def _field(cls: type, name: str) -> dataclasses.Field:
         if f.name == name:
             return f
     raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+def help_text(doc: str) -> str:
+    """A field docstring as option help: no rst quotes, no '(runtime only)' (a note for cache keys, not for users)."""
+    return re.sub(r"\s*\(runtime only\)", "", doc.replace("``", "")).strip()
 
 
 def default_of(cls: type, name: str) -> Any:
@@ -42,7 +49,7 @@ def field_option(cls: type, name: str, *decls: str, **overrides: Any) -> Callabl
     flag = "--" + name.replace("_", "-")
     annotation = str(f.type).replace(" ", "")
     kind = _TYPES.get(annotation.split("|")[0])
-    kw: dict[str, Any] = {"show_default": True, "help": field_docs(cls).get(name, "").replace("``", "")}
+    kw: dict[str, Any] = {"show_default": True, "help": help_text(field_docs(cls).get(name, ""))}
     default = default_of(cls, name)
     if default is not dataclasses.MISSING:
         kw["default"] = default
@@ -53,8 +60,15 @@ def field_option(cls: type, name: str, *decls: str, **overrides: Any) -> Callabl
         decls = decls or (f"{flag}/--no-{flag[2:]}",)
     else:
         decls = decls or (flag,)
-        allowed = f.metadata.get(CHOICES)
-        kw["type"] = click.Choice(list(allowed)) if allowed is not None else kind
+        allowed, bounds = f.metadata.get(CHOICES), f.metadata.get(RANGE)
+        if allowed is not None:
+            kw["type"] = click.Choice(list(allowed))
+        elif bounds is not None and kind in (int, float):
+            lo, hi, lo_open, hi_open = bounds
+            kw["type"] = (click.IntRange(lo, hi) if kind is int
+                          else click.FloatRange(lo, hi, min_open=bool(lo_open), max_open=bool(hi_open)))
+        else:
+            kw["type"] = kind
     kw.update(overrides)
     return click.option(*decls, name, **kw)
 

@@ -13,6 +13,7 @@ import ast
 import dataclasses
 import functools
 import inspect
+import math
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -23,6 +24,16 @@ T = TypeVar("T")
 
 CHOICES = "choices"
 """Field metadata key: the values a field accepts (the CLI offers them, the config checks them)."""
+RANGE = "range"
+"""Field metadata key: (lo, hi, lo_open, hi_open) bounds of a number (the CLI's IntRange/FloatRange, the config's check)."""
+SEED_MAX = 2**63 - 1
+"""Largest seed torch accepts."""
+
+
+def limits(default: Any, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+           hi_open: bool = False) -> Any:
+    """A numeric field with bounds (None: unbounded); the config refuses values outside, and NaN."""
+    return field(default=default, metadata={RANGE: (lo, hi, lo_open, hi_open)})
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -83,13 +94,23 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def check_choices(config: Any) -> None:
-    """ConfigError naming the option when a field holds a value outside its ``CHOICES``."""
+def check_fields(config: Any) -> None:
+    """ConfigError naming the option when a field holds a value outside its ``CHOICES`` or ``RANGE``, or NaN."""
     for f in dataclasses.fields(config):
+        value, flag = getattr(config, f.name), "--" + f.name.replace("_", "-")
         allowed = f.metadata.get(CHOICES)
-        value = getattr(config, f.name)
         if allowed is not None and value not in allowed:
-            raise ConfigError(f"--{f.name.replace('_', '-')} {value!r}: expected one of {', '.join(map(str, allowed))}")
+            raise ConfigError(f"{flag} {value!r}: unknown; choose one of {', '.join(map(str, allowed))}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{flag} {value}: must be a finite number")
+        bounds = f.metadata.get(RANGE)
+        if bounds is None or value is None:
+            continue
+        lo, hi, lo_open, hi_open = bounds
+        if lo is not None and (value < lo or (lo_open and value == lo)):
+            raise ConfigError(f"{flag} {value}: must be {'>' if lo_open else '>='} {lo}")
+        if hi is not None and (value > hi or (hi_open and value == hi)):
+            raise ConfigError(f"{flag} {value}: must be {'<' if hi_open else '<='} {hi}")
 
 
 POSITIONS = ("none", "absolute", "relative", "full")
@@ -119,15 +140,19 @@ class SynthConfig:
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("workers", "preview")
 
+    def __post_init__(self):
+        check_fields(self)
+
     preset: str = field(default="small", metadata={CHOICES: SYNTH_PRESETS})
-    """'tiny' (8 videos of 16 frames, for tests: every query type in both splits), 'small' (the
+    """Every preset adds one unannotated video (listed as missed). 'tiny' (8 videos of 16 frames, for tests:
+    every query type in both splits), 'small' (the
     quickstart: 120 videos, about 450 queries), 'full' (800 videos, about 2,450 train and 600 test queries);
     the hard world (no trails, 8 directions and speed comparisons, a sixth query type 'size', occlusion,
     lighting drift, close shades, synonyms and templates, a test-only paraphrase split):
     'hard-tiny' (8 videos of 16 frames, for tests), 'hard' (120 videos of 24 frames), 'hard-full' (800 videos)."""
-    seed: int = 0
+    seed: int = limits(0, 0, SEED_MAX)
     """Random seed; the same seed and preset give byte-identical annotations."""
-    workers: int = 1
+    workers: int = limits(1, 1, None)
     """Parallel processes for rendering (runtime only)."""
     preview: bool = False
     """Also write OUT/preview.png: a contact sheet of frames, outlined masks and sentences (runtime only)."""
@@ -140,6 +165,9 @@ class EvalConfig:
     """`clawcrane evaluate`: score a predictions file against a dataset's ground truth."""
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self):
+        check_fields(self)
 
     split: str = field(default="test", metadata={CHOICES: SPLITS})
     """Which samples to score: 'test', 'train', 'all', or 'val' (the head's validation videos, recorded in
@@ -154,10 +182,13 @@ class ExportConfig:
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ()
 
+    def __post_init__(self):
+        check_fields(self)
+
     format: str = field(default="coco-rle", metadata={CHOICES: ("coco-rle", "png", "ytvos")})
     """'coco-rle' (one JSON list of RLE masks), 'png' (one 0/255 PNG per query and frame), or 'ytvos'
     (the Ref-YouTube-VOS submission folder ``Annotations/<video>/<exp_id>/<frame>.png``)."""
-    top_k: int = 1
+    top_k: int = limits(1, 1, None)
     """coco-rle: masks of rank < top_k per (query, frame) (1: the answer only); png and ytvos need 1."""
 
 
@@ -167,8 +198,11 @@ class DoctorConfig:
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("quick", "strict")
 
+    def __post_init__(self):
+        check_fields(self)
+
     split: str | None = None
-    """Check one split only ('train', 'test', a Ref-YouTube-VOS split); None checks all."""
+    """Check one split only ('train', 'test', a Ref-YouTube-VOS split); unset: all of them."""
     quick: bool = False
     """Skip the slow checks: decoding every clip end to end and reading every mask."""
     strict: bool = False
@@ -183,10 +217,13 @@ class ExtractConfig:
         "cache", "candidates", "dataset", "skip_bad", "batch_size", "workers", "device", "shard", "num_shards",
     )
 
+    def __post_init__(self):
+        check_fields(self)
+
     backbone: str = "auto"
     """'auto' (resnet50 when its ImageNet file is in the torch hub cache, else efficientnet-lite0),
     'resnet18', 'resnet34', 'resnet50', 'resnet101', 'efficientnet-lite0', or 'detector:PATH' (the
-    trained detector's FPN). The stage stores the resolved name."""
+    trained detector's FPN). Artifacts record the resolved name."""
     weights: str = "imagenet"
     """'imagenet' (a local torchvision file / the packaged EfficientNet weights), 'none' (seeded
     random initialisation) or a state-dict file path; ignored for 'detector:PATH'."""
@@ -194,10 +231,10 @@ class ExtractConfig:
     """Fingerprint of the weights file content; filled in by the stage (part of the cache key)."""
     levels: tuple[str, ...] = ()
     """Feature levels pooled and concatenated; empty = the backbone's default (ResNet 'C5' = layer4,
-    EfficientNet 'C3,C4,C5,head', detector 'fpn' = every FPN level but 'pool'). Filled in by the stage."""
-    input_size: int = 320
+    EfficientNet 'C3,C4,C5,head', detector 'fpn' = every FPN level but 'pool'); artifacts record the levels used."""
+    input_size: int = limits(320, 32, None)
     """Frames are resized to input_size x input_size before the backbone (the paper uses 320)."""
-    mask_threshold: float = 0.5
+    mask_threshold: float = limits(0.5, 0, 1, lo_open=True)
     """A feature cell belongs to a candidate when its mask covers at least this fraction of the cell
     (or, for masks too small for that, the cells it covers most)."""
     dtype: str = field(default="float16", metadata={CHOICES: ("float16", "float32")})
@@ -212,16 +249,16 @@ class ExtractConfig:
     """Dataset folder; default: the root recorded in the candidate cache's meta."""
     skip_bad: bool = False
     """Store a video whose frames cannot be decoded as 'bad' (and go on) instead of stopping."""
-    batch_size: int = 0
+    batch_size: int = limits(0, 0, None)
     """Frames per backbone forward; 0: 2 on CPU (small batches stay in cache: ~1.6x faster than 16 on
     EfficientNet-Lite0), 16 on CUDA (runtime only)."""
-    workers: int = 2
+    workers: int = limits(2, 1, None)
     """Threads decoding videos and preparing masks while the backbone runs (runtime only)."""
     device: str = "auto"
     """'auto' (cuda when available), 'cpu', 'cuda', 'cuda:N' (runtime only)."""
-    shard: int = 0
+    shard: int = limits(0, 0, None)
     """This run's shard, 0-based, of ``num_shards`` (videos shard[::num_shards]) (runtime only)."""
-    num_shards: int = 1
+    num_shards: int = limits(1, 1, None)
     """Number of shards the videos are split into (runtime only)."""
 
 
@@ -237,29 +274,32 @@ class DetectConfig:
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("detector", "batch_size", "device", "shard", "num_shards", "workers",
                                                  "skip_bad")
 
+    def __post_init__(self):
+        check_fields(self)
+
     detector: str
     """A detector checkpoint PATH (`train-detector`), 'r50-fpn[:WEIGHTS]' (torchvision COCO Mask R-CNN),
     'oracle' (ground-truth instances of annotated frames) or 'import:PATH' (masks from another system)."""
-    frame_stride: int = 1
+    frame_stride: int = limits(1, 1, None)
     """Run on every S-th frame (0, S, 2S, ...) plus every annotated frame, so evaluation frames always have candidates."""
     train_frames: str = field(default="all", metadata={CHOICES: ("all", "annotated")})
     """'all': the frames of ``frame_stride`` in every video; 'annotated': in 'train' videos only the annotated
     frames (all that `train-head` reads; the TRM runs on the other splits), a large saving on A2D-like data."""
-    score_threshold: float = 0.3
+    score_threshold: float = limits(0.3, 0, 1)
     """Keep candidates with score >= this."""
-    max_per_frame: int = 20
+    max_per_frame: int = limits(20, 1, None)
     """Keep at most this many candidates per frame (highest scores first)."""
-    dedup_iou: float = 0.7
+    dedup_iou: float = limits(0.7, 0, 1)
     """Drop a candidate whose mask IoU with a higher-scored kept one exceeds this (mask NMS; 1.0 keeps all)."""
-    batch_size: int = 4
+    batch_size: int = limits(4, 1, None)
     """Frames per detector call (runtime only; batches never mix videos)."""
     device: str = "auto"
     """Torch device of the detector: 'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1' (runtime only)."""
-    shard: int = 0
+    shard: int = limits(0, 0, None)
     """This run's shard, 0-based, of ``num_shards``: the videos at sorted positions i with i % N == shard (runtime only)."""
-    num_shards: int = 1
+    num_shards: int = limits(1, 1, None)
     """Number of shards the videos are split into (runtime only)."""
-    workers: int = 1
+    workers: int = limits(1, 1, None)
     """Threads decoding videos ahead of the detector (runtime only)."""
     skip_bad: bool = False
     """Record unreadable or truncated videos as bad and go on, instead of stopping (runtime only)."""
@@ -279,27 +319,27 @@ class HeadConfig:
     relation: str = field(default="text-geo", metadata={CHOICES: RELATIONS})
     """Intra-frame relation (Table 3): none, vanilla (object self-attention), text (the paper's TSRM,
     Eq. 5-6) or text-geo (TSRM + text-guided relative geometry; not in the paper, see
-    ``pipeline.relations``; the default because it lifts relation sentences, README Results)."""
+    the README's Results; the default because it lifts relation sentences there)."""
     text_encoder: str = field(default="lstm", metadata={CHOICES: TEXT_ENCODERS})
     """lstm (paper: learned word vectors + bi-LSTM) or minilm (frozen all-MiniLM-L6-v2 token states,
     `pip install 'clawcrane[minilm]'`, computed once per sentence and cached in the cache root)."""
-    embed_dim: int = 256
+    embed_dim: int = limits(256, 1, None)
     """D: width of the joint embedding space (256 in the paper's appendix)."""
-    word_dim: int = 1000
+    word_dim: int = limits(1000, 1, None)
     """E: word-vector width of the LSTM encoder (paper: 1000)."""
-    lstm_hidden: int = 1000
+    lstm_hidden: int = limits(1000, 1, None)
     """bi-LSTM hidden units per direction (paper: 2000-d states = 1000 per direction)."""
-    max_words: int = 20
+    max_words: int = limits(20, 1, None)
     """Words kept per sentence (paper: 20)."""
-    dropout: float = 0.2
+    dropout: float = limits(0.2, 0, 1, hi_open=True)
     """Dropout on the pooled features and the word vectors while training (0: none, as in the paper). With
     0.2 (and weight decay 0.01) appearance accuracy on the synthetic `small` preset rose from 0.85-0.96 to
     0.92-0.99 across the Table 3 rows: without it the head overfits a few hundred sentences."""
-    text_dim: int = MINILM_DIM
+    text_dim: int = limits(MINILM_DIM, 1, None)
     """S of cached token states (minilm only); set by train-head from the encoder, not an option."""
 
     def __post_init__(self):
-        check_choices(self)
+        check_fields(self)
 
 
 HEAD_OPTION_EXCLUDE = ("text_dim",)
@@ -318,25 +358,25 @@ class TrainHeadConfig:
 
     head: HeadConfig = field(default_factory=HeadConfig)
     """The architecture (its own fields are the options position, relation, embed-dim, ...)."""
-    epochs: int = 20
+    epochs: int = limits(20, 1, None)
     """Training epochs (the paper does not state a number)."""
-    batch_size: int = 16
+    batch_size: int = limits(16, 1, None)
     """Samples (query, annotated frame) per step (paper: 16)."""
-    lr: float = 1e-4
+    lr: float = limits(1e-4, 0, None, lo_open=True)
     """Adam learning rate (paper: 1e-4); divided by lr_factor after lr_patience epochs without a lower training loss."""
-    weight_decay: float = 0.01
+    weight_decay: float = limits(0.01, 0, None)
     """Decoupled weight decay (AdamW) on every weight; 0 (with dropout 0) is the paper's plain Adam."""
-    lr_patience: int = 2
+    lr_patience: int = limits(2, 0, None)
     """ReduceLROnPlateau: epochs without a lower training loss before the rate drops (paper: 2)."""
-    lr_factor: float = 0.1
+    lr_factor: float = limits(0.1, 0, 1, lo_open=True)
     """ReduceLROnPlateau: factor of each drop (paper: 10x)."""
-    tau: float = 0.1
+    tau: float = limits(0.1, 0, None, lo_open=True)
     """Temperature of the contrastive softmax (Eq. 8; paper: 0.1)."""
-    min_iou: float = 0.5
+    min_iou: float = limits(0.5, 0, 1)
     """A sample's referred candidate is its best-IoU candidate when that IoU reaches this; else the sample is left out."""
-    seed: int = 0
+    seed: int = limits(0, 0, SEED_MAX)
     """Seed of initialisation, shuffling and flips; a fixed seed on CPU gives identical runs."""
-    val_fraction: float = 0.1
+    val_fraction: float = limits(0.1, 0, 1, hi_open=True)
     """Share of the train videos held out (picked by a hash of the video id) to select best.pt; the test
     split is never read. A dataset with its own val split uses it instead. 0: no validation (best.pt
     follows the training loss)."""
@@ -348,6 +388,7 @@ class TrainHeadConfig:
     def __post_init__(self):
         if isinstance(self.head, dict):  # a stored config read back as JSON
             object.__setattr__(self, "head", from_dict(HeadConfig, self.head))
+        check_fields(self)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"--val-fraction {self.val_fraction}: must be in [0, 1) (0: no validation)")
         if self.epochs < 1 or self.batch_size < 1:
@@ -362,6 +403,9 @@ class TrainDetectorConfig:
         "dataset", "out", "device", "resume", "eval_batch_size", "checkpoint_minutes",
     )
 
+    def __post_init__(self):
+        check_fields(self)
+
     dataset: str = ""
     """Dataset folder (any layout ``open_dataset`` reads); trains on its 'train' split, scores on 'test'."""
     out: str = ""
@@ -369,29 +413,29 @@ class TrainDetectorConfig:
     preset: str = field(default="lite", metadata={CHOICES: DETECTOR_PRESETS})
     """'lite' (ImageNet EfficientNet-Lite0 FPN, 320 px, CPU minutes), 'lite-r18' (ResNet-18 FPN from scratch)
     or 'r50-fpn' (COCO-initialised R50-FPN)."""
-    epochs: int = 60
+    epochs: int = limits(60, 1, None)
     """Passes over the training frames; the learning-rate schedule ends with them."""
-    max_minutes: float = 0.0
+    max_minutes: float = limits(0.0, 0, None)
     """Training-time budget in minutes (0: none); the schedule is compressed to end within it."""
-    batch_size: int = 4
+    batch_size: int = limits(4, 1, None)
     """Frames per optimisation step."""
-    lr: float = 0.02
+    lr: float = limits(0.02, 0, None, lo_open=True)
     """Peak SGD learning rate (momentum 0.9), reached after the warm-up, then cosine decay to 0."""
-    weight_decay: float = 1e-4
+    weight_decay: float = limits(1e-4, 0, None)
     """L2 weight decay of the convolution and linear weights."""
-    warmup_steps: int = 100
+    warmup_steps: int = limits(100, 0, None)
     """Steps of linear learning-rate warm-up from lr / 100."""
     hflip: bool = True
     """Random horizontal flips."""
-    scale_min: float = 0.75
+    scale_min: float = limits(0.75, 0, None, lo_open=True)
     """Smallest scale-jitter factor (< 1 zooms out, padding with grey)."""
-    scale_max: float = 1.25
+    scale_max: float = limits(1.25, 0, None, lo_open=True)
     """Largest scale-jitter factor (> 1 zooms in, cropping a random window)."""
-    color_jitter: float = 0.2
+    color_jitter: float = limits(0.2, 0, 1, hi_open=True)
     """Brightness, contrast and saturation factors drawn in [1 - c, 1 + c]."""
-    min_size: int = 0
+    min_size: int = limits(0, 0, None)
     """Shorter input side in pixels (0: the preset's, lite 320, r50-fpn 800)."""
-    max_size: int = 0
+    max_size: int = limits(0, 0, None)
     """Longer input side cap in pixels (0: the preset's, lite 320, r50-fpn 1333)."""
     anchor_sizes: tuple[int, ...] = ()
     """Five RPN anchor sizes, one per pyramid level (empty: the preset's, lite 16..256)."""
@@ -400,16 +444,16 @@ class TrainDetectorConfig:
     without the action, which one frame rarely shows), 'agnostic' (one 'object' class), or 'auto'
     (actor for the A2D and synthetic layouts, dataset otherwise)."""
     weights: str = ""
-    """r50-fpn: the COCO weights file (default: torch hub cache); lite ignores it."""
-    seed: int = 0
+    """r50-fpn: the COCO weights file (empty: the torch hub cache); lite ignores it."""
+    seed: int = limits(0, 0, SEED_MAX)
     """Seed of the initialisation, the shuffles and the augmentations."""
     device: str = "cpu"
-    """'cpu', 'cuda' or 'auto' (runtime only)."""
+    """'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when available) (runtime only)."""
     resume: bool = False
     """Continue from OUT/last.pt (runtime only)."""
-    eval_batch_size: int = 4
+    eval_batch_size: int = limits(4, 1, None)
     """Frames per inference batch in the final evaluation (runtime only)."""
-    checkpoint_minutes: float = 2.0
+    checkpoint_minutes: float = limits(2.0, 0, None, lo_open=True)
     """Also write last.pt this often within an epoch (runtime only)."""
 
 
@@ -420,18 +464,21 @@ class TrackRankConfig:
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "device")
 
+    def __post_init__(self):
+        check_fields(self)
+
     split: str = field(default="test", metadata={CHOICES: SPLITS})
     """Which queries to predict: 'test', 'train', 'all', or 'val' (the train videos the head was selected on)."""
-    top_k: int = 5
+    top_k: int = limits(5, 1, None)
     """Tracks submitted per query (rank 0 = the answer); without the TRM, candidates per frame."""
     trm: bool = True
-    """Link candidates across frames and answer with the best track (False: per-frame argmax, Table 3 rows 1-6)."""
+    """Link candidates across frames and answer with the best track (off: each frame's best-scored candidate, Table 3 rows 1-6)."""
     abstain_below: float | None = None
     """A query whose best track scores below this gets no mask (rows with candidate -1, NaN score, empty
-    mask); without the TRM a frame whose best candidate scores below it. None: never abstain."""
+    mask); without the TRM a frame whose best candidate scores below it. Unset: never abstain."""
     gamma: float = 0.8
     """Eq. 7 association threshold: a track and a candidate are linked only when S > gamma (paper: 0.8)."""
-    beta: int = 3
+    beta: int = limits(3, 1, None)
     """Rounds (processed frames) a track may stay unmatched before it ends; shorter gaps are bridged."""
     alpha: float = 0.5
     """Weight of the mask-IoU term of Eq. 7 (S = cos(V_i, V_j) + alpha * maskIoU)."""
@@ -439,7 +486,7 @@ class TrackRankConfig:
     """Track score: 'mean' (paper §1) or 'max' (paper §3.3) of its members' query scores."""
     fallback: str = field(default="best", metadata={CHOICES: TRM_FALLBACKS})
     """Frames the best track misses: 'best' (the frame's best-scored candidate) or 'empty' (no mask)."""
-    batch_size: int = 512
+    batch_size: int = limits(512, 1, None)
     """(query, frame) pairs per relation-module forward (runtime only)."""
     device: str = "auto"
     """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (runtime only)."""
@@ -451,7 +498,10 @@ class AblateConfig:
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("device",)
 
-    epochs: int = 20
+    def __post_init__(self):
+        check_fields(self)
+
+    epochs: int = limits(20, 1, None)
     """Training epochs of every row's head (a row already trained this far is reused)."""
     size: str = field(default="small", metadata={CHOICES: tuple(HEAD_SIZES)})
     """Head width: 'small' (D=128, 128-d words, 2x128 bi-LSTM; minutes on CPU) or 'paper' (256, 1000, 2x1000)."""
@@ -460,11 +510,11 @@ class AblateConfig:
     seed and every cell reports the mean with the min-max."""
     rows: tuple[str, ...] = ()
     """Rows to run, by number ('1'..'9') or folder name ('4-prm'); empty: all nine."""
-    val_fraction: float = 0.1
+    val_fraction: float = limits(0.1, 0, 1, hi_open=True)
     """train-head --val-fraction of every row: the train videos held out to select best.pt."""
-    weight_decay: float = 0.01
+    weight_decay: float = limits(0.01, 0, None)
     """train-head --weight-decay of every row (0: the paper's Adam)."""
-    dropout: float = 0.2
+    dropout: float = limits(0.2, 0, 1, hi_open=True)
     """train-head --dropout of every row (0: none, as in the paper)."""
     split: str = field(default="test", metadata={CHOICES: SPLITS})
     """Split the rows are evaluated on: 'test', 'train', 'all', or 'val' (each head's validation videos, for tuning)."""
@@ -478,20 +528,23 @@ class SegmentConfig:
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("device", "cache")
 
+    def __post_init__(self):
+        check_fields(self)
+
     detector: str = ""
     """What proposes candidates (as `detect --detector`): a checkpoint PATH, 'r50-fpn', or 'import:PATH'."""
     backbone: str = "auto"
     """Feature backbone; 'auto' takes the one the head was trained on (any other value must equal it)."""
-    top_k: int = 5
+    top_k: int = limits(5, 1, None)
     """Tracks reported per query (rank 0 = the answer)."""
     abstain_below: float | None = None
-    """Report "no matching object" for a query whose best track scores below this (None: always answer)."""
-    frame_stride: int = 1
+    """Report "no matching object" for a query whose best track scores below this (unset: always answer)."""
+    frame_stride: int = limits(1, 1, None)
     """Detect (and answer) every S-th frame; the overlay still shows every frame."""
     device: str = "auto"
     """Torch device for detector, backbone and head: auto, cpu, cuda or cuda:N (runtime only)."""
     cache: str = ""
-    """Cache root for the video's candidates and features ('' : the default, see stages.segment) (runtime only)."""
+    """Cache root for the video's candidates and features (empty: $CLAWCRANE_CACHE/segment, else ~/.cache/clawcrane/segment) (runtime only)."""
 
 
 @dataclass(frozen=True)
@@ -500,27 +553,30 @@ class QuickstartConfig:
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("device",)
 
+    def __post_init__(self):
+        check_fields(self)
+
     preset: str = field(default="small", metadata={CHOICES: SYNTH_PRESETS})
     """Synthetic benchmark preset ('tiny' for tests, 'small' for the quickstart; 'hard' for the world without
     single-frame shortcuts, see `data synth --help`)."""
-    seed: int = 0
+    seed: int = limits(0, 0, SEED_MAX)
     """Seed of the data, the detector and the head."""
     detector: str = ""
     """'' trains the lite detector (OUT/detector/); any `detect --detector` value (a checkpoint PATH,
     r50-fpn, oracle, import:PATH) is used as is and skips training."""
-    detector_minutes: float = 5.0
+    detector_minutes: float = limits(5.0, 0, None)
     """Training-time budget of the lite detector, in minutes."""
-    detector_epochs: int = 60
+    detector_epochs: int = limits(60, 1, None)
     """Epoch cap of the detector (the time budget usually ends training first)."""
-    frame_stride: int = 1
+    frame_stride: int = limits(1, 1, None)
     """Detect every S-th frame (annotated frames always)."""
-    input_size: int = 320
+    input_size: int = limits(320, 32, None)
     """Frame size of the feature extraction (extract --input-size; the paper's 320)."""
     head_size: str = "small"
     """Head width preset of `train-head --size` (small or paper)."""
-    head_epochs: int = 15
+    head_epochs: int = limits(15, 1, None)
     """Training epochs of the head."""
-    overlays: int = 3
+    overlays: int = limits(3, 0, None)
     """Test queries (of distinct videos) rendered into OUT/overlays/<video_id>/."""
     device: str = "cpu"
     """Torch device for every stage (runtime only)."""

@@ -97,3 +97,9 @@ def test_argmax_rows_are_strict_too(scores):
     subs = ranking.argmax_submissions([np.array(scores)], top_k=2)[0]
     # the float64 argmax stays the answer, and its runner-up is strictly below it once stored as float32
     assert subs[0].k == int(np.argmax(scores)) and np.float32(subs[1].score) < np.float32(subs[0].score)
+
+
+def test_compare_counts_nan_and_sample_counts_as_disagreement():
+    assert compare({"P@0.5": 0.5, "samples": 3}, {"P@0.5": float("nan"), "samples": 3}) != {}
+    assert compare({"P@0.5": 0.5, "samples": 3}, {"P@0.5": 0.5, "samples": 0}) == {"samples": (3.0, 0.0)}
+    assert compare({"P@0.5": 0.5, "samples": 3}, {"P@0.5": 0.5 + 1e-12, "samples": 3}) == {}

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from clawcrane import config as C
 from clawcrane.cli import main
-from clawcrane.cli_options import config_options, default_of
+from clawcrane.cli_options import config_options, default_of, help_text
 
 COMMANDS = {
     "train-head": (C.HeadConfig, C.TrainHeadConfig), "track-rank": (C.TrackRankConfig,), "ablate": (C.AblateConfig,),
@@ -43,7 +43,7 @@ def test_every_config_backed_option_has_the_fields_default_and_help():
                 if (not isinstance(p, click.Option) or p.name not in names or (name, p.name) in CLI_ONLY_DEFAULTS
                         or p.required):  # required paths have no default to share
                     continue
-                doc = C.field_docs(cls).get(p.name, "").replace("``", "")
+                doc = help_text(C.field_docs(cls).get(p.name, ""))
                 assert p.default == default_of(cls, p.name), (name, p.name)
                 assert doc and p.help == doc, (name, p.name)
                 allowed = next(f for f in dataclasses.fields(cls) if f.name == p.name).metadata.get(C.CHOICES)
@@ -106,3 +106,22 @@ def test_a_bad_head_option_is_refused_before_any_data_is_read(tmp_path):
     # the device is checked before the (missing) feature cache is opened
     with pytest.raises(ConfigError, match="--device"):
         train_head.run(C.TrainHeadConfig(device="tpu"), dataset=None, features=tmp_path / "nowhere", out=tmp_path / "run")
+
+
+def test_out_of_range_numbers_are_one_line_errors_not_tracebacks(tmp_path):
+    """Numbers outside a field's range are refused by the CLI (usage error) or the config (one line, exit 1)."""
+    feats = tmp_path / "f"
+    feats.mkdir()
+    base = ["train-head", "--features", str(feats), "--dataset", str(tmp_path), "--out", str(tmp_path / "o")]
+    for extra in (["--dropout", "1.5"], ["--lr", "-1"], ["--embed-dim", "0"], ["--lstm-hidden", "0"], ["--tau", "0"],
+                  ["--max-words", "0"], ["--seed", "99999999999999999999"], ["--weight-decay", "-1"]):
+        r = CliRunner().invoke(main, base + extra)
+        assert r.exit_code == 2 and "Traceback" not in r.output, (extra, r.output)
+    for extra in (["--lr", "nan"], ["--tau", "inf"]):
+        r = CliRunner().invoke(main, base + extra)
+        assert r.exit_code == 1 and r.output.startswith("error:") and "finite" in r.output, (extra, r.output)
+    r = CliRunner().invoke(main, ["train-detector", str(tmp_path), "--out", str(tmp_path / "d"), "--batch-size", "0"])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(main, ["track-rank", "--head", str(feats), "--features", str(feats), "--dataset", str(tmp_path),
+                                  "--out", str(tmp_path / "p.parquet"), "--gamma", "nan"])
+    assert r.exit_code == 1 and "--gamma nan: must be a finite number" in r.output

@@ -28,3 +28,18 @@ def test_readme_commands_are_make_targets_that_depend_on_setup():
 
 def test_ci_runs_the_readme_test_command():
     assert re.search(r"^make test$", (ROOT / ".ci/run").read_text(), re.M)
+
+
+def test_no_package_module_is_hidden_by_gitignore():
+    """A .gitignore rule such as a bare 'build/' once hid clawcrane/build/ from every clone: nothing under
+    clawcrane/ may be ignored (checked with git when the tests run in a checkout)."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    files = [str(p.relative_to(ROOT)) for p in (ROOT / "clawcrane").rglob("*.py") if "__pycache__" not in p.parts]
+    out = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout.split() == []

@@ -147,3 +147,18 @@ def test_track_rank_and_evaluate_score_the_heads_validation_videos(tmp_path):
     with pytest.raises(DataError, match="no validation videos"):
         track_rank.run(TrackRankConfig(split="val", device="cpu"), dataset, head=tmp_path / "noval", features=features,
                        out=tmp_path / "x.parquet")
+
+
+def test_evaluate_refuses_a_split_the_predictions_do_not_hold(tmp_path):
+    dataset, features, _ = colour_world(tmp_path)
+    cfg = TrainHeadConfig(head=HeadConfig(embed_dim=32, word_dim=16, lstm_hidden=16), epochs=1, batch_size=4, lr=3e-3, device="cpu")
+    train_head.run(cfg, dataset, features=features, out=tmp_path / "run")
+    test = track_rank.run(TrackRankConfig(split="test", device="cpu"), dataset, head=tmp_path / "run", features=features,
+                          out=tmp_path / "test.parquet")
+    for wrong in ("val", "train", "all"):  # test predictions hold none (or not all) of these queries
+        with pytest.raises(DataError, match=f"made for split 'test'.*--split {wrong}"):
+            evaluate.run(EvalConfig(split=wrong, j_and_f="off"), predictions=test.out, dataset=dataset, out_dir=tmp_path / "e")
+    train = track_rank.run(TrackRankConfig(split="train", device="cpu"), dataset, head=tmp_path / "run", features=features,
+                           out=tmp_path / "train.parquet")
+    res = evaluate.run(EvalConfig(split="val", j_and_f="off"), predictions=train.out, dataset=dataset)
+    assert res.metrics["samples"] == 3 * 2 and res.out_dir.name == "train-eval-val"  # train holds val; no overwrite of -eval

@@ -10,7 +10,7 @@ not in the paper). A row whose
 head already reached ``--epochs`` is not retrained (fewer epochs: train-head resumes it); its
 predictions and metrics are recomputed only when the head, caches or options changed (track-rank's
 own up-to-date check). Writes ``TABLE/ablation.md`` (Table 3 layout, then P@0.5 per query type) and
-``TABLE/ablation.json``. The stage functions are called directly, in this process.
+``TABLE/ablation.json`` (``ablation-<split>.md`` etc. for another split than test). The stage functions are called directly, in this process.
 """
 
 from __future__ import annotations
@@ -27,7 +27,16 @@ from clawcrane.atomic import write_json, write_text
 from clawcrane.build.heads import LAST, sized
 from clawcrane.cache.checkpoints import KIND_HEAD, load_checkpoint
 from clawcrane.cache.features import open_features
-from clawcrane.config import HEAD_SIZES, TEXT_RELATIONS, AblateConfig, EvalConfig, TrackRankConfig, TrainHeadConfig, to_dict
+from clawcrane.config import (
+    HEAD_SIZES,
+    SEED_MAX,
+    TEXT_RELATIONS,
+    AblateConfig,
+    EvalConfig,
+    TrackRankConfig,
+    TrainHeadConfig,
+    to_dict,
+)
 from clawcrane.datasets.records import Dataset
 from clawcrane.errors import ConfigError
 from clawcrane.stages import evaluate, track_rank, train_head
@@ -37,6 +46,15 @@ log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions.parquet"
 EVAL_DIR = "eval"
+
+
+def split_name(name: str, split: str) -> str:
+    """A file or folder name of the test split, or of another split (``predictions-val.parquet``, ``eval-val``):
+    scoring another split never overwrites the test results."""
+    if split == "test":
+        return name
+    stem, dot, ext = name.partition(".")
+    return f"{stem}-{split}{dot}{ext}"
 
 
 @dataclass(frozen=True)
@@ -145,6 +163,9 @@ def selected_rows(names: tuple[str, ...]) -> list[Row]:
 def check_config(config: AblateConfig) -> None:
     if not config.seeds:
         raise ConfigError("--seeds: give at least one seed")
+    bad = [s for s in config.seeds if not 0 <= s <= SEED_MAX]
+    if bad:
+        raise ConfigError(f"--seeds {bad[0]}: a seed must be in [0, {SEED_MAX}]")
     if len(set(config.seeds)) != len(config.seeds):
         raise ConfigError(f"--seeds {','.join(map(str, config.seeds))}: a seed is repeated")
     selected_rows(config.rows)
@@ -284,9 +305,10 @@ def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out
             trained = _train(train_config(config, row, seed), dataset, features, run_dir)
             row_dir = runs / row.name
             tcfg = TrackRankConfig(**dict(to_dict(base_track), split=config.split, trm=row.trm, device=config.device))
-            pred = track_rank.run(tcfg, dataset, head=run_dir, features=features, out=row_dir / PREDICTIONS)
+            pred = track_rank.run(tcfg, dataset, head=run_dir, features=features,
+                                  out=row_dir / split_name(PREDICTIONS, config.split))
             metrics, by_type, by_wording = _evaluate(EvalConfig(split=config.split, j_and_f="off"), pred, dataset,
-                                                     row_dir / EVAL_DIR)
+                                                     row_dir / split_name(EVAL_DIR, config.split))
             per_seed.append(SeedResult(seed=seed, run=run_dir, trained_epochs=trained, predictions=pred.out, metrics=metrics,
                                        by_query_type=by_type, by_wording=by_wording, seconds=time.perf_counter() - t0))
             log.info("ablate: %s seed %d: P@0.5 %.3f mAP %.3f (%.0f s)", row.label, seed, metrics["P@0.5"],
@@ -308,6 +330,6 @@ def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out
                              "trained_epochs": s.trained_epochs, "metrics": s.metrics, "by_query_type": s.by_query_type,
                              "by_wording": s.by_wording, "seconds": s.seconds} for s in r.seeds]} for r in results],
     }
-    write_json(out / "ablation.json", report)
-    write_text(out / "ablation.md", md)
+    write_json(out / split_name("ablation.json", config.split), report)
+    write_text(out / split_name("ablation.md", config.split), md)
     return AblateResult(out=out, rows=results, markdown=md, seconds=time.perf_counter() - t_start)

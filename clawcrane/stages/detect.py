@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clawcrane.build.detectors import build_detector, detector_key
+from clawcrane.build.device import resolve_device
 from clawcrane.cache.candidates import SCHEMA, STAGE
 from clawcrane.cache.store import Store, artifact_dir
 from clawcrane.config import DetectConfig, output_config
@@ -82,6 +83,7 @@ def _check(config: DetectConfig) -> None:
         raise ConfigError(f"--max-per-frame {config.max_per_frame}: must be >= 1")
     if not (0.0 <= config.dedup_iou <= 1.0 and 0.0 <= config.score_threshold <= 1.0):
         raise ConfigError("--dedup-iou and --score-threshold must lie in [0, 1]")
+    resolve_device(config.device)  # a bad --device fails before anything is written, whatever the detector
 
 
 def run(

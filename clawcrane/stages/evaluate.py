@@ -154,9 +154,23 @@ def markdown_tables(metrics: dict[str, float], by_type: dict[str, dict[str, floa
     return "\n".join(lines) + "\n"
 
 
-def default_out_dir(predictions: str | os.PathLike) -> Path:
+def default_out_dir(predictions: str | os.PathLike, split: str = "test") -> Path:
+    """``<PRED stem>-eval`` beside PRED (``-eval-<split>`` for another split than test, so none overwrites another)."""
     p = Path(predictions)
-    return p.parent / f"{p.stem}-eval"
+    return p.parent / (f"{p.stem}-eval" if split == "test" else f"{p.stem}-eval-{split}")
+
+
+def covers(made: str, wanted: str) -> bool:
+    """Whether predictions made for split ``made`` hold every query of split ``wanted``."""
+    return made in (wanted, "all") or (made == "train" and wanted == "val")
+
+
+def _check_split(preds: Predictions, wanted: str) -> None:
+    made = (preds.meta.get("config") or {}).get("split")
+    if made and not covers(str(made), wanted):
+        raise DataError(f"{preds.path}: predictions were made for split {made!r} (`track-rank --split {made}`), which "
+                        f"does not hold the {wanted!r} queries; evaluate with --split {made}, or run "
+                        f"`clawcrane track-rank --split {wanted}` first")
 
 
 def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset, out_dir: str | os.PathLike | None = None) -> EvalResult:
@@ -167,6 +181,7 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
         raise ConfigError(f"j_and_f {config.j_and_f!r}: expected auto, on or off")
     preds = read_predictions(predictions)
     _check_dataset(preds, dataset)
+    _check_split(preds, config.split)
     try:
         queries = split_queries(dataset, config.split, preds.meta.get("validation"))
     except ValueError:
@@ -199,7 +214,7 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
 
     title = f"{dataset.name} {config.split} ({Path(predictions).name})"
     md = markdown_tables(metrics, by_type, jf, title, by_wording=by_wording)
-    out = Path(out_dir) if out_dir is not None else default_out_dir(predictions)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(predictions, config.split)
     report: dict[str, Any] = {
         "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint},
         "predictions": {"path": str(Path(predictions)), "key": preds.key, "meta": preds.meta},

@@ -164,7 +164,8 @@ def strict_scores(rows: _Rows) -> tuple[np.ndarray, int]:
 def _export_coco(rows: _Rows, out: Path, top_k: int) -> tuple[int, int]:
     idx = np.flatnonzero(rows.rank < top_k)
     idx = idx[np.lexsort((rows.rank[idx], rows.frame[idx], rows.qid[idx], rows.vid[idx]))]
-    scores, lowered = strict_scores(rows)
+    scores, _ = strict_scores(rows)
+    lowered = int(np.sum(scores[idx] != rows.score[idx].astype(np.float32)))
     if lowered:
         log.warning("%s: %d runner-up masks scored as high as their answer (predictions of an older version); "
                     "exported just below it, so that max-score evaluators take the answer", rows.path, lowered)

@@ -33,6 +33,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 from clawcrane.atomic import write_text
+from clawcrane.build.device import resolve_device
 from clawcrane.build.heads import sized
 from clawcrane.cache.predictions import read_predictions
 from clawcrane.config import (
@@ -95,6 +96,7 @@ def check_config(config: QuickstartConfig) -> None:
         raise ConfigError("--detector-minutes must be >= 0, the detector and head epochs >= 1")
     if config.overlays < 0:
         raise ConfigError(f"--overlays {config.overlays}: must be >= 0")
+    resolve_device(config.device)  # before the first stage runs
 
 
 def _train_detector(config: QuickstartConfig, dataset, out: Path) -> tuple[str, bool, str]:

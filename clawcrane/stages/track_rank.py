@@ -218,8 +218,9 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
         try:
             queries = split_queries(dataset, "val", validation)
         except ValueError:
-            raise DataError(f"{path}: the head records no validation videos (trained with --val-fraction 0, or by an "
-                            "older version); retrain it, or pick --split test") from None
+            raise DataError(f"{path}: the head records no validation videos (trained with --val-fraction 0, on too few "
+                            "train videos to hold one out, or by an older version; see its metrics.json); retrain it "
+                            "with a larger --val-fraction, or pick --split test") from None
     else:
         queries = split_queries(dataset, config.split)
     if not queries:

@@ -32,7 +32,7 @@ from clawcrane.build.text import LazyMiniLM, TextStates, text_tensors
 from clawcrane.cache.candidates import CandidateCache
 from clawcrane.cache.checkpoints import KIND_HEAD, check_head_features, load_checkpoint, save_checkpoint
 from clawcrane.cache.features import FeatureCache, candidates_of, open_features
-from clawcrane.config import MINILM_DIM, TrainHeadConfig, check_choices, flat, output_config, to_dict
+from clawcrane.config import MINILM_DIM, TrainHeadConfig, check_fields, flat, output_config, to_dict
 from clawcrane.datasets.records import Dataset, Query
 from clawcrane.datasets.splits import TrainValSplit, samples_of, train_val_split
 from clawcrane.errors import CacheError, ConfigError, DataError
@@ -199,7 +199,7 @@ def prepare(
 
 def check_config(config: TrainHeadConfig) -> None:
     """Refuse options that cannot work, with the option's name, before any cache or annotation is read."""
-    check_choices(config.head)
+    check_fields(config.head)
     if not 0.0 <= config.val_fraction < 1.0:
         raise ConfigError(f"--val-fraction {config.val_fraction}: must be in [0, 1) (0: no validation, best.pt follows the training loss)")
     if config.epochs < 1:
@@ -208,10 +208,10 @@ def check_config(config: TrainHeadConfig) -> None:
 
 
 def changed_options(old: dict[str, Any], config: TrainHeadConfig) -> list[str]:
-    """The output-affecting options (epochs aside) in which a stored training config differs from ``config``."""
+    """The output-affecting options (epochs aside), as --flags, in which a stored training config differs from ``config``."""
     a = {k: v for k, v in flat(old).items() if k != "epochs"}
     b = {k: v for k, v in flat(output_config(config)).items() if k != "epochs"}
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return sorted("--" + k.rsplit(".", 1)[-1].replace("_", "-") for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
 def run(

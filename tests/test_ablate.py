@@ -18,7 +18,7 @@ from clawcrane.stages import ablate, train_head
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_ablate_writes_all_nine_rows_and_a_second_call_reuses_the_trained_heads(tmp_path, monkeypatch):
+def test_ablate_writes_every_row_and_a_second_call_reuses_the_trained_heads(tmp_path, monkeypatch):
     dataset, features, root = colour_world(tmp_path, write_videos=False)
     calls = []
     real_train = train_head.run
@@ -26,12 +26,15 @@ def test_ablate_writes_all_nine_rows_and_a_second_call_reuses_the_trained_heads(
     config = AblateConfig(epochs=1, size="small", device="cpu")
     res = ablate.run(config, dataset, cache=root, out=tmp_path / "table")
 
-    assert [r.row.name for r in res.rows] == [r.name for r in ablate.ROWS] and len(res.rows) == 9
-    assert len(calls) == 7  # seven heads; each TRM row reuses the head of the row before it
-    for trm_row, head_row in ((6, 5), (8, 7)):  # same head, predictions made with the TRM on vs off
+    assert [r.row.name for r in res.rows] == [r.name for r in ablate.ROWS] and len(res.rows) == 15
+    assert len(calls) == 11  # 15 rows, 4 of which (7, 9, 11, 15) reuse the head of the row before them
+    for trm_row, head_row in ((6, 5), (8, 7), (10, 9)):  # same head, predictions made with the TRM on vs off
         assert res.rows[trm_row].run == res.rows[head_row].run
         metas = [read_predictions(res.rows[i].predictions).meta for i in (trm_row, head_row)]
         assert [m["config"]["trm"] for m in metas] == [True, False] and metas[0]["key"] != metas[1]["key"]
+    assert res.rows[14].run == res.rows[13].run  # row 15: row 14's head with Eq. 3's summed track score
+    metas = [read_predictions(res.rows[i].predictions).meta for i in (14, 13)]
+    assert [m["config"]["score_mode"] for m in metas] == ["sum", "mean"] and metas[0]["key"] != metas[1]["key"]
     heads = {r.run / "best.pt": (r.run / "best.pt").stat().st_mtime_ns for r in res.rows}
     for r in res.rows:
         assert r.predictions.is_file() and (r.predictions.parent / "eval" / "metrics.json").is_file()
@@ -41,11 +44,12 @@ def test_ablate_writes_all_nine_rows_and_a_second_call_reuses_the_trained_heads(
     assert "mAP 0.5:0.95 (COCO)" in md and "Overall IoU" in md and "appearance" in md
     report = json.loads((tmp_path / "table" / "ablation.json").read_text())
     assert [r["name"] for r in report["rows"]] == [r.name for r in ablate.ROWS]
-    assert [r["trm"] for r in report["rows"]] == [False] * 6 + [True, False, True]
+    assert [r["trm"] for r in report["rows"]] == [False] * 6 + [True, False, True, False] + [True] * 5
+    assert [r["motion"] for r in report["rows"]] == [False] * 12 + [True] * 3
     assert report["rows"][0]["metrics"]["samples"] == (3 * 3 + 1) * 2  # test split: 3 videos x 3 objects + 1 missed, 2 frames
 
     again = ablate.run(config, dataset, cache=root, out=tmp_path / "table")
-    assert len(calls) == 7 and all(r.trained_epochs == 0 for r in again.rows)  # nothing retrained
+    assert len(calls) == 11 and all(r.trained_epochs == 0 for r in again.rows)  # nothing retrained
     assert {p: p.stat().st_mtime_ns for p in heads} == heads
     assert [r.metrics for r in again.rows] == [r.metrics for r in res.rows]
 
@@ -78,7 +82,7 @@ def test_ablate_seeds_give_mean_and_min_max_cells_and_rows_pick_a_subset(tmp_pat
     lo, hi = res.rows[0].spread["P@0.5"]
     assert f"{100 * res.rows[0].metrics['P@0.5']:.1f} ({100 * lo:.1f}-{100 * hi:.1f})" in res.markdown
     assert "mean (min-max) over seeds 0,1" in res.markdown
-    with pytest.raises(ConfigError, match="--rows '12'"):
-        ablate.check_config(AblateConfig(rows=("12",)))
+    with pytest.raises(ConfigError, match="--rows '16'"):
+        ablate.check_config(AblateConfig(rows=("16",)))
     with pytest.raises(ConfigError, match="repeated"):
         ablate.check_config(AblateConfig(seeds=(1, 1)))

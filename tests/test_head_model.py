@@ -33,7 +33,7 @@ def inputs(B=2, N=4, L=5, seed=0):
 
 
 @pytest.mark.parametrize("position", ["none", "absolute", "relative", "full"])
-@pytest.mark.parametrize("relation", ["none", "vanilla", "text", "text-geo"])
+@pytest.mark.parametrize("relation", ["none", "vanilla", "text", "text-linear", "text-geo"])
 def test_head_shapes_and_padded_scores_are_minus_inf(position, relation):
     torch.manual_seed(0)
     model = RetrievalHead(config=small(position, relation), vocab_size=V, feat_dim=C)
@@ -46,6 +46,34 @@ def test_head_shapes_and_padded_scores_are_minus_inf(position, relation):
     assert obj.shape == (2, 4, 16)
     torch.testing.assert_close(obj[valid].norm(dim=-1), torch.ones(int(valid.sum())))
     assert model.embed_text(tokens, lengths).shape == (2, 16)
+
+
+@pytest.mark.parametrize("ranks,motion", [(True, False), (False, True), (True, True)])
+def test_ranks_and_motion_heads_keep_shapes_and_ignore_padding(ranks, motion):
+    torch.manual_seed(0)
+    model = RetrievalHead(config=small("full", "text-geo", ranks=ranks, motion=motion), vocab_size=V, feat_dim=C).eval()
+    tokens, lengths, feat, _, valid = inputs()
+    pos = torch.rand(2, 4, model.pos_width) * valid[..., None]
+    sim = model(tokens, lengths, feat, pos, valid)
+    assert sim.shape == (2, 4) and torch.isinf(sim[1, -1]) and torch.isfinite(sim[valid]).all()
+    extra = 3  # padded rows holding garbage must not move a real score
+    sim2 = model(tokens, lengths, torch.cat([feat, 100 * torch.randn(2, extra, C)], 1),
+                 torch.cat([pos, torch.rand(2, extra, model.pos_width)], 1),
+                 torch.cat([valid, torch.zeros(2, extra, dtype=torch.bool)], 1))
+    torch.testing.assert_close(sim2[:, :4][valid], sim[valid], atol=1e-5, rtol=1e-5)
+
+
+def test_motion_term_moves_scores_only_through_the_motion_columns():
+    # the same frame with two different track motions: only a motion head's scores change
+    torch.manual_seed(0)
+    tokens, lengths, feat, _, valid = inputs()
+    for motion in (False, True):
+        model = RetrievalHead(config=small("full", "none", motion=motion), vocab_size=V, feat_dim=C).eval()
+        pos = torch.rand(2, 4, 10 + 9)
+        moved = pos.clone()
+        moved[..., 10:] = torch.randn(2, 4, 9)
+        a, b = model(tokens, lengths, feat, pos, valid), model(tokens, lengths, feat, moved, valid)
+        assert torch.allclose(a[valid], b[valid]) != motion
 
 
 def test_object_encoder_and_relation_shapes():
@@ -87,7 +115,7 @@ def test_absolute_position_reads_only_the_box_and_relative_only_the_ranks():
     assert not torch.allclose(full(tokens, lengths, feat, pos, valid)[valid], full(tokens, lengths, feat, moved, valid)[valid])
 
 
-@pytest.mark.parametrize("relation", ["none", "vanilla", "text", "text-geo"])
+@pytest.mark.parametrize("relation", ["none", "vanilla", "text", "text-linear", "text-geo"])
 def test_padding_candidates_never_change_real_scores(relation):
     torch.manual_seed(0)
     model = RetrievalHead(config=small("full", relation), vocab_size=V, feat_dim=C).eval()
@@ -106,7 +134,7 @@ def test_tsrm_object_embeddings_depend_on_the_sentence_but_vanilla_ones_do_not()
     tokens, lengths, feat, pos, valid = inputs()
     tokens2 = torch.flip(tokens, dims=[1])
     lengths2 = torch.full_like(lengths, tokens.shape[1])
-    for relation, depends in (("text", True), ("text-geo", True), ("vanilla", False)):
+    for relation, depends in (("text", True), ("text-linear", True), ("text-geo", True), ("vanilla", False)):
         torch.manual_seed(0)
         model = RetrievalHead(config=small("full", relation), vocab_size=V, feat_dim=C)
         a = model.embed_objects(tokens, lengths, feat, pos, valid)
@@ -146,10 +174,10 @@ def test_dropout_acts_only_in_training_and_adds_no_parameters():
     assert not torch.equal(a[valid], b[valid])  # two training passes draw different masks
 
 
-def test_tsrm_attention_weights_do_not_depend_on_the_sentence():
-    # Eq. 5 is linear: f_k(m) = W_k A f_V(m) + W_k B f_t, and the f_t part adds one number to every
-    # logit of a row, which softmax cancels; so the paper's TSRM cannot use the sentence to choose
-    # whom to attend to (the reason for the text-geo variant)
+def test_linear_tsrm_attention_weights_do_not_depend_on_the_sentence():
+    # Eq. 5 read literally is linear: f_k(m) = W_k A f_V(m) + W_k B f_t, and the f_t part adds one
+    # number to every logit of a row, which softmax cancels; so the linear TSRM cannot use the
+    # sentence to choose whom to attend to (the reason for the nonlinear `text` and for text-geo)
     torch.manual_seed(0)
     tsrm = TextGuidedRelation(16)
     f_V, valid = torch.randn(2, 5, 16), torch.ones(2, 5, dtype=torch.bool)
@@ -159,6 +187,18 @@ def test_tsrm_attention_weights_do_not_depend_on_the_sentence():
     # summing to 1, so changing f_t moves every object's output by the same vector 2 W_v B (f_t1 - f_t2)
     delta = tsrm(f_V, valid, f_t1) - tsrm(f_V, valid, f_t2)  # (B, N, D)
     torch.testing.assert_close(delta, delta[:, :1].expand_as(delta), atol=1e-4, rtol=1e-4)
+
+
+def test_tsrm_attention_weights_follow_the_sentence():
+    # the nonlinear fusion ReLU(LayerNorm(W_o [f_V; f_t])) does not split into an object part plus a
+    # sentence part, so the logits of a row no longer differ from another sentence's by one constant
+    torch.manual_seed(0)
+    tsrm = TextGuidedRelation(16, nonlinear=True)
+    f_V, valid = torch.randn(2, 5, 16), torch.ones(2, 5, dtype=torch.bool)
+    f_t1, f_t2 = torch.randn(2, 16), 10 * torch.randn(2, 16)
+    assert not torch.allclose(tsrm.attention(f_V, f_t1, valid), tsrm.attention(f_V, f_t2, valid), atol=1e-3)
+    delta = tsrm(f_V, valid, f_t1) - tsrm(f_V, valid, f_t2)
+    assert not torch.allclose(delta, delta[:, :1].expand_as(delta), atol=1e-3)
 
 
 def test_text_geo_attention_depends_on_the_sentence():
@@ -202,3 +242,21 @@ def test_pair_geometry_hand_case():
                              float(torch.log(torch.tensor(0.101 / 0.201))), float(torch.log(torch.tensor(0.401 / 0.201)))])
     torch.testing.assert_close(g, expected, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(pair_geometry(pos)[0, 0, 0, :6], torch.tensor([0.0, 0.0, -1.0, -1.0, 0.0, 0.0]))  # self: overlap = own size
+
+
+def test_a_head_saved_as_text_before_the_nonlinear_tsrm_loads_as_text_linear():
+    # checkpoints written when `text` meant the linear reading hold no fusion norm: they rebuild as
+    # `text-linear` with the same weights and the same scores, instead of failing on missing keys
+    from dataclasses import asdict
+
+    from clawcrane.build.heads import head_from_payload
+    from clawcrane.pipeline.language import PAD, UNK
+
+    torch.manual_seed(0)
+    old = RetrievalHead(config=small("full", "text-linear"), vocab_size=V, feat_dim=C).eval()
+    payload = {"head_config": {**asdict(old.config), "relation": "text"}, "vocab": [PAD, UNK] + [f"w{i}" for i in range(V - 2)],
+               "feat_dim": C, "model": old.state_dict()}
+    model, config, _ = head_from_payload(payload)
+    assert config.relation == "text-linear"
+    args = inputs()
+    torch.testing.assert_close(model(*args), old(*args))

@@ -76,14 +76,19 @@ def rows_of(pred: P.Predictions) -> list[dict]:
 # ---- pipeline.scoring -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("relation", ["none", "vanilla", "text", "text-geo"])
-def test_score_video_equals_the_heads_own_forward_for_every_pair(relation):
+@pytest.mark.parametrize("relation,ranks,motion", [
+    ("none", False, False), ("vanilla", False, False), ("text", False, False), ("text-linear", False, False),
+    ("text-geo", False, False), ("none", True, False), ("vanilla", True, True), ("text-geo", True, True),
+    ("none", False, True),
+])
+def test_score_video_equals_the_heads_own_forward_for_every_pair(relation, ranks, motion):
     """Shared per-video / per-query work must not change a number: compare with forward() pair by pair."""
     torch.manual_seed(0)
-    model = RetrievalHead(config=HeadConfig(relation=relation, embed_dim=8, word_dim=6, lstm_hidden=5), vocab_size=9, feat_dim=4)
+    config = HeadConfig(relation=relation, ranks=ranks, motion=motion, embed_dim=8, word_dim=6, lstm_hidden=5)
+    model = RetrievalHead(config=config, vocab_size=9, feat_dim=4)
     model.eval()
     T, N, C, Q = 3, 4, 4, 2  # frames, candidates, channels, queries
-    feat, pos = torch.randn(T, N, C), torch.rand(T, N, 10)
+    feat, pos = torch.randn(T, N, C), torch.rand(T, N, model.pos_width)
     valid = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]], dtype=torch.bool)
     text, lengths = torch.tensor([[2, 3, 4], [5, 6, 0]]), torch.tensor([3, 2])
     emb, sim = score_video(model, text, lengths, feat, pos, valid, batch_size=2)  # 2 pairs a batch: 3 batches

@@ -120,6 +120,21 @@ def test_track_score_is_the_mean_of_member_scores_or_the_max():
     assert trm.rank_tracks(tracks, mode="max")[0] is x  # 0.9 > 0.5
 
 
+def test_sum_track_score_prefers_a_long_consistent_track_over_a_lucky_short_one():
+    # Eq. 3's sum: a one-frame track L scoring 0.9 (sum 0.9) against a three-frame track Y scoring
+    # 0.5 each (sum 1.5); the mean prefers the lucky one-frame track (0.9 > 0.5), the sum does not
+    X, Y = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    emb = [np.stack([X, Y]), Y[None], Y[None]]
+    rles = [[strip(0, 5), strip(20, 25)], [strip(20, 25)], [strip(20, 25)]]
+    scores = [np.array([0.9, 0.5]), np.array([0.5]), np.array([0.5])]
+    tracks = trm.link_tracks(emb, rles, scores=scores)
+    lucky, y = tracks
+    assert len(lucky) == 1 and len(y) == 3
+    assert y.score("sum") == pytest.approx(1.5)
+    assert trm.rank_tracks(tracks, mode="mean")[0] is lucky
+    assert trm.rank_tracks(tracks, mode="sum")[0] is y
+
+
 def test_frames_without_the_best_track_take_their_best_candidate_or_nothing():
     # Best track Y (mean 0.8) lives in frames 0-1; frame 2 has only X's candidate (score 0.3) and
     # a new candidate Z (score 0.6, orthogonal to both): the fallback takes Z, 'empty' takes nothing.

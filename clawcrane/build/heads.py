@@ -8,6 +8,8 @@ as ``head_config`` (a ``HeadConfig``), its vocabulary, the feature width and the
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,9 @@ def stored_head_config(payload: dict[str, Any]) -> HeadConfig:
 def head_from_payload(payload: dict[str, Any]) -> tuple[RetrievalHead, HeadConfig, Vocabulary]:
     """Rebuild a head from a checkpoint payload (``head_config``, ``vocab``, ``feat_dim``, ``model``)."""
     config = stored_head_config(payload)
+    if config.relation == "text" and not any(k.startswith("relation.fuse_act.") for k in payload["model"]):
+        # trained before `text` became the nonlinear TSRM: it is the linear reading, now `text-linear`
+        config = dataclasses.replace(config, relation="text-linear")
     vocab = Vocabulary(payload["vocab"])
     model = RetrievalHead(config=config, vocab_size=len(vocab), feat_dim=int(payload["feat_dim"]))
     model.load_state_dict(payload["model"])

@@ -8,6 +8,10 @@ each candidate's L2-normalised embedding V^r_i with the L2-normalised sentence e
 - ``lengths``: (B,) words (tokens) per sentence
 - ``feat``: (B, N, C) mask-max-pooled features (the cache's ``feat``), ``pos``: (B, N, 10) p_i
 - ``valid``: (B, N) bool, False on padding rows
+- with ``motion`` on, ``pos`` is (B, N, 10 + M): p_i followed by the candidate's track motion m_i
+  (``pipeline.motion``), and the score gains the text-conditioned motion term
+  <MLP(m_i), W_m L> / sqrt(H) (not in the paper): sim = cos(V^r_i, L) + motion term
+- with ``ranks`` on, V^r_i gains the text-guided ranks of ``pipeline.ranks`` (not in the paper)
 
 Ablations of the paper's Table 3: ``position`` none / absolute (the 8 box numbers of p_i) /
 relative (r_x, r_y) / full (all 10); ``relation`` none / vanilla / text / text-geo (see ``relations``).
@@ -17,12 +21,17 @@ positional or relational parameters.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from clawcrane.config import TEXT_RELATIONS, HeadConfig
 from clawcrane.pipeline.language import CachedWordStates, LSTMWordStates, SentenceEncoder, mlp
+from clawcrane.pipeline.motion import SPEED_COLUMN
+from clawcrane.pipeline.motion import M as MOTION_DIM
+from clawcrane.pipeline.ranks import TextGuidedRanks
 from clawcrane.pipeline.relations import build_relation
 
 P = 10
@@ -49,6 +58,25 @@ class ObjectEncoder(nn.Module):
         return v
 
 
+class MotionTerm(nn.Module):
+    """The text-conditioned motion score <MLP(m_i), W_m L> / sqrt(H) of each candidate's track motion."""
+
+    def __init__(self, *, embed_dim: int, hidden: int = 64):
+        super().__init__()
+        self.hidden = hidden
+        self.mlp = nn.Sequential(nn.Linear(MOTION_DIM, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, hidden))
+        self.w_m = nn.Linear(embed_dim, hidden)
+
+    def forward(self, motion: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
+        """``motion`` (B, N, M), ``sent`` (B, D) -> (B, N); or (T, N, M) with (Q, D) -> (Q, T, N) via ``grid``."""
+        return torch.einsum("bnh,bh->bn", self.mlp(motion), self.w_m(sent)) / math.sqrt(self.hidden)
+
+    def grid(self, motion: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
+        """(T, N, M) one video's motion and (Q, D) its sentences -> (Q, T, N)."""
+        return torch.einsum("tnh,qh->qtn", self.mlp(motion), self.w_m(sent)) / math.sqrt(self.hidden)
+
+
 class RetrievalHead(nn.Module):
     """Sentence encoder + object encoder + relation module; scores candidates by cosine similarity."""
 
@@ -65,14 +93,38 @@ class RetrievalHead(nn.Module):
         self.text = SentenceEncoder(states=states, embed_dim=D, with_relation_feature=config.relation in TEXT_RELATIONS)
         self.objects = ObjectEncoder(feat_dim=feat_dim, embed_dim=D, position=config.position, dropout=config.dropout)
         self.relation = build_relation(config.relation, D)
+        self.ranks = (TextGuidedRanks(feat_dim=feat_dim, embed_dim=D, axes=4 if config.motion else 3)
+                      if config.ranks else None)
+        self.motion = MotionTerm(embed_dim=D) if config.motion else None
+
+    @property
+    def pos_width(self) -> int:
+        """Columns of ``pos`` the head reads: p_i (10), plus m_i with motion on."""
+        return P + (MOTION_DIM if self.motion is not None else 0)
+
+    @property
+    def per_sentence_objects(self) -> bool:
+        """Whether V^r depends on the sentence (a text relation or the ranks): computed per (query, frame)."""
+        return self.config.relation in TEXT_RELATIONS or self.ranks is not None
+
+    def speed(self, pos: torch.Tensor) -> torch.Tensor | None:
+        """(B, N) track speed |v| from the motion columns, or None without motion."""
+        return pos[..., P + SPEED_COLUMN] if self.motion is not None else None
+
+    def relate(self, f_V, valid, f_t, sent, feat, pos, *, relation: bool = True) -> torch.Tensor:
+        """(B, N, D) L2-normalised V^r from f_V: relation module (unless ``relation`` is False: already
+        applied), plus the text-guided ranks; ``sent`` (B, D) is the normalised sentence embedding."""
+        F_o = f_V if self.relation is None or not relation else self.relation(f_V, valid, f_t, pos)
+        if self.ranks is not None:
+            F_o = F_o + self.ranks(feat, sent, pos, valid, self.speed(pos))
+        return F.normalize(F_o, dim=-1) * valid[..., None]
 
     def encode(self, text, lengths, feat, pos, valid) -> tuple[torch.Tensor, torch.Tensor]:
         """(objects (B, N, D), sentence (B, D)), both L2-normalised; padded objects are zeros."""
         sent, f_t = self.text(text, lengths)  # (B, D), (B, D) or None
+        sent = F.normalize(sent, dim=-1)
         f_V = self.objects(feat, pos)  # (B, N, D)
-        F_o = f_V if self.relation is None else self.relation(f_V, valid, f_t, pos)
-        obj = F.normalize(F_o, dim=-1) * valid[..., None]
-        return obj, F.normalize(sent, dim=-1)
+        return self.relate(f_V, valid, f_t, sent, feat, pos), sent
 
     def embed_objects(self, text, lengths, feat, pos, valid) -> torch.Tensor:
         """(B, N, D) L2-normalised V^r (the TSRM makes them depend on the sentence)."""
@@ -85,4 +137,6 @@ class RetrievalHead(nn.Module):
     def forward(self, text, lengths, feat, pos, valid) -> torch.Tensor:
         obj, sent = self.encode(text, lengths, feat, pos, valid)
         sim = torch.einsum("bnd,bd->bn", obj, sent)  # (B, N) cosine similarity
+        if self.motion is not None:
+            sim = sim + self.motion(pos[..., P : P + MOTION_DIM], sent)
         return sim.masked_fill(~valid, float("-inf"))

@@ -8,8 +8,9 @@ query-independent work:
 * the object MLP + PRM term ``f_V`` (Eq. 2, 4) runs once per video, over all its frames;
 * the sentence encoder (Eq. 1) runs once per query;
 * the relation module runs once per frame when it ignores the sentence (none, vanilla), and once
-  per (query, frame) pair for the TSRM (it conditions on the sentence, Eq. 5), in batches of
-  ``batch_size`` pairs.
+  per (query, frame) pair for the TSRM (it conditions on the sentence, Eq. 5) or the text-guided
+  ranks, in batches of ``batch_size`` pairs;
+* the motion term (with ``motion`` on) is added to the cosine, as in ``RetrievalHead.forward``.
 
 Tensors in, tensors out; no file I/O.
 """
@@ -19,7 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from clawcrane.pipeline.head import RetrievalHead
+from clawcrane.pipeline.head import P, RetrievalHead
+from clawcrane.pipeline.motion import M as MOTION_DIM
 
 
 @torch.no_grad()
@@ -36,7 +38,7 @@ def score_video(
     """Embeddings and scores of one video's candidates for Q queries.
 
     ``text`` (Q, L) word ids or (Q, L, S) token states, ``lengths`` (Q,); ``feat`` (T, N, C),
-    ``pos`` (T, N, 10), ``valid`` (T, N) bool: the video's frames with their candidates padded
+    ``pos`` (T, N, 10) (or 10 + M with motion), ``valid`` (T, N) bool: the video's frames with their candidates padded
     to N. Returns ``emb`` (Q, T, N, D) L2-normalised V^r (zeros on padding) and ``sim`` (Q, T, N)
     cosine similarities (-inf on padding). Runs on the model's device.
     """
@@ -59,7 +61,7 @@ def score_video(
     D = f_V.shape[-1]
     if model.relation is not None and f_t is None:
         f_V = model.relation(f_V, valid, None, pos)  # vanilla attention: no sentence, once per frame
-    if model.relation is None or f_t is None:
+    if not model.per_sentence_objects:
         obj = F.normalize(f_V, dim=-1) * m  # (T, N, D)
         emb = obj.unsqueeze(0).expand(Q, T, N, D)
     else:
@@ -67,10 +69,14 @@ def score_video(
         flat = emb.view(Q * T, N, D)
         q_of = torch.arange(Q, device=device).repeat_interleave(T)  # pair p = (q_of[p], t_of[p])
         t_of = torch.arange(T, device=device).repeat(Q)
+        with_relation = f_t is not None
         for start in range(0, Q * T, batch_size):
             q, t = q_of[start : start + batch_size], t_of[start : start + batch_size]
-            F_o = model.relation(f_V[t], valid[t], f_t[q], pos[t])  # (B, N, D)
-            flat[start : start + len(q)] = F.normalize(F_o, dim=-1) * m[t]
+            f_tq = f_t[q] if f_t is not None else None
+            flat[start : start + len(q)] = model.relate(f_V[t], valid[t], f_tq, sent[q], feat[t], pos[t],
+                                                        relation=with_relation)  # (B, N, D)
     sim = torch.einsum("qtnd,qd->qtn", emb, sent)  # (Q, T, N)
+    if model.motion is not None:
+        sim = sim + model.motion.grid(pos[..., P : P + MOTION_DIM], sent)
     sim = sim.masked_fill(~valid.unsqueeze(0), float("-inf"))
     return emb, sim

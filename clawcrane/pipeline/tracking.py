@@ -14,7 +14,7 @@ the sentence embedding). Going through the frames in order:
   tracks may be intermittent;
 * candidates left unassigned start new tracks.
 
-A track's score is the mean (or max) of its members' query-matching scores. The answer for a
+A track's score is the mean (or max, or Eq. 3's sum) of its members' query-matching scores. The answer for a
 frame is the best track's candidate there; where the best track is absent the frame takes its
 best-scored candidate (``fallback="best"``) or nothing (``fallback="empty"``). Without the TRM
 (``--no-trm``) each frame takes its argmax candidate.
@@ -75,13 +75,15 @@ class Track:
         return len(self.members)
 
     def score(self, mode: str = "mean") -> float:
-        """Track score: mean (default, paper §1) or max (paper §3.3) of its members' scores."""
+        """Track score: mean (default, paper §1), max (paper §3.3) or sum (Eq. 3) of its members' scores."""
         if not self.scores:
             return float("-inf")
         if mode == "mean":
             return float(np.mean(self.scores))
         if mode == "max":
             return float(np.max(self.scores))
+        if mode == "sum":
+            return float(np.sum(self.scores))
         raise ValueError(f"score mode {mode!r}; expected one of {SCORE_MODES}")
 
     def as_dict(self) -> dict[int, int]:

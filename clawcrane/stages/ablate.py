@@ -70,6 +70,12 @@ class Row:
     trm: bool
     head_of: str | None = None
     """Reuse the head of this row (the TRM row) instead of training one."""
+    ranks: bool = False
+    """Text-guided ranks (``HeadConfig.ranks``)."""
+    motion: bool = False
+    """Motion from tracks (``HeadConfig.motion``)."""
+    score_mode: str | None = None
+    """Track score of this row (None: track-rank's, 'mean' by default)."""
 
 
 ROWS = (
@@ -83,14 +89,30 @@ ROWS = (
     # not in the paper: the TSRM with text-guided relative geometry (relation 'text-geo')
     Row("8-prm-tsrm-geo", "+ PRM + TSRM-geo", "full", "text-geo", False),
     Row("9-prm-tsrm-geo-trm", "+ PRM + TSRM-geo + TRM", "full", "text-geo", True, head_of="8-prm-tsrm-geo"),
+    # Eq. 5 read literally (a linear fusion, whose sentence term the softmax cancels)
+    Row("10-prm-tsrm-linear", "+ PRM + TSRM-linear", "full", "text-linear", False),
+    Row("11-prm-tsrm-linear-trm", "+ PRM + TSRM-linear + TRM", "full", "text-linear", True, head_of="10-prm-tsrm-linear"),
+    # beyond the paper: text-guided ranks, motion from tracks, Eq. 3's summed track score
+    Row("12-geo-ranks-trm", "+ PRM + TSRM-geo + ranks + TRM", "full", "text-geo", True, ranks=True),
+    Row("13-geo-motion-trm", "+ PRM + TSRM-geo + motion + TRM", "full", "text-geo", True, motion=True),
+    Row("14-geo-ranks-motion-trm", "+ PRM + TSRM-geo + ranks + motion + TRM", "full", "text-geo", True, ranks=True,
+        motion=True),
+    Row("15-geo-ranks-motion-trm-sum", "+ PRM + TSRM-geo + ranks + motion + TRM (sum)", "full", "text-geo", True,
+        head_of="14-geo-ranks-motion-trm", ranks=True, motion=True, score_mode="sum"),
 )
-"""Rows 1-7 are the paper's Table 3; rows 8-9 swap in our TSRM variant with relative geometry."""
-_MODULE_COLUMNS = ("abs PE", "rel PE", "PRM", "VA", "TSRM", "geo", "TRM")
+"""Rows 1-7 are the paper's Table 3 (the TSRM as the paper describes it: a nonlinear fusion); rows 8-9 swap in
+our TSRM variant with relative geometry; rows 10-11 the literal linear TSRM; rows 12-15 add the modules beyond
+the paper (text-guided ranks, motion from tracks) and Eq. 3's summed track score."""
+_MODULE_COLUMNS = ("abs PE", "rel PE", "PRM", "VA", "TSRM", "geo", "TRM", "ranks", "motion", "sum")
 
 
-def _modules(row: Row) -> tuple[bool, ...]:
+def _modules(row: Row) -> tuple[str, ...]:
+    """The row's marks under ``_MODULE_COLUMNS`` ('lin': the linear TSRM)."""
     p, r = row.position, row.relation
-    return (p == "absolute", p == "relative", p == "full", r == "vanilla", r in TEXT_RELATIONS, r == "text-geo", row.trm)
+    tsrm = "lin" if r == "text-linear" else ("✓" if r in TEXT_RELATIONS else "")
+    on = (p == "absolute", p == "relative", p == "full", r == "vanilla", None, r == "text-geo", row.trm, row.ranks,
+          row.motion, row.score_mode == "sum")
+    return tuple(tsrm if v is None else ("✓" if v else "") for v in on)
 
 
 @dataclass
@@ -178,7 +200,8 @@ def check_config(config: AblateConfig) -> None:
 
 
 def train_config(config: AblateConfig, row: Row, seed: int) -> TrainHeadConfig:
-    head = sized(config.size, position=row.position, relation=row.relation, dropout=config.dropout)
+    head = sized(config.size, position=row.position, relation=row.relation, ranks=row.ranks, motion=row.motion,
+                 dropout=config.dropout)
     return TrainHeadConfig(head=head, epochs=config.epochs, seed=seed, weight_decay=config.weight_decay,
                            val_fraction=config.val_fraction, device=config.device)
 
@@ -261,7 +284,7 @@ def markdown(rows: list[RowResult], title: str) -> str:
     rule = "|" + "---|" * (2 + len(_MODULE_COLUMNS) + len(metric_names))
     lines = [f"### {title}", "", head, rule]
     for r in rows:
-        marks = ["✓" if on else "" for on in _modules(r.row)]
+        marks = list(_modules(r.row))
         values = [_cell(r, r.metrics[k], k) for _, k in TABLE1_COLUMNS]
         lines.append("| " + " | ".join([str(ROWS.index(r.row) + 1), r.row.label, *marks, *values]) + " |")
     for attr, tag, what in (("by_query_type", "type", "query type"), ("by_wording", "wording", "wording (paraphrase: templates and synonyms no train sentence uses)")):
@@ -304,7 +327,8 @@ def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out
                      row.relation, "on" if row.trm else "off")
             trained = _train(train_config(config, row, seed), dataset, features, run_dir)
             row_dir = runs / row.name
-            tcfg = TrackRankConfig(**dict(to_dict(base_track), split=config.split, trm=row.trm, device=config.device))
+            tcfg = TrackRankConfig(**dict(to_dict(base_track), split=config.split, trm=row.trm, device=config.device,
+                                          **({"score_mode": row.score_mode} if row.score_mode else {})))
             pred = track_rank.run(tcfg, dataset, head=run_dir, features=features,
                                   out=row_dir / split_name(PREDICTIONS, config.split))
             metrics, by_type, by_wording = _evaluate(EvalConfig(split=config.split, j_and_f="off"), pred, dataset,
@@ -324,7 +348,7 @@ def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out
         "config": to_dict(config), "track_rank": to_dict(base_track), "features": str(features),
         "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint},
         "rows": [{"name": r.row.name, "label": r.row.label, "position": r.row.position, "relation": r.row.relation,
-                  "trm": r.row.trm, "metrics": r.metrics, "by_query_type": r.by_query_type, "by_wording": r.by_wording,
+                  "trm": r.row.trm, "ranks": r.row.ranks, "motion": r.row.motion, "score_mode": r.row.score_mode, "metrics": r.metrics, "by_query_type": r.by_query_type, "by_wording": r.by_wording,
                   "spread": {k: list(v) for k, v in r.spread.items()},
                   "seeds": [{"seed": s.seed, "run": str(s.run), "predictions": str(s.predictions),
                              "trained_epochs": s.trained_epochs, "metrics": s.metrics, "by_query_type": s.by_query_type,

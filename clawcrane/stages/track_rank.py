@@ -46,6 +46,7 @@ from clawcrane.fingerprint import chain_key, file_fingerprint, short
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline import ranking
 from clawcrane.pipeline import tracking as trm
+from clawcrane.pipeline.motion import candidate_motion
 from clawcrane.pipeline.scoring import score_video
 from clawcrane.progress import progress
 
@@ -122,7 +123,7 @@ class _VideoInputs:
 
 
 def _video_inputs(vid: str, queries: list[Query], *, candidates: CandidateCache, features: FeatureCache,
-                  dataset: Dataset, cand_ids: set[str], feat_ids: set[str]) -> _VideoInputs:
+                  dataset: Dataset, cand_ids: set[str], feat_ids: set[str], motion: bool = False) -> _VideoInputs:
     video = dataset.videos.get(vid)
     H, W = (int(video.height), int(video.width)) if video is not None else (0, 0)
     vc: VideoCandidates | None = candidates.video(vid) if vid in cand_ids else None
@@ -144,12 +145,16 @@ def _video_inputs(vid: str, queries: list[Query], *, candidates: CandidateCache,
             f"{candidates.path}; re-run `clawcrane extract` over this candidate cache"
         )
     T, N, C = len(frames), max(len(r) for r in rows), vf.feat.shape[1]  # frames, candidates, channels
+    pos_v = vf.pos
+    if motion:  # p_i gains each candidate's track motion m_i (pipeline.motion)
+        m = candidate_motion(frames, rows, np.asarray(vf.pos), np.asarray(vf.feat))
+        pos_v = np.concatenate([np.asarray(vf.pos, np.float32), m], axis=1)
     feat = np.zeros((T, N, C), np.float32)
-    pos = np.zeros((T, N, vf.pos.shape[1]), np.float32)
+    pos = np.zeros((T, N, pos_v.shape[1]), np.float32)
     valid = np.zeros((T, N), bool)
     for t, r in enumerate(rows):
         feat[t, : len(r)] = vf.feat[r]
-        pos[t, : len(r)] = vf.pos[r]
+        pos[t, : len(r)] = pos_v[r]
         valid[t, : len(r)] = True
     out.feat, out.pos, out.valid = torch.from_numpy(feat), torch.from_numpy(pos), torch.from_numpy(valid)
     out.iou = trm.FrameIoU([[vc.rles[int(i)] for i in r] for r in rows])
@@ -268,7 +273,7 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
             current = q.video_id
             idx = by_video[current]
             vi = _video_inputs(current, [queries[j] for j in idx], candidates=candidates, features=fc, dataset=dataset,
-                               cand_ids=cand_ids, feat_ids=feat_ids)
+                               cand_ids=cand_ids, feat_ids=feat_ids, motion=hcfg.motion)
             frames_total += len(vi.frames)
             empty = mask_ops.encode(np.zeros((vi.height, vi.width), bool))["counts"] if vi.height * vi.width else b""
             emb = sim = None

@@ -25,11 +25,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from clawcrane.atomic import write_json
 from clawcrane.build.device import resolve_device
 from clawcrane.build.heads import BEST, LAST, METRICS, new_head
 from clawcrane.build.text import LazyMiniLM, TextStates, text_tensors
-from clawcrane.cache.candidates import CandidateCache
+from clawcrane.cache.candidates import CandidateCache, VideoCandidates
 from clawcrane.cache.checkpoints import KIND_HEAD, check_head_features, load_checkpoint, save_checkpoint
 from clawcrane.cache.features import FeatureCache, candidates_of, open_features
 from clawcrane.config import MINILM_DIM, TrainHeadConfig, check_fields, flat, output_config, to_dict
@@ -38,6 +40,7 @@ from clawcrane.datasets.splits import TrainValSplit, samples_of, train_val_split
 from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline.language import SentenceTable, Vocabulary
+from clawcrane.pipeline.motion import candidate_motion, flip_motion
 from clawcrane.pipeline.targets import match_target
 from clawcrane.pipeline.trainer import EpochState, SplitTensors, Trainer, build_split
 from clawcrane.progress import progress
@@ -92,6 +95,7 @@ def _load_split(
     type_names: list[str],
     min_iou: float,
     mirror: bool,
+    motion: bool = False,
 ) -> tuple[list, list, list, Counter]:
     """Frame rows, (frame, target, sentence, mirrored sentence, type) tuples, their (video, frame), counts."""
     counts: Counter = Counter(total=len(samples))
@@ -117,6 +121,9 @@ def _load_split(
                 f"{candidates.path}; re-run `clawcrane extract` over this candidate cache"
             )
         frame_index: dict[int, int] = {}
+        pos_v, pos_flip_v = vf.pos, vf.pos_flip
+        if motion:  # p_i gains each candidate's track motion m_i, over every processed frame of the video
+            pos_v, pos_flip_v = with_motion(vc, vf)
         for q, f in vs:
             rows = vc.frame_rows(f)
             if len(rows) == 0:
@@ -135,7 +142,7 @@ def _load_split(
             if f not in frame_index:
                 frame_index[f] = len(frames)
                 flip = mirror and vf.feat_flip is not None and vf.pos_flip is not None
-                frames.append((vf.feat[rows], vf.pos[rows], vf.feat_flip[rows] if flip else None, vf.pos_flip[rows] if flip else None))
+                frames.append((vf.feat[rows], pos_v[rows], vf.feat_flip[rows] if flip else None, pos_flip_v[rows] if flip else None))
             sent, sent_flip = table.rows_of(q.sentence, mirror=mirror)
             out.append((frame_index[f], match.index, sent, sent_flip, type_names.index(q.query_type or UNTYPED)))
             refs.append((vid, f))
@@ -147,11 +154,22 @@ def _load_split(
     return frames, out, refs, counts
 
 
+def with_motion(vc: VideoCandidates, vf) -> tuple[np.ndarray, np.ndarray | None]:
+    """(R, 10 + M) p_i with each candidate's track motion m_i appended, and the mirrored version (or None)."""
+    frames = sorted({int(f) for f in vc.processed_frames} | {int(f) for f in vc.frames})
+    m = candidate_motion(frames, [vc.frame_rows(f) for f in frames], np.asarray(vf.pos), np.asarray(vf.feat))
+    pos = np.concatenate([np.asarray(vf.pos, np.float32), m], axis=1)
+    if vf.pos_flip is None:
+        return pos, None
+    return pos, np.concatenate([np.asarray(vf.pos_flip, np.float32), flip_motion(m)], axis=1)
+
+
 def _build(name, samples, *, features, candidates, config, vocab, text, type_names) -> tuple[SplitTensors | None, Counter]:
     table = SentenceTable(config.head.max_words)
     frames, rows, refs, counts = _load_split(name, samples, features=features, candidates=candidates, table=table,
                                        type_names=type_names, min_iou=config.min_iou,
-                                       mirror=config.flip and name == "train" and features.has_flip)
+                                       mirror=config.flip and name == "train" and features.has_flip,
+                                       motion=config.head.motion)
     if not rows:
         return None, counts
     tokens, lengths = text_tensors(config.head.text_encoder, vocab, table.words, cache_root=features.path.parent, text_states=text, what=name)

@@ -538,9 +538,12 @@ def ablate_cmd(cache, dataset_path, out, seeds, rows, **options):
 
     \b
     Rows: 1 top-down (no position, no relation, no TRM); 2 + absolute PE; 3 + relative PE;
-    4 + PRM (full p_i); 5 + PRM + vanilla attention; 6 + PRM + TSRM; 7 + PRM + TSRM + TRM (row 6's
-    head with the TRM on); not in the paper: 8 + PRM + TSRM-geo (train-head --relation text-geo),
-    9 the same + TRM. Each row: train-head -> track-rank -> evaluate. Writes OUT/ablation.md
+    4 + PRM (full p_i); 5 + PRM + vanilla attention; 6 + PRM + TSRM (nonlinear fusion); 7 + PRM +
+    TSRM + TRM (row 6's head with the TRM on). Not in the paper: 8 + PRM + TSRM-geo (train-head
+    --relation text-geo), 9 the same + TRM; 10 + PRM + TSRM-linear (Eq. 5 read as linear), 11 the
+    same + TRM; 12 TSRM-geo + text-guided ranks (--ranks) + TRM; 13 TSRM-geo + motion from tracks
+    (--motion) + TRM; 14 TSRM-geo + ranks + motion + TRM; 15 row 14's head with the sum track score.
+    Each row: train-head -> track-rank -> evaluate. Writes OUT/ablation.md
     (P@0.5..0.9, both mAPs, Overall and Mean IoU, then P@0.5 per query type) and OUT/ablation.json.
     Re-running reuses trained rows.
     """

@@ -137,5 +137,10 @@ def test_paraphrased_sentences_get_their_own_row(tmp_path):
     assert res.by_wording["paraphrase"]["samples"] == 1 and res.by_wording["paraphrase"]["P@0.5"] == 1.0
     assert res.by_wording["seen"]["samples"] == 3 and res.by_wording["seen"]["P@0.5"] == pytest.approx(2 / 3)
     assert "By wording" in res.markdown and "| paraphrase | 1 | 100.0 |" in res.markdown
+    # the per-type table on seen wording: the 3 seen samples are all 'appearance'; the one position
+    # sample is paraphrased, so position has no seen row
+    assert set(res.by_type_seen) == {"appearance"} and res.by_type_seen["appearance"]["samples"] == 3
+    assert "By query type, seen wording only" in res.markdown
     plain = evaluate.run(EvalConfig(), predictions=pred, dataset=tiny_dataset(), out_dir=tmp_path / "ev2")
     assert plain.by_wording == {} and "By wording" not in plain.markdown  # unmarked data: no wording table
+    assert plain.by_type_seen == {} and "seen wording only" not in plain.markdown

@@ -11,10 +11,11 @@ each candidate's L2-normalised embedding V^r_i with the L2-normalised sentence e
 - with ``motion`` on, ``pos`` is (B, N, 10 + M): p_i followed by the candidate's track motion m_i
   (``pipeline.motion``), and the score gains the text-conditioned motion term
   <MLP(m_i), W_m L> / sqrt(H) (not in the paper): sim = cos(V^r_i, L) + motion term
-- with ``ranks`` on, V^r_i gains the text-guided ranks of ``pipeline.ranks`` (not in the paper)
+- with ``ranks`` on, the score gains the text-guided rank term of ``pipeline.ranks`` (not in the paper)
 
 Ablations of the paper's Table 3: ``position`` none / absolute (the 8 box numbers of p_i) /
-relative (r_x, r_y) / full (all 10); ``relation`` none / vanilla / text / text-geo (see ``relations``).
+relative (r_x, r_y) / full (all 10); ``relation`` none / vanilla / text / text-linear / text-geo (see
+``relations``).
 With ``position='none', relation='none'`` the model is the plain top-down pipeline and owns no
 positional or relational parameters.
 """
@@ -104,27 +105,31 @@ class RetrievalHead(nn.Module):
 
     @property
     def per_sentence_objects(self) -> bool:
-        """Whether V^r depends on the sentence (a text relation or the ranks): computed per (query, frame)."""
-        return self.config.relation in TEXT_RELATIONS or self.ranks is not None
+        """Whether V^r depends on the sentence (a text relation): computed per (query, frame)."""
+        return self.config.relation in TEXT_RELATIONS
 
     def speed(self, pos: torch.Tensor) -> torch.Tensor | None:
         """(B, N) track speed |v| from the motion columns, or None without motion."""
         return pos[..., P + SPEED_COLUMN] if self.motion is not None else None
 
-    def relate(self, f_V, valid, f_t, sent, feat, pos, *, relation: bool = True) -> torch.Tensor:
-        """(B, N, D) L2-normalised V^r from f_V: relation module (unless ``relation`` is False: already
-        applied), plus the text-guided ranks; ``sent`` (B, D) is the normalised sentence embedding."""
+    def relate(self, f_V, valid, f_t, pos, *, relation: bool = True) -> torch.Tensor:
+        """(B, N, D) L2-normalised V^r from f_V: the relation module (unless ``relation`` is False:
+        already applied)."""
         F_o = f_V if self.relation is None or not relation else self.relation(f_V, valid, f_t, pos)
-        if self.ranks is not None:
-            F_o = F_o + self.ranks(feat, sent, pos, valid, self.speed(pos))
         return F.normalize(F_o, dim=-1) * valid[..., None]
+
+    def rank_term(self, feat, sent, pos, valid) -> torch.Tensor:
+        """(B, N) text-guided rank term of the score (zeros without ranks); ``sent`` (B, D) normalised."""
+        if self.ranks is None:
+            return torch.zeros(valid.shape, device=valid.device)
+        return self.ranks(feat, sent, pos, valid, self.speed(pos))
 
     def encode(self, text, lengths, feat, pos, valid) -> tuple[torch.Tensor, torch.Tensor]:
         """(objects (B, N, D), sentence (B, D)), both L2-normalised; padded objects are zeros."""
         sent, f_t = self.text(text, lengths)  # (B, D), (B, D) or None
         sent = F.normalize(sent, dim=-1)
         f_V = self.objects(feat, pos)  # (B, N, D)
-        return self.relate(f_V, valid, f_t, sent, feat, pos), sent
+        return self.relate(f_V, valid, f_t, pos), sent
 
     def embed_objects(self, text, lengths, feat, pos, valid) -> torch.Tensor:
         """(B, N, D) L2-normalised V^r (the TSRM makes them depend on the sentence)."""
@@ -137,6 +142,8 @@ class RetrievalHead(nn.Module):
     def forward(self, text, lengths, feat, pos, valid) -> torch.Tensor:
         obj, sent = self.encode(text, lengths, feat, pos, valid)
         sim = torch.einsum("bnd,bd->bn", obj, sent)  # (B, N) cosine similarity
+        if self.ranks is not None:
+            sim = sim + self.rank_term(feat, sent, pos, valid)
         if self.motion is not None:
             sim = sim + self.motion(pos[..., P : P + MOTION_DIM], sent)
         return sim.masked_fill(~valid, float("-inf"))

@@ -178,6 +178,14 @@ def by_wording(samples: Sequence[Sample]) -> dict[str, dict[str, float]]:
     return {name: summarize(groups[name]) for name in sorted(groups)}
 
 
+def by_type_seen(samples: Sequence[Sample]) -> dict[str, dict[str, float]]:
+    """``by_query_type`` over the samples whose wording is 'seen' (what a model can read without the
+    held-out words); {} when no sample marks its wording."""
+    if not any(s.wording for s in samples):
+        return {}
+    return by_query_type([s for s in samples if s.wording == "seen"])
+
+
 # ---- J&F (DAVIS-2017) ----------------------------------------------------------------------
 
 

@@ -73,9 +73,16 @@ def score_video(
         for start in range(0, Q * T, batch_size):
             q, t = q_of[start : start + batch_size], t_of[start : start + batch_size]
             f_tq = f_t[q] if f_t is not None else None
-            flat[start : start + len(q)] = model.relate(f_V[t], valid[t], f_tq, sent[q], feat[t], pos[t],
-                                                        relation=with_relation)  # (B, N, D)
+            flat[start : start + len(q)] = model.relate(f_V[t], valid[t], f_tq, pos[t], relation=with_relation)  # (B, N, D)
     sim = torch.einsum("qtnd,qd->qtn", emb, sent)  # (Q, T, N)
+    if model.ranks is not None:
+        ranks = torch.empty(Q * T, N, device=device)
+        q_of = torch.arange(Q, device=device).repeat_interleave(T)
+        t_of = torch.arange(T, device=device).repeat(Q)
+        for start in range(0, Q * T, batch_size):
+            q, t = q_of[start : start + batch_size], t_of[start : start + batch_size]
+            ranks[start : start + len(q)] = model.rank_term(feat[t], sent[q], pos[t], valid[t])
+        sim = sim + ranks.view(Q, T, N)
     if model.motion is not None:
         sim = sim + model.motion.grid(pos[..., P : P + MOTION_DIM], sent)
     sim = sim.masked_fill(~valid.unsqueeze(0), float("-inf"))

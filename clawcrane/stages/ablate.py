@@ -129,6 +129,7 @@ class SeedResult:
     by_query_type: dict[str, dict[str, float]]
     by_wording: dict[str, dict[str, float]]
     seconds: float
+    by_type_seen: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,7 +142,9 @@ class RowResult:
     by_query_type: dict[str, dict[str, float]]
     by_wording: dict[str, dict[str, float]]
     spread: dict[str, tuple[float, float]]
-    """(min, max) over seeds of every metric, per-type and per-wording P@0.5 ('type:<name>', 'wording:<name>')."""
+    """(min, max) over seeds of every metric, per-type and per-wording P@0.5 ('type:<name>', 'wording:<name>',
+    'seen:<type>')."""
+    by_type_seen: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def run(self) -> Path:
@@ -233,18 +236,18 @@ def _train(cfg: TrainHeadConfig, dataset: Dataset, features: Path, run: Path) ->
 
 
 def _evaluate(config: EvalConfig, pred: track_rank.TrackRankResult, dataset: Dataset, out_dir: Path):
-    """(metrics, by query type, by wording) of the predictions; reused from out_dir when made from these predictions and options."""
+    """(metrics, by query type, by wording, by query type on seen wording) of the predictions; reused from out_dir when made from these predictions and options."""
     report = out_dir / "metrics.json"
     if pred.hit and report.is_file():
         try:
             old = json.loads(report.read_text())
         except ValueError:
             old = {}
-        if old.get("predictions", {}).get("key") == pred.key and old.get("config") == to_dict(config) and "by_wording" in old:
+        if old.get("predictions", {}).get("key") == pred.key and old.get("config") == to_dict(config) and "by_type_seen" in old:
             log.info("%s: up to date", report)
-            return old["metrics"], old["by_query_type"], old["by_wording"]
+            return old["metrics"], old["by_query_type"], old["by_wording"], old["by_type_seen"]
     ev = evaluate.run(config, predictions=pred.out, dataset=dataset, out_dir=out_dir)
-    return ev.metrics, ev.by_query_type, ev.by_wording
+    return ev.metrics, ev.by_query_type, ev.by_wording, ev.by_type_seen
 
 
 def _mean(dicts: list[dict[str, float]]) -> dict[str, float]:
@@ -256,14 +259,14 @@ def aggregate(row: Row, seeds: list[SeedResult]) -> RowResult:
     metrics = _mean([s.metrics for s in seeds])
     spread = {k: (min(s.metrics[k] for s in seeds), max(s.metrics[k] for s in seeds)) for k in metrics}
     groups = {}
-    for attr, tag in (("by_query_type", "type"), ("by_wording", "wording")):
+    for attr, tag in (("by_query_type", "type"), ("by_wording", "wording"), ("by_type_seen", "seen")):
         names = sorted({n for s in seeds for n in getattr(s, attr)})
         groups[attr] = {n: _mean([getattr(s, attr)[n] for s in seeds if n in getattr(s, attr)]) for n in names}
         for n in names:
             vals = [getattr(s, attr)[n]["P@0.5"] for s in seeds if n in getattr(s, attr)]
             spread[f"{tag}:{n}"] = (min(vals), max(vals))
     return RowResult(row=row, seeds=seeds, metrics=metrics, by_query_type=groups["by_query_type"],
-                     by_wording=groups["by_wording"], spread=spread)
+                     by_wording=groups["by_wording"], spread=spread, by_type_seen=groups["by_type_seen"])
 
 
 def _cell(r: RowResult, value: float, key: str) -> str:
@@ -287,7 +290,8 @@ def markdown(rows: list[RowResult], title: str) -> str:
         marks = list(_modules(r.row))
         values = [_cell(r, r.metrics[k], k) for _, k in TABLE1_COLUMNS]
         lines.append("| " + " | ".join([str(ROWS.index(r.row) + 1), r.row.label, *marks, *values]) + " |")
-    for attr, tag, what in (("by_query_type", "type", "query type"), ("by_wording", "wording", "wording (paraphrase: templates and synonyms no train sentence uses)")):
+    for attr, tag, what in (("by_query_type", "type", "query type"), ("by_wording", "wording", "wording (paraphrase: templates and synonyms no train sentence uses)"),
+                            ("by_type_seen", "seen", "query type, seen wording only")):
         names = sorted({t for r in rows for t in getattr(r, attr)})
         if not names:
             continue
@@ -331,10 +335,11 @@ def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out
                                           **({"score_mode": row.score_mode} if row.score_mode else {})))
             pred = track_rank.run(tcfg, dataset, head=run_dir, features=features,
                                   out=row_dir / split_name(PREDICTIONS, config.split))
-            metrics, by_type, by_wording = _evaluate(EvalConfig(split=config.split, j_and_f="off"), pred, dataset,
+            metrics, by_type, by_wording, by_seen = _evaluate(EvalConfig(split=config.split, j_and_f="off"), pred, dataset,
                                                      row_dir / split_name(EVAL_DIR, config.split))
             per_seed.append(SeedResult(seed=seed, run=run_dir, trained_epochs=trained, predictions=pred.out, metrics=metrics,
-                                       by_query_type=by_type, by_wording=by_wording, seconds=time.perf_counter() - t0))
+                                       by_query_type=by_type, by_wording=by_wording, seconds=time.perf_counter() - t0,
+                                       by_type_seen=by_seen))
             log.info("ablate: %s seed %d: P@0.5 %.3f mAP %.3f (%.0f s)", row.label, seed, metrics["P@0.5"],
                      metrics["mAP_coco"], per_seed[-1].seconds)
         results.append(aggregate(row, per_seed))
@@ -349,10 +354,12 @@ def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out
         "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint},
         "rows": [{"name": r.row.name, "label": r.row.label, "position": r.row.position, "relation": r.row.relation,
                   "trm": r.row.trm, "ranks": r.row.ranks, "motion": r.row.motion, "score_mode": r.row.score_mode, "metrics": r.metrics, "by_query_type": r.by_query_type, "by_wording": r.by_wording,
+                  "by_type_seen": r.by_type_seen,
                   "spread": {k: list(v) for k, v in r.spread.items()},
                   "seeds": [{"seed": s.seed, "run": str(s.run), "predictions": str(s.predictions),
                              "trained_epochs": s.trained_epochs, "metrics": s.metrics, "by_query_type": s.by_query_type,
-                             "by_wording": s.by_wording, "seconds": s.seconds} for s in r.seeds]} for r in results],
+                             "by_wording": s.by_wording, "by_type_seen": s.by_type_seen, "seconds": s.seconds}
+                            for s in r.seeds]} for r in results],
     }
     write_json(out / split_name("ablation.json", config.split), report)
     write_text(out / split_name("ablation.md", config.split), md)

@@ -58,6 +58,8 @@ class EvalResult:
     markdown: str = ""
     out_dir: Path | None = None
     by_wording: dict[str, dict[str, float]] = field(default_factory=dict)
+    by_type_seen: dict[str, dict[str, float]] = field(default_factory=dict)
+    """``by_query_type`` of the samples with seen wording ({} when the dataset marks no wording)."""
     """Metrics of the samples with seen wording and with paraphrased (held-out) wording; {} when not marked."""
     tied: list[str] = field(default_factory=list)
     """Sample ids whose top score is shared by several masks (never for files `track-rank` writes)."""
@@ -134,7 +136,8 @@ def tied_samples(samples: list[M.Sample]) -> list[str]:
 
 
 def markdown_tables(metrics: dict[str, float], by_type: dict[str, dict[str, float]], jf: dict[str, float] | None, title: str,
-                    *, by_wording: dict[str, dict[str, float]] | None = None) -> str:
+                    *, by_wording: dict[str, dict[str, float]] | None = None,
+                    by_type_seen: dict[str, dict[str, float]] | None = None) -> str:
     """Table 1 layout (percent, one decimal) for the split, then one row per query type (and per wording)."""
     head = "| " + " | ".join(["", "samples"] + [c for c, _ in TABLE1_COLUMNS]) + " |"
     rule = "|" + "---|" * (len(TABLE1_COLUMNS) + 2)
@@ -148,6 +151,8 @@ def markdown_tables(metrics: dict[str, float], by_type: dict[str, dict[str, floa
     if by_wording:
         lines += ["", "By wording (paraphrase: templates and synonyms no train sentence uses):", "", head, rule]
         lines += [row(name, m) for name, m in by_wording.items()]
+    if by_type_seen and set(by_type_seen) != {"untyped"}:
+        lines += ["", "By query type, seen wording only:", "", head, rule] + [row(name, m) for name, m in by_type_seen.items()]
     if jf is not None:
         lines += ["", "| J&F | J | F | queries |", "|---|---|---|---|",
                   f"| {100 * jf['J&F']:.1f} | {100 * jf['J']:.1f} | {100 * jf['F']:.1f} | {jf['queries']} |"]
@@ -201,6 +206,7 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
     metrics = M.summarize(samples)
     by_type = M.by_query_type(samples)
     by_wording = M.by_wording(samples)
+    by_type_seen = M.by_type_seen(samples)
 
     jf = None
     if config.j_and_f == "on" or (config.j_and_f == "auto" and _full_video(queries, dataset)):
@@ -213,7 +219,7 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
         jf = M.j_and_f(list(by_query.values()))
 
     title = f"{dataset.name} {config.split} ({Path(predictions).name})"
-    md = markdown_tables(metrics, by_type, jf, title, by_wording=by_wording)
+    md = markdown_tables(metrics, by_type, jf, title, by_wording=by_wording, by_type_seen=by_type_seen)
     out = Path(out_dir) if out_dir is not None else default_out_dir(predictions, config.split)
     report: dict[str, Any] = {
         "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint},
@@ -222,6 +228,7 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
         "metrics": metrics,
         "by_query_type": by_type,
         "by_wording": by_wording,
+        "by_type_seen": by_type_seen,
         "j_and_f": jf,
         "missing_samples": missing,
         "tied_top_scores": tied,
@@ -230,4 +237,4 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
     write_text(out / "metrics.md", md)
     log.info("wrote %s", out)
     return EvalResult(metrics=metrics, by_query_type=by_type, j_and_f=jf, missing=missing, markdown=md, out_dir=out,
-                      by_wording=by_wording, tied=tied)
+                      by_wording=by_wording, by_type_seen=by_type_seen, tied=tied)

@@ -1,7 +1,8 @@
 """The `clawcrane` command: one thin click command per stage.
 
 Each command builds its stage's frozen config, calls ``clawcrane.stages.<stage>.run`` and prints
-a short summary. Any ``ClawcraneError`` becomes one line on stderr and exit code 1.
+a short summary. Any ``ClawcraneError``, and any ``OSError`` (read-only file system, full disk, a file
+where a folder should be, ...), becomes one line on stderr (``error: PATH: what; fix``) and exit code 1.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from clawcrane.config import (
     TrainDetectorConfig,
     TrainHeadConfig,
 )
-from clawcrane.errors import ClawcraneError
+from clawcrane.errors import ClawcraneError, os_error_message
 
 log = logging.getLogger("clawcrane")
 
@@ -48,16 +49,21 @@ def trm_options(fn):
     return fn
 
 
+def _fail(ctx: click.Context, message: str) -> None:
+    click.echo("error: " + " ".join(message.split()), err=True)
+    ctx.exit(1)
+
+
 class _Group(click.Group):
-    """Click group that turns library errors into one line and exit 1."""
+    """Click group that turns library errors and file-system errors into one line and exit 1."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except ClawcraneError as err:
-            msg = " ".join(str(err).split())
-            click.echo(f"error: {msg}", err=True)
-            ctx.exit(1)
+            _fail(ctx, str(err))
+        except OSError as err:  # the stages let file-system errors through; they name the path
+            _fail(ctx, os_error_message(err))
 
 
 def _setup_logging(level: str) -> None:
@@ -147,16 +153,18 @@ def evaluate_cmd(predictions: str, dataset_path: str, out_dir: str | None, split
               help="The dataset the predictions were made for: masks are written at its frame size, ytvos "
                    "frame files take its frame names and every video gets all its frames.")
 @field_option(ExportConfig, "top_k")
-def export_cmd(predictions: str, format: str, out_dir: str | None, dataset_path: str | None, top_k: int) -> None:
+@field_option(ExportConfig, "force")
+def export_cmd(predictions: str, format: str, out_dir: str | None, dataset_path: str | None, top_k: int, force: bool) -> None:
     """Write PRED (a predictions Parquet file from `track-rank`) as COCO-RLE JSON, PNG masks or ytvos.
 
     \b
     Masks are binary. The answer of a (query, frame) is its rank-0 mask; a query that abstained
-    on a frame gets an empty mask. Every file is written atomically.
+    on a frame gets an empty mask. The folder is written beside OUT and renamed into place, so a
+    re-export replaces the previous one as a whole; a folder holding other files needs --force.
     """
     from clawcrane.stages import export
 
-    config = ExportConfig(format=format, top_k=top_k)
+    config = ExportConfig(format=format, top_k=top_k, force=force)
     export.check_config(config)
     ds = None
     if dataset_path is not None:
@@ -584,12 +592,15 @@ def ablate_cmd(cache, dataset_path, out, seeds, rows, **options):
 @field_option(SegmentConfig, "frame_stride")
 @field_option(SegmentConfig, "device")
 @field_option(SegmentConfig, "cache", default=None, show_default="$CLAWCRANE_CACHE/segment, else ~/.cache/clawcrane/segment")
+@field_option(SegmentConfig, "force")
 def segment_cmd(video, queries, queries_file, detector, head, out, backbone, top_k, abstain_below, frame_stride,
-                device, cache):
+                device, cache, force):
     """Segment the objects that sentences describe in VIDEO (an mp4 or a folder of frames).
 
     Detection and features run once per video and are cached by its content, so asking new
-    sentences about the same video only runs the head and the tracker (seconds).
+    sentences about the same video only runs the head and the tracker (seconds). OUT is written
+    beside itself and renamed into place (a re-run replaces it as a whole); a folder holding
+    other files needs --force.
 
     \b
     Example:
@@ -599,7 +610,7 @@ def segment_cmd(video, queries, queries_file, detector, head, out, backbone, top
     from clawcrane.stages import segment
 
     config = SegmentConfig(detector=detector, backbone=backbone, top_k=top_k, abstain_below=abstain_below,
-                           frame_stride=frame_stride, device=device, cache=str(cache or ""))
+                           frame_stride=frame_stride, device=device, cache=str(cache or ""), force=force)
     res = segment.run(config, video, head=head, out=out, queries=queries, queries_file=queries_file)
     click.echo(f"detect+extract: {res.prepare_seconds:.1f} s" + (" (cached)" if res.cached else "")
                + f"  [backbone {res.backbone}]")

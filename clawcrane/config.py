@@ -180,7 +180,7 @@ class EvalConfig:
 class ExportConfig:
     """`clawcrane export`: predictions -> COCO-RLE JSON, per-frame PNGs, or the Ref-YouTube-VOS layout."""
 
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ()
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("force",)
 
     def __post_init__(self):
         check_fields(self)
@@ -190,6 +190,8 @@ class ExportConfig:
     (the Ref-YouTube-VOS submission folder ``Annotations/<video>/<exp_id>/<frame>.png``)."""
     top_k: int = limits(1, 1, None)
     """coco-rle: masks of rank < top_k per (query, frame) (1: the answer only); png and ytvos need 1."""
+    force: bool = False
+    """Replace the --out folder even when it holds files export did not write (they are deleted with it) (runtime only)."""
 
 
 @dataclass(frozen=True)
@@ -535,7 +537,7 @@ class AblateConfig:
 class SegmentConfig:
     """`clawcrane segment`: sentences + one video -> masks, overlay video and segments.json."""
 
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("device", "cache")
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("device", "cache", "force")
 
     def __post_init__(self):
         check_fields(self)
@@ -554,6 +556,8 @@ class SegmentConfig:
     """Torch device for detector, backbone and head: auto, cpu, cuda or cuda:N (runtime only)."""
     cache: str = ""
     """Cache root for the video's candidates and features (empty: $CLAWCRANE_CACHE/segment, else ~/.cache/clawcrane/segment) (runtime only)."""
+    force: bool = False
+    """Replace the --out folder even when it holds files segment did not write (they are deleted with it) (runtime only)."""
 
 
 @dataclass(frozen=True)

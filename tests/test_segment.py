@@ -17,9 +17,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from clawcrane import atomic
 from clawcrane.cli import main
 from clawcrane.config import DetectConfig, ExtractConfig, HeadConfig, SegmentConfig, SynthConfig, TrainHeadConfig
-from clawcrane.datasets import open_dataset
+from clawcrane.datasets import open_dataset, video_io
 from clawcrane.errors import DataError
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.stages import detect, extract, segment, synth, train_head
@@ -107,6 +108,49 @@ def test_new_sentence_reuses_the_cached_candidates_and_features(trained, tmp_pat
     assert [q["sentence"] for q in doc["queries"]] == ["the small box at the top"]
 
 
+def test_a_second_call_into_the_same_out_replaces_it_whole(trained, tmp_path):
+    out, cache = tmp_path / "out", tmp_path / "c"
+    assert _segment(["--query", "the box on the left", "--query", "the big box"], trained, out, cache).exit_code == 0
+    assert (out / "masks" / "q2").is_dir()
+    r = _segment(["--query", "the big box"], trained, out, cache)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["q1"]  # no stale masks/q2 of the first call
+    assert [q["query_id"] for q in json.loads((out / "segments.json").read_text())["queries"]] == ["q1"]
+    assert atomic.manifest_files(out) == set(atomic.files_under(out)) - {atomic.MANIFEST}
+    assert not [p for p in tmp_path.iterdir() if atomic.is_temp_name(p.name)]
+
+
+class _CutStream:
+    """A capture whose stream ends after two frames while the header promises them all (a clip cut short)."""
+
+    def __init__(self, cap):
+        self.cap, self.n = cap, 0
+
+    def grab(self):
+        self.n += 1
+        return self.n <= 2 and self.cap.grab()
+
+    def read(self):
+        self.n += 1
+        return self.cap.read() if self.n <= 2 else (False, None)
+
+    def __getattr__(self, name):
+        return getattr(self.cap, name)
+
+
+def test_a_clip_that_stops_decoding_is_one_line_that_offers_no_skip_bad_option(trained, tmp_path, monkeypatch):
+    clip, spec, head = trained
+    cut = tmp_path / "t" / clip.name
+    cut.parent.mkdir()
+    cut.write_bytes(clip.read_bytes())
+    real_open = video_io.Mp4Frames._open
+    monkeypatch.setattr(video_io.Mp4Frames, "_open", lambda self: _CutStream(real_open(self)) if self.path == cut else real_open(self))
+    r = CliRunner().invoke(main, ["--log-level", "error", "segment", str(cut), "--query", "the big box", "--detector", spec,
+                                  "--head", str(head), "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c"), "--device", "cpu"])
+    _one_line_error(r, str(cut), "could not be decoded", "re-encode")
+    assert "--skip-bad" not in r.output and not (tmp_path / "o").exists()
+
+
 def test_abstain_below_an_unreachable_score_reports_no_matching_object(trained, tmp_path):
     # cosine scores lie in [-1, 1], so a threshold of 2 makes every query abstain
     r = _segment(["--query", "the big box", "--abstain-below", "2"], trained, tmp_path / "out", tmp_path / "c")
@@ -158,4 +202,4 @@ def test_validate_segments_refuses_a_mask_on_a_no_match_query():
 def test_default_cache_root_follows_the_environment(tmp_path):
     assert segment.default_cache_root({"CLAWCRANE_CACHE": str(tmp_path)}) == tmp_path / "segment"
     assert segment.default_cache_root({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "clawcrane" / "segment"
-    assert SegmentConfig.RUNTIME_FIELDS == ("device", "cache")
+    assert SegmentConfig.RUNTIME_FIELDS == ("device", "cache", "force")

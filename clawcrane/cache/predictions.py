@@ -17,7 +17,8 @@ submissions (0 = the answer) and its score.
 
 The schema metadata key ``clawcrane`` holds the JSON meta: ``kind``, ``schema``, ``key``,
 ``config``, ``upstream`` (``head``, ``features``, ``candidates`` keys), ``dataset``
-(``name``, ``root``, ``fingerprint``), ``package_version``. Writes are atomic.
+(``name``, ``root``, ``fingerprint``), ``package_version``. Writes are atomic, and replace only a
+file this meta marks as ClawCrane predictions (``existing_predictions``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import pyarrow.parquet as pq
 
 from clawcrane import __version__
 from clawcrane.atomic import atomic_path
-from clawcrane.errors import CacheError
+from clawcrane.errors import CacheError, ConfigError
 
 STAGE = "track-rank"
 KIND = "clawcrane-predictions"
@@ -140,3 +141,23 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
     if missing:
         raise CacheError(f"{path}: predictions lack columns {missing}; re-run `clawcrane track-rank`")
     return Predictions(path=path, table=table.select(list(COLUMNS)).cast(SCHEMA_FIELDS.with_metadata(table.schema.metadata)), meta=meta)
+
+
+def existing_predictions(path: str | os.PathLike, *, command: str = "track-rank") -> Predictions | None:
+    """The predictions already at ``path`` (None when nothing is there), which a new write may replace.
+
+    Anything else at ``path`` (a checkpoint, a folder, an unreadable file) is refused with a
+    ``ConfigError``: an output never replaces a file the tool did not write.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return None
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a predictions file; pass a file path (`clawcrane {command} ... --out FILE.parquet`)")
+    try:
+        return read_predictions(path)
+    except CacheError:
+        raise ConfigError(
+            f"{path}: exists and is not a predictions file ClawCrane wrote; it is left as it is: choose another --out "
+            f"(`clawcrane {command} ... --out FILE.parquet`) or move the file away"
+        ) from None

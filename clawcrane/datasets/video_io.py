@@ -93,7 +93,7 @@ class Mp4Frames(FrameSource):
                     if not cap.grab():
                         raise DataError(
                             f"{self.path}: could not decode frame {pos} of {nxt + 1} wanted (file truncated or "
-                            "corrupt); re-encode the clip, or pass --skip-bad to skip this video"
+                            "corrupt); re-encode the clip"
                         )
                     pos += 1
                 ok, bgr = cap.read()
@@ -102,7 +102,7 @@ class Mp4Frames(FrameSource):
                         return  # natural end of the stream
                     raise DataError(
                         f"{self.path}: could not decode frame {nxt} (file truncated or corrupt); "
-                        "re-encode the clip, or pass --skip-bad to skip this video"
+                        "re-encode the clip"
                     )
                 pos += 1
                 yield nxt, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

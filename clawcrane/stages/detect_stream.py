@@ -133,7 +133,7 @@ class DetectStream:
                 if img.shape[:2] != (video.height, video.width):
                     raise DataError(
                         f"{video.source.describe()}: frame {i} is {img.shape[1]}x{img.shape[0]} but the dataset "
-                        f"says {video.width}x{video.height}; re-encode the clip, or pass --skip-bad to skip it"
+                        f"says {video.width}x{video.height}; re-encode the clip"
                     )
                 idx.append(i)
                 imgs.append(img)
@@ -247,7 +247,7 @@ class DetectStream:
                         self._put(self.q_out, ("result", video_id, frames, fcs))
                         bar.update(len(frames))
                     elif item[0] == "bad" and not self.cfg.skip_bad:
-                        fatal = DataError(item[2] if "--skip-bad" in item[2] else f"{item[2]}; pass --skip-bad to skip it")
+                        fatal = DataError(item[2] if "--skip-bad" in item[2] else f"{item[2]}, or pass --skip-bad to skip this video")
                         break
                     else:
                         self._put(self.q_out, item)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from clawcrane.atomic import write_json, write_text
+from clawcrane.atomic import clean_stale_temps, write_json, write_text
 from clawcrane.cache.predictions import Predictions, read_predictions
 from clawcrane.config import EvalConfig, to_dict
 from clawcrane.datasets.records import Dataset, Query
@@ -233,6 +233,8 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
         "missing_samples": missing,
         "tied_top_scores": tied,
     }
+    for name in ("metrics.json", "metrics.md"):
+        clean_stale_temps(out, target=name)  # a killed run's half-written temp
     write_json(out / "metrics.json", report)
     write_text(out / "metrics.md", md)
     log.info("wrote %s", out)

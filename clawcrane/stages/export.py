@@ -25,7 +25,9 @@ otherwise they keep the predictions' own size):
     Every frame of the video gets a PNG (all 0 where there is no answer); the frame count is the
     dataset's, else the last predicted frame + 1. Zip ``Annotations/`` to submit.
 
-Every file is written atomically.
+The whole folder is written atomically: into a fresh temporary folder beside ``DIR``, then renamed
+into place (``atomic.atomic_dir``), so a re-export replaces the previous export as a whole. ``DIR``
+holding files export did not write (not in its manifest) is refused unless ``--force``.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clawcrane.atomic import write_text
+from clawcrane.atomic import atomic_dir, write_text
 from clawcrane.cache.predictions import Predictions, read_predictions
 from clawcrane.config import ExportConfig
 from clawcrane.datasets.records import Dataset, Video
@@ -247,7 +249,7 @@ def default_out_dir(predictions: str | os.PathLike, fmt: str) -> Path:
 
 def run(config: ExportConfig, *, predictions: str | os.PathLike, out_dir: str | os.PathLike | None = None,
         dataset: Dataset | None = None) -> ExportResult:
-    """Write ``predictions`` in ``config.format`` under ``out_dir`` (default: beside PRED)."""
+    """Write ``predictions`` in ``config.format`` as the folder ``out_dir`` (default: beside PRED), replacing it whole."""
     check_config(config)
     preds = read_predictions(predictions)
     video_ids = sorted(set(preds.column("video_id").astype(str).tolist()))
@@ -255,12 +257,14 @@ def run(config: ExportConfig, *, predictions: str | os.PathLike, out_dir: str | 
         _check_dataset(preds, dataset, video_ids)
     out = Path(out_dir) if out_dir is not None else default_out_dir(predictions, config.format)
     rows = _Rows(preds, dataset)
-    if config.format == "coco-rle":
-        files, masks = _export_coco(rows, out, config.top_k)
-    elif config.format == "png":
-        files, masks = _export_png(rows, out)
-    else:
-        files, masks = _export_ytvos(rows, out)
+    keep = (predictions,) + ((dataset.root,) if dataset is not None else ())
+    with atomic_dir(out, command="export", force=config.force, keep=keep) as staging:
+        if config.format == "coco-rle":
+            files, masks = _export_coco(rows, staging, config.top_k)
+        elif config.format == "png":
+            files, masks = _export_png(rows, staging)
+        else:
+            files, masks = _export_ytvos(rows, staging)
     log.info("wrote %d %s masks under %s", masks, config.format, out)
     return ExportResult(out_dir=out, format=config.format, files=files, masks=masks,
                         videos=len(video_ids), queries=len(preds.query_ids()))

@@ -237,8 +237,8 @@ def _produce(q: queue.Queue, stop: threading.Event, cand, dataset, video_ids: qu
                 if not _produce_video(put, vc, cand, dataset, backbone, cfg):
                     return
             except DataError as err:
-                if not cfg.skip_bad:
-                    raise
+                if not cfg.skip_bad:  # the frame source's message knows no command; extract has --skip-bad
+                    raise DataError(f"{err}, or pass --skip-bad to skip this video") from None
                 log.warning("extract: skipping video %s: %s", vid, err)
                 if not put(_Bad(vid, str(err))):
                     return

@@ -11,7 +11,7 @@ Cache root: ``--cache``, else ``$CLAWCRANE_CACHE/segment``, else
 ``$XDG_CACHE_HOME/clawcrane/segment`` (``~/.cache/clawcrane/segment``). It is shared by every
 video; ``clawcrane cache ls`` lists it and deleting it only costs a recomputation.
 
-Files written into ``OUT``: ``overlay.mp4``, ``contact_sheet.png``, ``masks/<query_id>/<frame>.png``
+Files written as the folder ``OUT`` (built beside it, then renamed into place): ``overlay.mp4``, ``contact_sheet.png``, ``masks/<query_id>/<frame>.png``
 (``stages.render``), ``predictions.parquet`` (the ranked rows) and ``segments.json``
 (``segments_doc`` below; ``validate_segments`` checks it).
 """
@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clawcrane.atomic import write_json
+from clawcrane.atomic import atomic_dir, check_replaceable, write_json
 from clawcrane.build.detectors import build_detector
 from clawcrane.build.heads import head_file, load_head
+from clawcrane.cache.features import open_features
 from clawcrane.cache.predictions import Predictions, read_predictions
 from clawcrane.config import DetectConfig, ExtractConfig, SegmentConfig, TrackRankConfig, to_dict
 from clawcrane.datasets.layout import open_dataset
@@ -122,39 +123,62 @@ def _check(config: SegmentConfig, ds: Dataset) -> None:
         raise ConfigError(f"{ds.root}: no sentences; pass --query \"...\" or --queries-file FILE")
 
 
+def _check_decoded(features: Path, video: str | os.PathLike) -> None:
+    """Refuse features that extract stored as 'bad' (frames it could not decode)."""
+    fc = open_features(features)
+    for vid in fc.video_ids():
+        vf = fc.video(vid)
+        if vf.status != "ok":
+            raise DataError(f"{video}: frames of the video could not be decoded; re-encode it as mp4 (H.264/mp4v)")
+
+
 def run(config: SegmentConfig, video: str | os.PathLike, *, head: str | os.PathLike, out: str | os.PathLike,
         queries: Sequence[str] = (), queries_file: str | os.PathLike | None = None,
         detector_factory: Callable[..., Any] | None = None) -> SegmentResult:
-    """Segment what ``queries`` describe in ``video`` with ``head``; write everything into ``out``."""
+    """Segment what ``queries`` describe in ``video`` with ``head``; write everything as the folder ``out``.
+
+    ``out`` is written beside itself and renamed into place (``atomic.atomic_dir``): a re-run
+    replaces it as a whole, and a folder holding files segment did not write is refused unless
+    ``config.force``.
+    """
     out = Path(out)
+    cache = Path(config.cache) if config.cache else default_cache_root()
+    keep = (video, head, cache) + ((queries_file,) if queries_file else ())  # inputs that not even --force may delete
+    check_replaceable(out, command="segment", force=config.force, keep=keep)  # before any work (atomic_dir checks again)
     ds = open_dataset(video, queries=list(queries), queries_file=queries_file)
     _check(config, ds)
     head_path = head_file(head)
     if not head_path.is_file():
         raise DataError(f"{head_path}: head checkpoint not found; pass the run folder or .pt of `clawcrane train-head`")
     _, _, _, meta = load_head(head_path)
-    cache = Path(config.cache) if config.cache else default_cache_root()
     content = content_dataset(ds)
 
-    t0 = time.perf_counter()
-    det_cfg = DetectConfig(detector=config.detector, frame_stride=config.frame_stride, device=config.device)
-    det = detect.run(det_cfg, content, cache, detector_factory=detector_factory or build_detector)
-    if det.bad:
-        raise DataError(f"{video}: the video could not be decoded ({det.bad[0][1]}); re-encode it as mp4 (H.264/mp4v)")
-    ext_cfg = feature_config(meta, config.backbone, head_path, cache=cache, candidates=det.path, device=config.device)
-    ext = extract.run(ext_cfg, dataset=content)
-    prepare_s = time.perf_counter() - t0
+    with atomic_dir(out, command="segment", force=config.force, keep=keep) as staging:
+        t0 = time.perf_counter()
+        # skip_bad: an undecodable clip is reported here, in segment's words (segment has no --skip-bad)
+        det_cfg = DetectConfig(detector=config.detector, frame_stride=config.frame_stride, device=config.device, skip_bad=True)
+        det = detect.run(det_cfg, content, cache, detector_factory=detector_factory or build_detector)
+        if det.bad:
+            raise DataError(f"{video}: the video could not be decoded ({det.bad[0][1]}); re-encode it as mp4 (H.264/mp4v)")
+        ext_cfg = dataclasses.replace(
+            feature_config(meta, config.backbone, head_path, cache=cache, candidates=det.path, device=config.device), skip_bad=True)
+        ext = extract.run(ext_cfg, dataset=content)
+        _check_decoded(ext.path, video)
+        prepare_s = time.perf_counter() - t0
 
-    t1 = time.perf_counter()
-    tr_cfg = TrackRankConfig(split="all", top_k=config.top_k, abstain_below=config.abstain_below, device=config.device)
-    tr = track_rank.run(tr_cfg, ds, head=head_path, features=ext.path, out=out / PREDICTIONS_FILE)
-    preds = read_predictions(tr.out)
-    (vid,) = ds.videos.values()
-    sentences = {q.query_id: q.sentence for q in ds.queries}
-    rendered = render_overlays(vid, preds, out, sentences=sentences)
-    doc = segments_doc(preds, ds, config=config, head=head_path, backbone=ext.config.backbone, top_k=config.top_k)
-    validate_segments(doc, out / SEGMENTS_FILE)
-    write_json(out / SEGMENTS_FILE, doc)
+        t1 = time.perf_counter()
+        tr_cfg = TrackRankConfig(split="all", top_k=config.top_k, abstain_below=config.abstain_below, device=config.device)
+        tr = track_rank.run(tr_cfg, ds, head=head_path, features=ext.path, out=staging / PREDICTIONS_FILE)
+        preds = read_predictions(tr.out)
+        (vid,) = ds.videos.values()
+        sentences = {q.query_id: q.sentence for q in ds.queries}
+        rendered = render_overlays(vid, preds, staging, sentences=sentences)
+        doc = segments_doc(preds, ds, config=config, head=head_path, backbone=ext.config.backbone, top_k=config.top_k)
+        validate_segments(doc, out / SEGMENTS_FILE)
+        write_json(staging / SEGMENTS_FILE, doc)
+    rendered = dataclasses.replace(rendered, overlay=out / rendered.overlay.name,
+                                   sheet=out / rendered.sheet.name if rendered.sheet is not None else None,
+                                   mask_dir=out / rendered.mask_dir.name if rendered.mask_dir is not None else None)
     answer_s = time.perf_counter() - t1
     no_match = [q["query_id"] for q in doc["queries"] if q["status"] == "no_match"]
     log.info("segment: %d queries on %s -> %s", len(ds.queries), vid.video_id, out)

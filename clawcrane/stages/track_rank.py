@@ -13,7 +13,8 @@ detected, bad, or empty) gives its queries abstention rows (empty masks, NaN sco
 the detector processed, else on their annotated frames. The output is written atomically by
 ``cache.predictions``; its meta holds the config, the head's path and content fingerprint, the
 feature, candidate and dataset keys. Running again with the same inputs and options finds the
-file up to date and returns at once.
+file up to date and returns at once. ``out`` may replace only a predictions file (a checkpoint or
+any other file there is refused before any work).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from clawcrane.build.text import sentence_inputs
 from clawcrane.cache.candidates import CandidateCache, VideoCandidates
 from clawcrane.cache.checkpoints import KIND_HEAD, check_head_features, load_checkpoint
 from clawcrane.cache.features import FeatureCache, candidates_of, open_features
-from clawcrane.cache.predictions import COLUMNS, STAGE, read_predictions, write_predictions
+from clawcrane.atomic import check_writable, clean_stale_temps
+from clawcrane.cache.predictions import COLUMNS, STAGE, existing_predictions, write_predictions
 from clawcrane.config import SPLITS as CONFIG_SPLITS
 from clawcrane.config import TrackRankConfig, output_config, to_dict
 from clawcrane.datasets.records import Dataset, Query
@@ -211,6 +213,9 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
     check_config(config)
     t0 = time.perf_counter()
     out = Path(out)
+    old = existing_predictions(out)  # refuses a file it did not write, before any work
+    check_writable(out.parent)
+    clean_stale_temps(out.parent, target=out.name)  # a killed run's half-written .<out>.<rand>.tmp
     path = head_file(head)
     device = resolve_device(config.device)
     fc = open_features(features)
@@ -232,17 +237,12 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
         raise DataError(f"{dataset.root}: no queries in split {config.split!r}; pick another --split")
     head_fp = file_fingerprint(path, full=True)
     key = _key(config, head_fp, fc, candidates, dataset)
-    if out.is_file():  # the same head, caches, dataset and options made it: up to date
-        try:
-            old = read_predictions(out)
-        except CacheError:
-            old = None
-        if old is not None and old.key == key:
-            log.info("%s: up to date (key %s)", out, short(key))
-            c = old.meta.get("counts", {})
-            return TrackRankResult(out=out, key=key, queries=int(c.get("queries", 0)), videos=int(c.get("videos", 0)),
-                                   frames=int(c.get("frames", 0)), query_frames=int(c.get("query_frames", 0)),
-                                   rows=len(old), abstained=int(c.get("abstained", 0)), seconds=time.perf_counter() - t0, hit=True)
+    if old is not None and old.key == key:  # the same head, caches, dataset and options made it: up to date
+        log.info("%s: up to date (key %s)", out, short(key))
+        c = old.meta.get("counts", {})
+        return TrackRankResult(out=out, key=key, queries=int(c.get("queries", 0)), videos=int(c.get("videos", 0)),
+                               frames=int(c.get("frames", 0)), query_frames=int(c.get("query_frames", 0)),
+                               rows=len(old), abstained=int(c.get("abstained", 0)), seconds=time.perf_counter() - t0, hit=True)
 
     model, hcfg, vocab, meta = load_head(path)
     check_head_features(meta, fc.key, fc.meta, fc.path, same_dataset=False)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from clawcrane.atomic import write_json
+from clawcrane.atomic import clean_stale_temps, write_json
 from clawcrane.build.device import resolve_device
 from clawcrane.build.heads import BEST, LAST, METRICS, new_head
 from clawcrane.build.text import LazyMiniLM, TextStates, text_tensors
@@ -244,6 +244,7 @@ def run(
     """Train a head on ``dataset``'s train split from the caches; select it on the validation videos."""
     check_config(config)
     out = Path(out)
+    clean_stale_temps(out)  # .best.pt.<rand>.tmp and the like of a killed run (only this module's temp names)
     fc = open_features(features)
     candidates = candidates_of(fc)
     split = train_val_split(dataset, config.val_fraction)
@@ -272,6 +273,9 @@ def run(
     else:
         if (out / LAST).exists():
             raise ConfigError(f"{out}: already holds a trained head ({LAST}); pass --resume to continue it or choose another --out")
+        if (out / BEST).exists():  # a checkpoint without the run's last.pt: not this run's to replace
+            raise ConfigError(f"{out / BEST}: exists without {LAST}, so it is not a run to continue; choose another --out "
+                              f"(`clawcrane train-head ... --out NEW_DIR`) or move the file away")
         vocab = Vocabulary.build([q.sentence for q in split.fit], max_words=config.head.max_words)
 
     data = prepare(config, split, features=fc, candidates=candidates, vocab=vocab, text_states=text_states, root=dataset.root)

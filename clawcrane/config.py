@@ -324,9 +324,10 @@ class HeadConfig:
     attention), text-linear (Eq. 5 read literally: a linear W_o, whose sentence term softmax cancels) or text-geo (TSRM + text-guided relative geometry; not in the paper, see
     the README's Results; the default because it lifts relation sentences there)."""
     ranks: bool = False
-    """Text-guided ranks (not in the paper): each candidate's rank along x, y, size (and speed with
-    motion) among the candidates the sentence names, for "the leftmost star", "the second square
-    from the right" (``pipeline.ranks``)."""
+    """Text-guided ranks (not in the paper): where each candidate stands along x, y, size (and speed
+    with motion) among the candidates that look like it, as the sentence defines "alike", for "the
+    leftmost star" and "the second square from the right"; a rank term joins the score
+    (``pipeline.ranks``)."""
     motion: bool = False
     """Motion from tracks (not in the paper): the video's candidates are linked without the sentence,
     each gets its track's velocity, direction and speed, and a text-conditioned motion term joins the

@@ -372,19 +372,23 @@ def cache_info(path):
 @cache.command("verify")
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
 def cache_verify(path):
-    """Check one artifact: every record reads, RLEs decode at the recorded size, rows sorted and
-    aligned, features finite and aligned with their candidates. Exit 1 listing the problems."""
+    """Check one artifact, or every artifact under a cache root: every video the stage was asked to
+    process is there, every column matches the checksum recorded when it was written, every record
+    reads, RLEs decode at the recorded size, rows sorted and aligned, features finite and aligned
+    with their candidates. Exit 1 listing the problems and the command that fixes them."""
     from clawcrane.stages import cache_cmds
 
-    store, problems, notes = cache_cmds.verify(path)
-    for n in notes:
-        click.echo(f"note: {n}")
-    if problems:
-        for p in problems:
-            click.echo(f"problem: {p}")
-        click.echo(f"{store.path}: {len(problems)} problem(s); delete the affected files and re-run the stage", err=True)
-        raise SystemExit(1)
-    click.echo(f"{store.path}: ok ({len(store.video_ids())} videos)")
+    results = cache_cmds.verify_all(path)
+    for r in results:
+        for n in r.notes:
+            click.echo(f"note: {r.store.path.name}: {n}" if len(results) > 1 else f"note: {n}")
+        for p in r.problems:
+            click.echo(f"problem: {r.store.path.name}: {p}" if len(results) > 1 else f"problem: {p}")
+        if r.ok:
+            click.echo(f"{r.store.path}: ok ({len(r.store.video_ids())} videos)")
+    line = cache_cmds.failure_line(path, results)
+    if line:
+        _fail(click.get_current_context(), line)
 
 
 @cache.command("merge")

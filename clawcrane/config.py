@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import shlex
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -68,6 +69,34 @@ def output_config(config: Any) -> dict[str, Any]:
     """The fields that affect a stage's output: everything but ``RUNTIME_FIELDS``."""
     runtime = set(getattr(config, "RUNTIME_FIELDS", ()))
     return {k: v for k, v in to_dict(config).items() if k not in runtime}
+
+
+def option_flags(config: Any, names: tuple[str, ...] | list[str] | None = None) -> str:
+    """The command-line options that give ``config``'s fields ``names`` (default: its output fields) their values.
+
+    Only fields that differ from their default are written (``--frame-stride 2``, ``--with-flip``,
+    ``--no-trm``, ``--levels C4,C5``), so the text is the shortest command that makes the same
+    artifact; error messages use it to name the command that completes or rebuilds one.
+    """
+    names = list(output_config(config)) if names is None else list(names)
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    out = []
+    for name in names:
+        f = fields[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        value = getattr(config, name)
+        if value == default or dataclasses.is_dataclass(value):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            out.append(flag if value else f"--no-{flag[2:]}")
+        elif isinstance(value, (tuple, list)):
+            out.append(f"{flag} {shlex.quote(','.join(map(str, value)))}")
+        elif value is None:
+            continue
+        else:
+            out.append(f"{flag} {shlex.quote(str(value))}")
+    return " ".join(out)
 
 
 def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

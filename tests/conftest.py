@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+# every cache read in the tests checks the checksums recorded when the video was written
+# (cache.store.VERIFY_ENV; off by default for users), so a writer and its reader never disagree unseen
+os.environ.setdefault("CLAWCRANE_VERIFY_READS", "1")
 
 
 @pytest.fixture

@@ -10,10 +10,13 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from helpers.detect_world import assert_same_content, fake_factory, fake_key, load_dataset, read_all, write_videos
 
 from clawcrane.cache.store import Store
+from clawcrane.cache.verify import verify_store
 from clawcrane.config import DetectConfig
+from clawcrane.errors import CacheError
 from clawcrane.stages import detect as stage
 
 N_VIDEOS = 6
@@ -55,6 +58,10 @@ def test_sigkilled_run_resumes_without_recomputing_finished_videos_and_equals_an
     assert not (art / "data.h5").exists()
     finished = set(Store(art).video_ids())
     assert 2 <= len(finished) < N_VIDEOS
+    problems, _ = verify_store(Store(art))  # the killed run's artifact says it is incomplete
+    assert problems[0] == f"incomplete artifact, {len(finished)} of {N_VIDEOS} videos done" + problems[0][problems[0].index(" ("):]
+    with pytest.raises(CacheError, match="incomplete artifact.*complete it with `clawcrane detect"):
+        Store(art).require_complete()
 
     made: list = []
     resumed = stage.run(DetectConfig(detector="fake", batch_size=2), ds, killed,
@@ -68,3 +75,4 @@ def test_sigkilled_run_resumes_without_recomputing_finished_videos_and_equals_an
     assert resumed.path.name == uninterrupted.path.name
     assert_same_content(read_all(resumed.path), read_all(uninterrupted.path))
     assert [p.name for p in resumed.path.glob("*.h5")] == ["data.h5"]
+    assert verify_store(Store(resumed.path)) == ([], [])

@@ -9,8 +9,13 @@ permissions) are simulated by raising the ``OSError`` where the tool would meet 
 ``chmod`` case runs when the tests do not run as root.
 
 Covers issue 15 items 1 (any ``OSError`` is one line), 2 (outputs never replace a file the tool did
-not write; whole-folder outputs are replaced whole) and 6 (the umask is honoured; temporary files
-of a killed run are cleaned by the next run).
+not write; whole-folder outputs are replaced whole), 3 (incomplete or empty artifacts fail
+`cache verify` and are refused by the next stage, with the command that completes them), 4
+(flipped bytes in any column are caught by `cache verify`, and on read when asked), 5 (a stage
+refuses inputs that do not belong together, naming both), 6 (the umask is honoured; temporary
+files of a killed run are cleaned by the next run) and the smaller items (dataset items detect
+would skip, unterminated quotes, a head folder holding only last.pt). Items 3-5 run on a real
+tiny synthetic world made by the CLI itself (``synth``): data synth, detect, extract, train-head.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
+import h5py
 import pytest
 import torch
 from click.testing import CliRunner
@@ -31,6 +39,7 @@ from helpers.head_world import colour_world
 import clawcrane.datasets
 from clawcrane import atomic
 from clawcrane.cache import predictions as P
+from clawcrane.cache.store import VERIFY_ENV, Store, escape_id
 from clawcrane.cli import main
 from clawcrane.config import HeadConfig, TrackRankConfig, TrainHeadConfig
 from clawcrane.errors import os_error_message
@@ -425,3 +434,528 @@ def test_clean_stale_temps_touches_only_the_tools_temp_names(tmp_path):
         p.write_text("mine")
     assert atomic.clean_stale_temps(tmp_path) == 1
     assert not Path(name).exists() and all(p.exists() for p in keep)
+
+
+# ---- a real synthetic world for items 3, 4, 5: made by the CLI itself ------------------------------
+EXTRACT = ["--backbone", "resnet18", "--weights", "none", "--input-size", "64", "--device", "cpu", "--workers", "1"]
+
+
+def invoke(*args):
+    """The CLI as a user runs it: nothing patched."""
+    return CliRunner().invoke(main, ["--log-level", "error", *map(str, args)])
+
+
+def ok(*args):
+    r = invoke(*args)
+    assert r.exit_code == 0, (args, r.output, r.exception)
+    return r
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    """D (tiny synthetic dataset), D2 (the same preset, another seed), C (D's candidates and features), RUN (a head on C)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("synth")
+    ok("data", "synth", tmp / "D", "--preset", "tiny", "--workers", "1")
+    ok("data", "synth", tmp / "D2", "--preset", "tiny", "--seed", "1", "--workers", "1")
+    ok("detect", tmp / "D", "--detector", "oracle", "--cache", tmp / "C", "--device", "cpu")
+    ok("extract", "--cache", tmp / "C", *EXTRACT)
+    ok("train-head", "--features", tmp / "C", "--dataset", tmp / "D", "--out", tmp / "RUN", "--epochs", "1", *HEAD_SIZE)
+    torch.set_num_threads(n)
+    (det,), (ext,) = (tmp / "C").glob("detect-*"), (tmp / "C").glob("extract-*")
+    return SimpleNamespace(root=tmp, D=tmp / "D", D2=tmp / "D2", C=tmp / "C", det=det, ext=ext, run=tmp / "RUN")
+
+
+@pytest.fixture
+def sroots(synth, tmp_path):
+    return (tmp_path, synth.root)
+
+
+def copy_cache(synth, dst: Path, *which: str) -> Path:
+    """A copy of the synthetic cache root (or only the artifacts ``which``: 'det', 'ext') at ``dst``."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in which or ("det", "ext"):
+        src = getattr(synth, name)
+        shutil.copytree(src, dst / src.name)
+    return dst
+
+
+def killed_after(art: Path, n: int) -> list[str]:
+    """Make ``art`` what a run killed after its first ``n`` videos leaves: their parts, no data.h5; returns the kept ids."""
+    store = Store(art)
+    keep = [store.read(v) for v in store.video_ids()[:n]]
+    (art / "data.h5").unlink()
+    store = Store(art)
+    for rec in keep:
+        store.write_video(rec)
+    return [r.video_id for r in keep]
+
+
+def emptied(art: Path) -> None:
+    """Make ``art`` what a failed first run leaves: meta.json and an empty parts/."""
+    for p in art.glob("*.h5"):
+        p.unlink()
+    for p in (art / "parts").glob("*"):
+        p.unlink()
+
+
+def flip_byte(h5: Path, video: str, column: str, at: int = 3) -> None:
+    """Flip bits of one stored byte of ``column`` of ``video`` in the file itself (bit rot, a bad copy)."""
+    with h5py.File(h5, "r") as f:
+        d = f["videos"][escape_id(video)][column]
+        off = d.id.get_offset() if d.chunks is None else d.id.get_chunk_info(0).byte_offset
+        assert off is not None
+    with open(h5, "r+b") as fh:
+        fh.seek(off + at)
+        b = fh.read(1)
+        fh.seek(off + at)
+        fh.write(bytes([b[0] ^ 0x41]))
+
+
+def uncompressed(h5: Path, video: str) -> list[str]:
+    with h5py.File(h5, "r") as f:
+        g = f["videos"][escape_id(video)]
+        return [k for k, d in g.items() if d.compression is None and d.attrs.get("kind") != "bytes" and d.size]
+
+
+def synth_track_rank(synth, features, out, dataset=None, head=None):
+    return ["track-rank", "--head", head or synth.run, "--features", features, "--dataset", dataset or synth.D,
+            "--out", out, "--device", "cpu"]
+
+
+def synth_train_head(synth, features, out, dataset=None):
+    return ["train-head", "--features", features, "--dataset", dataset or synth.D, "--out", out, "--epochs", "1", *HEAD_SIZE]
+
+
+# ---- 3. artifacts say whether they are complete -------------------------------------------------------
+def test_cache_verify_fails_a_detect_killed_at_2_of_8_videos_and_names_the_command_that_completes_it(synth, tmp_path, sroots):
+    cache = copy_cache(synth, tmp_path / "c", "det")
+    art = cache / synth.det.name
+    kept = killed_after(art, 2)
+    before = snapshot(*sroots)
+    line = assert_refused(invoke("cache", "verify", art), before, *sroots,
+                          says=(str(art), "incomplete artifact, 2 of 8 videos done", f"clawcrane detect {synth.D} --detector oracle --cache {cache}"))
+    assert not any(v in line for v in kept)
+    ok("detect", synth.D, "--detector", "oracle", "--cache", cache, "--device", "cpu")  # the named command completes it
+    ok("cache", "verify", art)
+
+
+def test_cache_verify_fails_an_empty_artifact_left_by_a_failed_run(synth, tmp_path, sroots):
+    art = copy_cache(synth, tmp_path / "c", "det") / synth.det.name
+    emptied(art)
+    before = snapshot(*sroots)
+    assert_refused(invoke("cache", "verify", art), before, *sroots, says=("0 of 8 videos done", "clawcrane detect"))
+
+
+def test_cache_verify_of_a_root_names_the_incomplete_artifact_among_several(synth, tmp_path, sroots):
+    cache = copy_cache(synth, tmp_path / "c")
+    killed_after(cache / synth.ext.name, 3)
+    before = snapshot(*sroots)
+    r = invoke("cache", "verify", cache)
+    assert f"{cache / synth.det.name}: ok" in r.output  # each artifact is verified
+    assert_refused(r, before, *sroots, says=(str(cache / synth.ext.name), "3 of 8 videos done", "clawcrane extract --cache"))
+
+
+def test_cache_verify_of_a_root_with_two_failing_artifacts_is_one_line(synth, tmp_path, sroots):
+    cache = copy_cache(synth, tmp_path / "c")
+    emptied(cache / synth.det.name)
+    killed_after(cache / synth.ext.name, 1)
+    before = snapshot(*sroots)
+    assert_refused(invoke("cache", "verify", cache), before, *sroots, says=("2 of 2 artifacts failed", synth.det.name, synth.ext.name))
+
+
+def test_extract_refuses_a_killed_detect_with_the_message_of_cache_verify(synth, tmp_path, sroots):
+    cache = copy_cache(synth, tmp_path / "c", "det")
+    killed_after(cache / synth.det.name, 2)
+    before = snapshot(*sroots)
+    verify_line = assert_refused(invoke("cache", "verify", cache / synth.det.name), before, *sroots)
+    line = assert_refused(invoke("extract", "--cache", cache, *EXTRACT), before, *sroots)
+    assert line == verify_line  # the same message, with the command that completes it
+
+
+def test_extract_refuses_an_empty_detect_artifact_instead_of_extracting_0_videos(synth, tmp_path, sroots):
+    cache = copy_cache(synth, tmp_path / "c", "det")
+    emptied(cache / synth.det.name)
+    before = snapshot(*sroots)
+    assert_refused(invoke("extract", "--cache", cache, *EXTRACT), before, *sroots, says=("0 of 8 videos done", "clawcrane detect"))
+    assert not list(cache.glob("extract-*"))
+
+
+def test_extract_shard_refuses_when_its_shard_of_the_candidates_is_not_done(synth, tmp_path, sroots):
+    cache = copy_cache(synth, tmp_path / "c", "det")
+    store = Store(cache / synth.det.name)
+    shard1 = sorted(store.video_ids())[1::2]
+    keep = [store.read(v) for v in sorted(store.video_ids())[0::2]]
+    (cache / synth.det.name / "data.h5").unlink()
+    store = Store(cache / synth.det.name)
+    for rec in keep:
+        store.write_video(rec)
+    ok("extract", "--cache", cache, *EXTRACT, "--shard", "0/2")  # shard 0 of the candidates is done: allowed
+    before = snapshot(*sroots)
+    assert_refused(invoke("extract", "--cache", cache, *EXTRACT, "--shard", "1/2"), before, *sroots, says=(shard1[0], "clawcrane detect"))
+
+
+def test_train_head_refuses_an_incomplete_feature_cache(synth, tmp_path, sroots):
+    cache = copy_cache(synth, tmp_path / "c")
+    killed_after(cache / synth.ext.name, 4)
+    before = snapshot(*sroots)
+    assert_refused(invoke(*synth_train_head(synth, cache, tmp_path / "run")), before, *sroots,
+                   says=(str(cache / synth.ext.name), "4 of 8 videos done", "clawcrane extract --cache"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_head_refuses_an_empty_feature_cache(synth, tmp_path, sroots):
+    cache = copy_cache(synth, tmp_path / "c")
+    emptied(cache / synth.ext.name)
+    before = snapshot(*sroots)
+    assert_refused(invoke(*synth_train_head(synth, cache, tmp_path / "run")), before, *sroots, says=("0 of 8 videos done",))
+
+
+def test_track_rank_refuses_an_incomplete_feature_cache(synth, tmp_path, sroots):
+    cache = copy_cache(synth, tmp_path / "c")
+    killed_after(cache / synth.ext.name, 2)
+    before = snapshot(*sroots)
+    assert_refused(invoke(*synth_track_rank(synth, cache, tmp_path / "p.parquet")), before, *sroots,
+                   says=("incomplete artifact", "clawcrane extract --cache"))
+
+
+def test_track_rank_refuses_features_whose_candidate_cache_lost_videos(synth, tmp_path, sroots):
+    cache = copy_cache(synth, tmp_path / "c")
+    killed_after(cache / synth.det.name, 5)
+    before = snapshot(*sroots)
+    assert_refused(invoke(*synth_track_rank(synth, cache, tmp_path / "p.parquet")), before, *sroots,
+                   says=(str(cache / synth.det.name), "5 of 8 videos done", "clawcrane detect"))
+
+
+def test_track_rank_refuses_features_without_their_candidate_cache(synth, tmp_path, sroots):
+    cache = copy_cache(synth, tmp_path / "c", "ext")
+    before = snapshot(*sroots)
+    assert_refused(invoke(*synth_track_rank(synth, cache, tmp_path / "p.parquet")), before, *sroots, says=("is not beside it",))
+
+
+# ---- 4. checksums of every column, checked by cache verify (and on read) ------------------------------
+@pytest.mark.parametrize("column", ["score", "frame", "processed_frames"])
+def test_cache_verify_catches_a_flipped_byte_in_an_uncompressed_candidate_column(synth, tmp_path, sroots, column):
+    art = copy_cache(synth, tmp_path / "c", "det") / synth.det.name
+    vid = Store(art).video_ids()[3]
+    assert column in uncompressed(art / "data.h5", vid)
+    flip_byte(art / "data.h5", vid, column)
+    before = snapshot(*sroots)
+    r = invoke("cache", "verify", art)
+    assert f"{vid}: column '{column}' does not match its checksum" in r.output
+    assert_refused(r, before, *sroots, says=(str(art), "problem(s)", "clawcrane detect"))
+
+
+def test_cache_verify_catches_a_flipped_byte_in_a_compressed_feature_column(synth, tmp_path, sroots):
+    art = copy_cache(synth, tmp_path / "c") / synth.ext.name
+    vid = Store(art).video_ids()[0]
+    flip_byte(art / "data.h5", vid, "feat", at=40)
+    before = snapshot(*sroots)
+    r = invoke("cache", "verify", art)
+    assert vid in r.output
+    assert_refused(r, before, *sroots, says=(str(art), "clawcrane extract --cache"))
+
+
+def test_cache_verify_catches_values_rewritten_through_hdf5_that_still_look_valid(synth, tmp_path, sroots):
+    art = copy_cache(synth, tmp_path / "c") / synth.ext.name
+    vid = Store(art).video_ids()[1]
+    with h5py.File(art / "data.h5", "r+") as f:
+        d = f["videos"][escape_id(vid)]["pos"]
+        d[...] = d[()][::-1]  # finite, in range, right shape: only the checksum can tell
+    before = snapshot(*sroots)
+    r = invoke("cache", "verify", art)
+    assert f"{vid}: column 'pos' does not match its checksum" in r.output
+    assert_refused(r, before, *sroots)
+
+
+def test_cache_verify_catches_a_changed_scalar_attribute(synth, tmp_path, sroots):
+    art = copy_cache(synth, tmp_path / "c", "det") / synth.det.name
+    vid = Store(art).video_ids()[2]
+    with h5py.File(art / "data.h5", "r+") as f:
+        f["videos"][escape_id(vid)].attrs["fps"] = 99.0
+    before = snapshot(*sroots)
+    r = invoke("cache", "verify", art)
+    assert f"{vid}: attribute block does not match its checksum" in r.output
+    assert_refused(r, before, *sroots)
+
+
+def test_cache_verify_catches_a_truncated_data_file(synth, tmp_path, sroots):
+    art = copy_cache(synth, tmp_path / "c", "det") / synth.det.name
+    data = (art / "data.h5").read_bytes()
+    (art / "data.h5").write_bytes(data[: len(data) // 2])
+    before = snapshot(*sroots)
+    assert_refused(invoke("cache", "verify", art), before, *sroots, says=(str(art),))
+
+
+def test_track_rank_reading_with_checks_refuses_flipped_feature_bytes(synth, tmp_path, sroots, monkeypatch):
+    monkeypatch.setenv(VERIFY_ENV, "1")
+    cache = copy_cache(synth, tmp_path / "c")
+    vid = next(v for v in Store(cache / synth.ext.name).video_ids() if synth_split(synth, v) == "test")
+    flip_byte(cache / synth.ext.name / "data.h5", vid, "frame", at=0)
+    before = snapshot(*sroots)
+    assert_refused(invoke(*synth_track_rank(synth, cache, tmp_path / "p.parquet")), before, *sroots,
+                   says=(str(cache / synth.ext.name / "data.h5"), vid, "does not match its checksum"))
+
+
+def test_train_head_reading_with_checks_refuses_flipped_candidate_bytes(synth, tmp_path, sroots, monkeypatch):
+    monkeypatch.setenv(VERIFY_ENV, "1")
+    cache = copy_cache(synth, tmp_path / "c")
+    vid = next(v for v in Store(cache / synth.det.name).video_ids() if synth_split(synth, v) == "train")
+    flip_byte(cache / synth.det.name / "data.h5", vid, "score")
+    before = snapshot(*sroots)
+    assert_refused(invoke(*synth_train_head(synth, cache, tmp_path / "run")), before, *sroots,
+                   says=(vid, "column 'score' does not match its checksum", "clawcrane detect"))
+
+
+def synth_split(synth, vid: str) -> str:
+    for line in (synth.D / "Release" / "videoset.csv").read_text().splitlines():
+        cols = line.split(",")
+        if cols[0] == vid:
+            return "train" if cols[8].strip() == "0" else "test"
+    return "?"
+
+
+# ---- 5. the inputs of a stage belong together ----------------------------------------------------------
+def test_track_rank_refuses_features_of_another_dataset_naming_both(synth, tmp_path, sroots):
+    before = snapshot(*sroots)
+    line = assert_refused(invoke(*synth_track_rank(synth, synth.C, tmp_path / "p.parquet", dataset=synth.D2)), before, *sroots,
+                          says=(str(synth.ext), str(synth.D2), "fingerprint"))
+    assert line.count("fingerprint") >= 2
+
+
+def test_train_head_refuses_features_of_another_dataset_naming_both(synth, tmp_path, sroots):
+    before = snapshot(*sroots)
+    assert_refused(invoke(*synth_train_head(synth, synth.C, tmp_path / "run", dataset=synth.D2)), before, *sroots,
+                   says=(str(synth.ext), str(synth.D2), "fingerprint"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_extract_refuses_a_dataset_other_than_the_candidates_were_detected_on(synth, tmp_path, sroots):
+    cache = copy_cache(synth, tmp_path / "c", "det")
+    before = snapshot(*sroots)
+    assert_refused(invoke("extract", "--cache", cache, *EXTRACT, "--dataset", synth.D2), before, *sroots,
+                   says=(str(synth.D2), "fingerprint", "clawcrane detect"))
+    assert not list(cache.glob("extract-*"))
+
+
+def test_track_rank_refuses_a_head_of_another_backbone(synth, world, tmp_path, sroots):
+    before = snapshot(*sroots, world[2])
+    assert_refused(invoke(*synth_track_rank(synth, synth.C, tmp_path / "p.parquet", head=world[2])), before, *sroots, world[2],
+                   says=(str(synth.ext), "backbone"))
+
+
+def test_train_head_resume_refuses_features_of_another_run(synth, world, tmp_path, sroots):
+    run = tmp_path / "run"
+    shutil.copytree(world[2], run)  # a run trained on the colour world's features
+    before = snapshot(*sroots)
+    assert_refused(invoke(*synth_train_head(synth, synth.C, run), "--resume"), before, *sroots, says=(str(synth.ext),))
+
+
+def test_detect_refuses_a_cache_folder_holding_another_key(synth, tmp_path, sroots):
+    cache = copy_cache(synth, tmp_path / "c", "det")
+    meta = json.loads((cache / synth.det.name / "meta.json").read_text())
+    meta["key"] = "f" * 64
+    (cache / synth.det.name / "meta.json").write_text(json.dumps(meta))
+    before = snapshot(*sroots)
+    assert_refused(invoke("detect", synth.D, "--detector", "oracle", "--cache", cache, "--device", "cpu"), before, *sroots,
+                   says=(str(cache / synth.det.name),))
+
+
+def test_train_head_refuses_a_candidate_cache_as_features(synth, tmp_path, sroots):
+    before = snapshot(*sroots)
+    assert_refused(invoke(*synth_train_head(synth, synth.det, tmp_path / "run")), before, *sroots, says=("clawcrane extract",))
+
+
+def test_extract_refuses_a_feature_cache_as_candidates(synth, tmp_path, sroots):
+    before = snapshot(*sroots)
+    assert_refused(invoke("extract", "--cache", tmp_path / "c", "--candidates", synth.ext, *EXTRACT), before, *sroots,
+                   says=(str(synth.ext), "clawcrane detect"))
+
+
+# ---- smaller: dataset rows and files detect would skip, queries files, --head folders -------------------
+def dataset_copy(synth, tmp_path) -> Path:
+    return Path(shutil.copytree(synth.D, tmp_path / "D"))
+
+
+def test_detect_refuses_a_frame_whose_remask_has_the_wrong_shape_unless_skip_bad(synth, tmp_path, sroots, caplog):
+    D = dataset_copy(synth, tmp_path)
+    h5 = D / "text_annotations" / "a2d_annotation_with_instances" / "s0000" / "00002.h5"
+    with h5py.File(h5, "r+") as f:
+        m = f["reMask"][()]
+        del f["reMask"]
+        f["reMask"] = m[None]
+    before = snapshot(*sroots)
+    assert_refused(invoke("detect", D, "--detector", "oracle", "--cache", tmp_path / "c", "--device", "cpu"), before, *sroots,
+                   says=(str(h5), "'reMask' has shape", "--skip-bad"))
+    assert not (tmp_path / "c").exists()
+    caplog.set_level("WARNING", logger="clawcrane")
+    r = CliRunner().invoke(main, ["--log-level", "warning", "detect", str(D), "--detector", "oracle", "--cache",
+                                  str(tmp_path / "c"), "--device", "cpu", "--skip-bad"])
+    assert r.exit_code == 0, r.output
+    assert "skipped dataset items (--skip-bad): 1" in r.stdout  # counted in the summary
+    assert any(str(h5) in m and "'reMask' has shape" in m for m in caplog.messages)  # and warned, naming the frame
+
+
+def test_detect_exits_1_on_a_malformed_videoset_row(synth, tmp_path, sroots):
+    D = dataset_copy(synth, tmp_path)
+    with open(D / "Release" / "videoset.csv", "a") as f:
+        f.write("s0099,1,2\n")
+    before = snapshot(*sroots)
+    assert_refused(invoke("detect", D, "--detector", "oracle", "--cache", tmp_path / "c", "--device", "cpu"), before, *sroots,
+                   says=("videoset.csv:10", "expected 9 comma-separated columns", "--skip-bad"))
+
+
+def test_detect_exits_1_on_a_malformed_sentence_row(synth, tmp_path, sroots):
+    D = dataset_copy(synth, tmp_path)
+    with open(D / "text_annotations" / "a2d_annotation.txt", "a") as f:
+        f.write("s0000,1,the ball,extra,columns\n")
+    before = snapshot(*sroots)
+    assert_refused(invoke("detect", D, "--detector", "oracle", "--cache", tmp_path / "c", "--device", "cpu"), before, *sroots,
+                   says=("a2d_annotation.txt", "--skip-bad"))
+
+
+def test_detect_exits_1_on_a_missing_clip(synth, tmp_path, sroots):
+    D = dataset_copy(synth, tmp_path)
+    (D / "Release" / "clips320H" / "s0001.mp4").unlink()
+    before = snapshot(*sroots)
+    assert_refused(invoke("detect", D, "--detector", "oracle", "--cache", tmp_path / "c", "--device", "cpu"), before, *sroots,
+                   says=("s0001.mp4", "clip is missing", "--skip-bad"))
+
+
+def test_a_sentence_file_with_an_unterminated_quote_is_an_error_naming_the_line(synth, tmp_path, sroots):
+    D = dataset_copy(synth, tmp_path)
+    path = D / "text_annotations" / "a2d_annotation.txt"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[3] = lines[3].replace(",the ", ',"the ', 1)
+    path.write_text("".join(lines))
+    before = snapshot(*sroots)
+    assert_refused(invoke("detect", D, "--detector", "oracle", "--cache", tmp_path / "c", "--device", "cpu"), before, *sroots,
+                   says=(f"{path}:4", "quote", "not closed"))
+
+
+def test_a_queries_csv_with_an_unterminated_quote_is_an_error_naming_the_file_and_line(world, tmp_path, roots):
+    clip = make_clip(tmp_path / "clip.mp4")
+    qf = tmp_path / "q.csv"
+    qf.write_text('query_id,query\nq1,"the red ball\nq2,the green ball\n')
+    before = snapshot(*roots)
+    r = invoke("segment", clip, "--queries-file", qf, "--detector", "oracle", "--head", world[2], "--out", tmp_path / "seg",
+               "--cache", tmp_path / "segcache", "--device", "cpu")
+    assert_refused(r, before, *roots, says=(f"{qf}:2", "quote", "not closed"))
+
+
+def test_a_queries_csv_row_with_too_many_columns_is_an_error_naming_the_line(world, tmp_path, roots):
+    clip = make_clip(tmp_path / "clip.mp4")
+    qf = tmp_path / "q.csv"
+    qf.write_text("query_id,query\nq1,the red, ball\n")
+    before = snapshot(*roots)
+    r = invoke("segment", clip, "--queries-file", qf, "--detector", "oracle", "--head", world[2], "--out", tmp_path / "seg",
+               "--cache", tmp_path / "segcache", "--device", "cpu")
+    assert_refused(r, before, *roots, says=(f"{qf}:2", "quote sentences that contain commas"))
+
+
+def test_a_queries_json_that_does_not_parse_is_one_line(world, tmp_path, roots):
+    clip = make_clip(tmp_path / "clip.mp4")
+    qf = tmp_path / "q.json"
+    qf.write_text('["the red ball",')
+    before = snapshot(*roots)
+    r = invoke("segment", clip, "--queries-file", qf, "--detector", "oracle", "--head", world[2], "--out", tmp_path / "seg",
+               "--cache", tmp_path / "segcache", "--device", "cpu")
+    assert_refused(r, before, *roots, says=(str(qf), "invalid JSON"))
+
+
+def test_track_rank_refuses_a_head_folder_holding_only_last_pt(world, cli, tmp_path, roots):
+    run = tmp_path / "killed-run"
+    run.mkdir()
+    (run / "last.pt").write_bytes((world[2] / "last.pt").read_bytes())
+    before = snapshot(*roots)
+    _, features, _, _ = world
+    r = cli("track-rank", "--head", run, "--features", features, "--dataset", features.parent, "--out", tmp_path / "p.parquet",
+            "--device", "cpu")
+    assert_refused(r, before, *roots, says=(str(run), "no best.pt", "--resume", str(run / "last.pt")))
+
+
+def test_segment_refuses_a_head_folder_holding_only_last_pt(world, tmp_path, roots):
+    run = tmp_path / "killed-run"
+    run.mkdir()
+    (run / "last.pt").write_bytes((world[2] / "last.pt").read_bytes())
+    clip = make_clip(tmp_path / "clip.mp4")
+    before = snapshot(*roots)
+    r = invoke("segment", clip, "--query", "the red ball", "--detector", "oracle", "--head", run, "--out", tmp_path / "seg",
+               "--cache", tmp_path / "segcache", "--device", "cpu")
+    assert_refused(r, before, *roots, says=(str(run), "--resume"))
+
+
+def test_track_rank_uses_an_explicit_last_pt_with_a_warning(world, cli, tmp_path, caplog):
+    _, features, run, _ = world
+    caplog.set_level("WARNING", logger="clawcrane")
+    r = cli("--log-level", "warning", "track-rank", "--head", run / "last.pt", "--features", features, "--dataset",
+            features.parent, "--out", tmp_path / "p.parquet", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert any("last.pt: using the latest epoch" in m and "best.pt" in m for m in caplog.messages)
+
+
+# ---- more hostile inputs across the stages -------------------------------------------------------------
+def test_cache_verify_of_a_folder_without_artifacts_is_one_line(tmp_path, sroots):
+    (tmp_path / "empty").mkdir()
+    before = snapshot(*sroots)
+    assert_refused(invoke("cache", "verify", tmp_path / "empty"), before, *sroots, says=("no ClawCrane artifact",))
+
+
+def test_cache_verify_of_an_artifact_with_a_corrupted_meta_is_one_line(synth, tmp_path, sroots):
+    art = copy_cache(synth, tmp_path / "c", "det") / synth.det.name
+    (art / "meta.json").write_text("{half a json")
+    before = snapshot(*sroots)
+    assert_refused(invoke("cache", "verify", art), before, *sroots, says=(str(art / "meta.json"), "corrupted"))
+
+
+def test_cache_merge_of_an_empty_artifact_is_one_line(synth, tmp_path, sroots):
+    art = copy_cache(synth, tmp_path / "c", "det") / synth.det.name
+    emptied(art)
+    before = snapshot(*sroots)
+    assert_refused(invoke("cache", "merge", art), before, *sroots, says=("no data files to merge",))
+
+
+def test_extract_refuses_a_truncated_candidate_file(synth, tmp_path, sroots):
+    cache = copy_cache(synth, tmp_path / "c", "det")
+    data = cache / synth.det.name / "data.h5"
+    data.write_bytes(data.read_bytes()[:4096])
+    before = snapshot(*sroots)
+    assert_refused(invoke("extract", "--cache", cache, *EXTRACT), before, *sroots, says=(str(data), "re-run"))
+
+
+def test_track_rank_refuses_a_features_root_holding_two_feature_caches(synth, tmp_path, sroots):
+    cache = copy_cache(synth, tmp_path / "c")
+    shutil.copytree(cache / synth.ext.name, cache / "extract-0000000000000000")
+    before = snapshot(*sroots)
+    assert_refused(invoke(*synth_track_rank(synth, cache, tmp_path / "p.parquet")), before, *sroots, says=("several", "pass one"))
+
+
+def test_detect_refuses_an_impossible_shard(synth, tmp_path, sroots):
+    before = snapshot(*sroots)
+    assert_refused(invoke("detect", synth.D, "--detector", "oracle", "--cache", tmp_path / "c", "--shard", "3/2"), before, *sroots,
+                   says=("--shard",))
+
+
+def test_evaluate_refuses_predictions_of_another_dataset(synth, tmp_path, sroots):
+    pred = tmp_path / "p.parquet"
+    ok(*synth_track_rank(synth, synth.C, pred))
+    before = snapshot(*sroots)
+    assert_refused(invoke("evaluate", pred, "--dataset", synth.D2, "--out", tmp_path / "eval"), before, *sroots,
+                   says=(str(pred), "fingerprint"))
+
+
+def test_export_refuses_a_file_that_is_not_predictions(tmp_path, sroots):
+    bad = tmp_path / "p.parquet"
+    bad.write_text("not parquet\n")
+    before = snapshot(*sroots)
+    assert_refused(invoke("export", bad, "--out", tmp_path / "E"), before, *sroots, says=(str(bad),))
+
+
+def test_export_refuses_a_dataset_other_than_the_predictions_were_made_for(synth, tmp_path, sroots):
+    pred = tmp_path / "p.parquet"
+    ok(*synth_track_rank(synth, synth.C, pred))
+    before = snapshot(*sroots)
+    assert_refused(invoke("export", pred, "--format", "png", "--dataset", synth.D2, "--out", tmp_path / "E"), before, *sroots,
+                   says=(str(pred), "fingerprint", "--dataset"))
+    assert not (tmp_path / "E").exists()

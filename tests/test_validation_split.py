@@ -85,7 +85,9 @@ def test_train_head_is_blind_to_the_test_split(tmp_path):
 
     Everything in best.pt and last.pt (weights, optimizer, schedule, RNG states, history with its
     validation scores, vocabulary, counts, the validation videos) must be equal; only the record
-    of which dataset folder and annotation fingerprint the head came from may differ.
+    of which dataset folder and annotation fingerprint the head came from may differ, and with it
+    the keys of the caches (train-head refuses caches of another fingerprint, so each copy gets
+    its own detect + extract, which read no sentence either).
     """
     data = tmp_path / "data"
     synth.run(SynthConfig(preset="tiny", seed=0, workers=1), data)
@@ -98,18 +100,21 @@ def test_train_head_is_blind_to_the_test_split(tmp_path):
     assert before.keys() == after.keys() and sum(before[k] != after[k] for k in before) >= 4
     assert original.fingerprint != repointed.fingerprint
 
-    cache = tmp_path / "cache"
-    det = detect.run(DetectConfig(detector="oracle", frame_stride=8, device="cpu"), original, cache)
-    ext = extract.run(ExtractConfig(backbone="resnet18", weights="none", input_size=64, with_flip=True, cache=str(cache),
-                                    candidates=str(det.path), device="cpu"), dataset=original)
+    features = {}
+    for name, ds in (("original", original), ("repointed", repointed)):
+        cache = tmp_path / f"cache-{name}"
+        det = detect.run(DetectConfig(detector="oracle", frame_stride=8, device="cpu"), ds, cache)
+        features[name] = extract.run(ExtractConfig(backbone="resnet18", weights="none", input_size=64, with_flip=True, cache=str(cache),
+                                                   candidates=str(det.path), device="cpu"), dataset=ds).path
     cfg = TrainHeadConfig(head=HeadConfig(embed_dim=32, word_dim=16, lstm_hidden=16), epochs=3, batch_size=8, lr=3e-3, device="cpu")
-    a = train_head.run(cfg, original, features=ext.path, out=tmp_path / "a")
-    b = train_head.run(cfg, repointed, features=ext.path, out=tmp_path / "b")
+    a = train_head.run(cfg, original, features=features["original"], out=tmp_path / "a")
+    b = train_head.run(cfg, repointed, features=features["repointed"], out=tmp_path / "b")
     assert a.counts["val"]["used"] > 0 and b.counts == a.counts  # the selection really scored held-out videos
 
     for name in (BEST, LAST):
         pa, pb = (torch.load(run / name, weights_only=True) for run in (tmp_path / "a", tmp_path / "b"))
-        assert pa.pop("dataset") != pb.pop("dataset")
+        for where in ("dataset", "feature_key", "feature_meta", "candidate_key"):  # which dataset and caches
+            assert pa.pop(where) != pb.pop(where), where
         assert pa.keys() == pb.keys()
         for key in pa:
             _assert_identical(pa[key], pb[key], key)

@@ -9,7 +9,7 @@ as ``head_config`` (a ``HeadConfig``), its vocabulary, the feature width and the
 from __future__ import annotations
 
 import dataclasses
-
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ from clawcrane.config import HEAD_SIZES, HeadConfig, from_dict
 from clawcrane.errors import CacheError, ConfigError, WeightsError
 from clawcrane.pipeline.head import RetrievalHead
 from clawcrane.pipeline.language import Vocabulary
+
+log = logging.getLogger(__name__)
 
 BEST, LAST, METRICS = "best.pt", "last.pt", "metrics.json"
 
@@ -77,11 +79,24 @@ def load_head(path: str | os.PathLike, map_location: str | torch.device = "cpu")
 
 
 def head_file(head: str | os.PathLike) -> Path:
-    """The checkpoint of ``--head``: a .pt file, or a run folder's best.pt (else its last.pt)."""
+    """The checkpoint of ``--head``: a .pt file, or a run folder's best.pt.
+
+    A run folder holding only ``last.pt`` is a run killed before it saved its best epoch: refused,
+    with the fix (``--resume`` it, or pass its last.pt). A ``last.pt`` passed as a file is used,
+    with a warning that it is the latest epoch, not the selected one.
+    """
     p = Path(head)
     if p.is_dir():
-        for name in (BEST, LAST):
-            if (p / name).is_file():
-                return p / name
+        if (p / BEST).is_file():
+            return p / BEST
+        if (p / LAST).is_file():
+            raise CacheError(
+                f"{p}: holds {LAST} but no {BEST}, so its training run stopped before it saved a selected epoch; finish it "
+                f"with `clawcrane train-head --out {p} --resume` (with its options), or pass {p / LAST} to use that "
+                "checkpoint as it is"
+            )
         raise CacheError(f"{p}: holds no {BEST} or {LAST}; train a head there first (`clawcrane train-head --out {p}`)")
+    if p.name == LAST:
+        log.warning("%s: using the latest epoch of a training run, not its selected best epoch (%s); pass the run folder "
+                    "to use %s", p, BEST, BEST)
     return p

@@ -18,7 +18,8 @@ from clawcrane.cache.store import StageArtifact, VideoRecord
 from clawcrane.pipeline import masks as mask_ops
 
 STAGE = "detect"
-SCHEMA = 1
+SCHEMA = 2
+"""2: meta.json lists the expected ``videos`` and ``complete_with``; columns carry checksums (1 is still read)."""
 
 
 @dataclass

@@ -21,7 +21,8 @@ from clawcrane.errors import CacheError
 from clawcrane.fingerprint import short
 
 STAGE = "extract"
-SCHEMA = 1
+SCHEMA = 2
+"""2: meta.json lists the expected ``videos`` and ``complete_with``; columns carry checksums (1 is still read)."""
 P = 10
 
 
@@ -100,6 +101,25 @@ class FeatureCache(StageArtifact):
                 f"{candidates_path or 'the candidate cache'} now has key {short(candidates_key)}; re-run "
                 f"`clawcrane extract --cache {candidates_path or 'CACHE'}` to rebuild them"
             )
+
+
+    def check_dataset(self, root: str | os.PathLike, fingerprint: str) -> None:
+        """Refuse a dataset other than the one the features were extracted from (fingerprints, when both are known)."""
+        info = self.meta.get("dataset") or {}
+        fp = str(info.get("fingerprint") or "")
+        if fp and fingerprint and fp != fingerprint:
+            raise CacheError(
+                f"{self.path}: features were extracted from dataset {info.get('name', '?')!r} at {info.get('root', '?')} "
+                f"(fingerprint {short(fp)}) but --dataset {root} has fingerprint {short(fingerprint)}; pass the "
+                f"--dataset the caches were built from, or run `clawcrane detect {root}` and `clawcrane extract` for this one"
+            )
+
+    def require_complete_inputs(self) -> CandidateCache:
+        """This artifact and the candidate artifact beside it, both complete (else the completion message)."""
+        self.require_complete()
+        candidates = candidates_of(self)
+        candidates.require_complete()
+        return candidates
 
 
 def open_features(path: str | os.PathLike) -> FeatureCache:

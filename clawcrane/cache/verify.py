@@ -1,7 +1,9 @@
 """Integrity checks of cache artifacts (`clawcrane cache verify`), generic over ``Store``.
 
-Every stage: each data file opens and carries the artifact's key, each video record reads, its
-per-row columns have one length. Candidate caches (``detect``): every RLE decodes and covers
+Every stage: each data file opens and carries the artifact's key, every video the stage was asked
+to process is present (completeness, ``Store.completeness``), each video record reads, every
+column and the scalar attributes match the checksums recorded when they were written (flipped
+bytes in compressed or uncompressed columns), per-row columns have one length. Candidate caches (``detect``): every RLE decodes and covers
 exactly height x width pixels, rows are sorted by (frame, -score), frames lie in the processed
 set, scores and boxes are finite. Feature caches (``extract``): row counts and frames equal those
 of the candidate cache they were extracted from (when it sits beside them), values are finite.
@@ -16,7 +18,8 @@ import h5py
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from clawcrane.cache.store import Store, VideoRecord, artifact_dir
+from clawcrane.cache.store import Store, VideoRecord, artifact_dir, checksum_mismatches
+from clawcrane.cache.text_states import STAGE as TEXT_STAGE
 from clawcrane.errors import CacheError
 from clawcrane.fingerprint import short
 
@@ -149,6 +152,14 @@ def _candidate_store_for(store: Store) -> Store | None:
     return Store(path) if (path / "meta.json").exists() else None
 
 
+def incomplete_problem(store: Store) -> str | None:
+    """The completeness problem of an artifact (None: complete, or nothing recorded to tell)."""
+    c = store.completeness()
+    if c.complete:
+        return None
+    return f"incomplete artifact, {c.describe()}"
+
+
 def verify_store(store: Store) -> tuple[list[str], list[str]]:
     """(problems, notes) of one artifact; ``problems`` empty means it verified."""
     meta = store.meta
@@ -157,8 +168,13 @@ def verify_store(store: Store) -> tuple[list[str], list[str]]:
     notes: list[str] = []
     if problems:
         return problems, notes
+    incomplete = incomplete_problem(store)
+    if incomplete:
+        problems.append(incomplete)
     check: Callable[[VideoRecord], list[str]] = _aligned
-    if stage == "detect":
+    if stage == TEXT_STAGE:  # sentences, offsets and token states: no per-row columns to align
+        check = lambda rec: []  # noqa: E731
+    elif stage == "detect":
         check = check_candidates
     elif stage == "extract":
         cands = _candidate_store_for(store)
@@ -173,15 +189,25 @@ def verify_store(store: Store) -> tuple[list[str], list[str]]:
                 if frames is None and rec.ok:
                     return [f"not in candidate cache {cands.path.name}"]
                 return check_features(rec, frames)
-    expected = meta.get("dataset", {}).get("num_videos")
     ids = store.video_ids()
-    if expected is not None and len(ids) != int(expected):
-        notes.append(f"{len(ids)} of {expected} videos present (unfinished shards?)")
+    index = store.index()
+    unsummed = 0
     for vid in ids:
         try:
-            rec = store.read(vid)
+            rec, found = store.read_checked(vid)
         except CacheError as err:
             problems.append(f"{vid}: {err}")
             continue
+        for what in checksum_mismatches(found):
+            problems.append(f"{vid}: {what} does not match its checksum (bytes changed on disk in "
+                            f"{index[vid].relative_to(store.path)} since they were written)")
+        if any(f.startswith("no checksum") for f in found):
+            unsummed += 1
         problems += [f"{vid}: {msg}" for msg in check(rec)]
+    if unsummed:
+        if meta.get("checksums"):
+            problems.append(f"{unsummed} of {len(ids)} videos have columns or attributes without a checksum")
+        else:
+            notes.append(f"{unsummed} of {len(ids)} videos carry no checksums (written by a version before checksums); "
+                         "their bytes cannot be verified")
     return problems, notes

@@ -34,6 +34,7 @@ from clawcrane.datasets.a2d_h5 import (
     h5_path,
     index_h5,
 )
+from clawcrane.datasets.csv_rows import csv_rows
 from clawcrane.datasets.records import Dataset, LazyFpsVideo, Query, normalise_sentence
 from clawcrane.datasets.validate import Problem, log_summary, problem
 from clawcrane.datasets.video_io import Mp4Frames
@@ -106,9 +107,8 @@ def read_videoset(path: Path, problems: list[Problem]) -> dict[str, VideoRow]:
     rows: dict[str, VideoRow] = {}
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            for cols in reader:
-                _videoset_row(cols, f"{path}:{reader.line_num}", rows, problems)
+            for line, cols in csv_rows(f, path):
+                _videoset_row(cols, f"{path}:{line}", rows, problems)
     except (UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"{path}: not a readable CSV file ({err}); re-save it as UTF-8 CSV") from None
     return rows
@@ -126,15 +126,14 @@ def read_table(path: Path, header: tuple[str, ...], problems: list[Problem]) -> 
     out = []
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            first = next(reader, None)
+            reader = csv_rows(f, path)
+            _, first = next(reader, (0, None))
             if first is None or tuple(c.strip().lower() for c in first) != header:
                 raise DataError(
                     f"{path}: first line is {','.join(first or [])!r}, expected the header {','.join(header)}; "
                     "add or fix the header"
                 )
-            for cols in reader:
-                line = reader.line_num
+            for line, cols in reader:
                 if not cols or all(not c.strip() for c in cols):
                     continue
                 if len(cols) != len(header):

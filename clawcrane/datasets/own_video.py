@@ -12,13 +12,13 @@ one-line ``DataError`` naming the file and row: a single video has nothing to sk
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from clawcrane.datasets.csv_rows import csv_rows
 from clawcrane.datasets.records import Dataset, Query, Video, normalise_sentence
 from clawcrane.datasets.video_io import IMAGE_SUFFIXES, ImageFolderFrames, Mp4Frames
 from clawcrane.errors import ConfigError, DataError
@@ -59,22 +59,23 @@ def _sentence(text: object, where: str) -> str:
 def _read_csv(path: Path) -> list[tuple[str | None, str]]:
     out = []
     with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        fields = [c.strip().lower() for c in reader.fieldnames or []]
+        rows = csv_rows(f, path)
+        first = next(rows, None)
+        fields = [c.strip().lower() for c in (first[1] if first else [])]
         if "query" not in fields:
             raise DataError(
                 f"{path}: no 'query' column in the header ({','.join(fields)}); "
                 "the first line must name the columns, e.g. query_id,query"
             )
-        reader.fieldnames = fields
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            if None in row or any(v is None for v in row.values()):
+        for line, cols in rows:
+            where = f"{path}:{line}"
+            if not any(c.strip() for c in cols):
+                continue
+            if len(cols) != len(fields):
                 raise DataError(
                     f"{where}: expected {len(fields)} columns ({','.join(fields)}); quote sentences that contain commas"
                 )
-            if not any(v.strip() for v in row.values()):
-                continue
+            row = dict(zip(fields, cols))
             qid = (row.get("query_id") or "").strip() or None
             out.append((qid, _sentence(row["query"], where)))
     return out

@@ -112,6 +112,9 @@ def info_lines(path: str | os.PathLike) -> list[str]:
     expected = meta.get("dataset", {}).get("num_videos")
     out.append(f"videos: {len(summ)} ({len(summ) - len(bad)} ok, {len(bad)} bad)"
                + (f" of {expected} in the dataset" if expected is not None else ""))
+    c = store.completeness()
+    if not c.complete:
+        out.append(f"incomplete: {c.describe()}; complete it with `{store.complete_with()}`")
     rows = sum(int(a.get("rows", 0)) for a in summ.values())
     if meta.get("stage") == "detect":
         frames = sum(int(a.get("processed", 0)) for a in summ.values())
@@ -131,11 +134,52 @@ def info_lines(path: str | os.PathLike) -> list[str]:
     return out
 
 
+@dataclass
+class Verified:
+    """The outcome of verifying one artifact."""
+
+    store: Store
+    problems: list[str]
+    notes: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def fix(self) -> str:
+        """One line for a failed artifact: the completion message when it is only incomplete, else the problems' fix."""
+        c = self.store.completeness()
+        if not c.complete and len(self.problems) == 1:
+            return self.store.incomplete_message(c)
+        return (f"{self.store.path}: {len(self.problems)} problem(s) (listed above); delete the affected files and "
+                f"re-run `{self.store.complete_with()}`")
+
+
+def verify_all(path: str | os.PathLike) -> list[Verified]:
+    """Verify the artifact at ``path``, or every artifact under a cache root."""
+    found = find_artifacts(path)
+    if not found:
+        raise CacheError(f"{path}: no ClawCrane artifact here (no meta.json); pass a folder like CACHE/detect-<key> or a cache root")
+    return [Verified(s, *verify_store(s)) for s in found]
+
+
 def verify(path: str | os.PathLike) -> tuple[Store, list[str], list[str]]:
-    """(store, problems, notes); no problems means the artifact verified."""
+    """(store, problems, notes) of the one artifact at ``path``; no problems means it verified."""
     store = open_artifact(path)
     problems, notes = verify_store(store)
     return store, problems, notes
+
+
+def failure_line(path: str | os.PathLike, results: list[Verified]) -> str | None:
+    """The one error line of `cache verify` (None: everything verified)."""
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return None
+    if len(failed) == 1:
+        return failed[0].fix()
+    names = ", ".join(r.store.path.name for r in failed)
+    return (f"{path}: {len(failed)} of {len(results)} artifacts failed verification ({names}; problems listed above); "
+            f"first: {failed[0].fix()}")
 
 
 def merge(path: str | os.PathLike) -> tuple[Path, int, int | None]:

@@ -5,12 +5,19 @@ it is computed and checked before any model is built, so a repeated run returns 
 itself streams through ``detect_stream.DetectStream`` (per-video atomic parts: resumable after a
 kill at any moment). At the end the shard's videos are consolidated into its shard file
 (``data.h5`` for a single shard).
+
+The artifact's ``meta.json`` lists every video of the dataset (all shards) and the command that
+completes it, so `cache verify` and the later stages can tell a finished artifact from the folder
+of a killed or failed run. A dataset whose reader skipped items (malformed rows, unreadable or
+wrongly shaped annotation files, missing clips) is refused before any work unless ``skip_bad``;
+with it, every skipped item is logged as a warning and counted in the summary.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,8 +27,9 @@ from clawcrane.build.detectors import build_detector, detector_key
 from clawcrane.build.device import resolve_device
 from clawcrane.cache.candidates import SCHEMA, STAGE
 from clawcrane.cache.store import Store, artifact_dir
-from clawcrane.config import DetectConfig, output_config
+from clawcrane.config import DetectConfig, option_flags, output_config
 from clawcrane.datasets.records import Dataset
+from clawcrane.datasets.validate import split_problems
 from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.fingerprint import chain_key, short
 from clawcrane.pipeline.detectors import Detector
@@ -54,6 +62,8 @@ class DetectResult:
     gt_instances: int = 0
     gt_covered: int = 0
     annotated_frames: int = 0
+    skipped_items: list[str] = field(default_factory=list)
+    """Dataset items its reader skipped (rows, annotation files, clips), allowed by ``skip_bad``."""
 
     @property
     def per_frame(self) -> float:
@@ -70,6 +80,35 @@ def cache_key(config: DetectConfig, dataset: Dataset, key_fn=detector_key) -> tu
     dkey = key_fn(config.detector, dataset)
     key = chain_key(STAGE, STAGE_VERSION, {"dataset": dataset.fingerprint, "detector": dkey}, output_config(config))
     return key, dkey
+
+
+SHOW_SKIPPED = 20
+"""How many skipped dataset items are logged one by one."""
+
+
+def complete_with(config: DetectConfig, dataset: Dataset) -> str:
+    """The command that makes (or completes) this artifact; ``{cache}`` stands for the cache root."""
+    flags = option_flags(config)
+    return (f"clawcrane detect {shlex.quote(str(dataset.root))} --detector {shlex.quote(config.detector)} --cache {{cache}}"
+            + (f" {flags}" if flags else "") + (" --skip-bad" if config.skip_bad else ""))
+
+
+def check_dataset_problems(config: DetectConfig, dataset: Dataset) -> list[str]:
+    """Items the dataset reader skipped: refused unless ``skip_bad`` (then each is logged and returned)."""
+    errors, _ = split_problems(dataset.problems)
+    if not errors:
+        return []
+    if not config.skip_bad:
+        more = f" and {len(errors) - 1} more (`clawcrane doctor {dataset.root}` lists them)" if len(errors) > 1 else ""
+        raise DataError(
+            f"{errors[0]}{more}; the reader skipped {len(errors)} item(s) of {dataset.root}: fix them, or pass "
+            "--skip-bad to detect without them"
+        )
+    for p in errors[:SHOW_SKIPPED]:
+        log.warning("skipped (--skip-bad): %s", p)
+    if len(errors) > SHOW_SKIPPED:
+        log.warning("skipped (--skip-bad): %d more; `clawcrane doctor %s` lists them", len(errors) - SHOW_SKIPPED, dataset.root)
+    return [str(p) for p in errors]
 
 
 def _check(config: DetectConfig) -> None:
@@ -98,6 +137,7 @@ def run(
     _check(config)
     if not dataset.videos:
         raise DataError(f"{dataset.root}: the dataset has no videos; check the path with `clawcrane doctor`")
+    skipped = check_dataset_problems(config, dataset)
     key, dkey = cache_key(config, dataset, key_fn)
     path = artifact_dir(cache_root, STAGE, key)
     shard = (config.shard, config.num_shards)
@@ -113,7 +153,9 @@ def run(
             if any(index[v] != path / target for v in mine):
                 store.consolidate(mine, target)
             log.info("cache hit: %s", path)
-            return _summarise(store, mine, key, shard, hit=True)
+            result = _summarise(store, mine, key, shard, hit=True)
+            result.skipped_items = skipped
+            return result
 
     meta = {
         "stage": STAGE,
@@ -124,17 +166,21 @@ def run(
         "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint,
                     "num_videos": len(dataset.videos)},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "videos": sorted(dataset.videos),
+        "complete_with": complete_with(config, dataset),
     }
-    store = Store.create(path, meta)
-    index = store.index()
+    index = Store(path).index() if (path / "meta.json").exists() else {}
     pending = [v for v in mine if v not in index]
+    # the detector is built before the folder is made: a failed build (no GPU memory, bad weights) leaves nothing
+    detector = detector_factory(config.detector, dataset, device=config.device, batch_size=config.batch_size) if pending else None
+    store = Store.create(path, meta)
     log.info("%s: %d of %d videos of shard %d/%d to do", path, len(pending), len(mine), *shard)
     if pending:
-        detector = detector_factory(config.detector, dataset, device=config.device, batch_size=config.batch_size)
         DetectStream(config, dataset, store, detector).run(pending)
     store.consolidate(mine, target)
     result = _summarise(store, mine, key, shard, hit=False)
     result.computed = pending
+    result.skipped_items = skipped
     return result
 
 
@@ -166,6 +212,8 @@ def summary_lines(res: DetectResult) -> list[str]:
         out.append(f"candidate recall (mask IoU >= 0.5): {res.recall:.3f} "
                    f"({res.gt_covered} of {res.gt_instances} GT instances in {res.annotated_frames} annotated frames)")
     out += [f"bad video {v}: {err}" for v, err in res.bad]
+    if res.skipped_items:
+        out.append(f"skipped dataset items (--skip-bad): {len(res.skipped_items)} (warnings above; `clawcrane doctor` lists them)")
     if N > 1:
         out.append(f"when every shard is done: clawcrane cache merge {res.path}")
     return out

@@ -8,6 +8,10 @@ finished video under ``<cache>/extract-<key16>/`` (resumable), then consolidates
 The key chains the candidate key and the resolved config (backbone name, weights fingerprint,
 levels, input size, threshold, dtype, flip), so a cache hit is found from the config and the
 weights file alone, without building the backbone.
+
+An incomplete candidate artifact (a killed or failed `detect`) is refused before anything is
+read: this shard's videos must all be there. The feature artifact's ``meta.json`` lists the
+videos it must hold (the candidate artifact's) and the command that completes it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import queue
+import shlex
 import threading
 import time
 from dataclasses import dataclass
@@ -28,7 +33,7 @@ from clawcrane.build.device import resolve_device
 from clawcrane.cache.candidates import CandidateCache, VideoCandidates, open_candidates
 from clawcrane.cache.features import SCHEMA, STAGE, FeatureCache, VideoFeatures
 from clawcrane.cache.store import META, Store, artifact_dir
-from clawcrane.config import ExtractConfig, output_config, to_dict
+from clawcrane.config import ExtractConfig, option_flags, output_config, to_dict
 from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.fingerprint import chain_key, short
 from clawcrane.pipeline import pooling, positions
@@ -99,7 +104,13 @@ def run(config: ExtractConfig, *, dataset=None) -> ExtractResult:
     cfg, spec = resolve_config(config)
     key = feature_key(cfg, cand.key)
     out = artifact_dir(root, STAGE, key)
-    videos = shard_videos(cand.video_ids(), (cfg.shard, cfg.num_shards))
+    expected = cand.store.expected_videos()
+    all_videos = expected if expected is not None else cand.video_ids()
+    videos = shard_videos(all_videos, (cfg.shard, cfg.num_shards))
+    if expected is not None:
+        cand.require_complete(videos)  # this shard's videos: a sharded detect need not be merged first
+    elif cfg.num_shards == 1:
+        cand.require_complete()
     shard_file = Store(out).shard_file_name(cfg.shard, cfg.num_shards)
 
     if (out / META).exists():
@@ -127,6 +138,7 @@ def run(config: ExtractConfig, *, dataset=None) -> ExtractResult:
         "stage": STAGE, "schema": SCHEMA, "key": key, "config": to_dict(cfg),
         "upstream": {"candidates": cand.key}, "dataset": cand.meta.get("dataset", {}),
         "channels": backbone.channels, "backbone_levels": list(backbone.levels),
+        "videos": sorted(all_videos), "complete_with": complete_with(cfg, config),
     }
     store = Store.create(out, meta)
     todo = [v for v in videos if not store.has(v)]
@@ -142,6 +154,20 @@ def run(config: ExtractConfig, *, dataset=None) -> ExtractResult:
         raw_bytes_per_candidate=_raw_bytes(backbone.channels, cfg),
         stored_bytes_per_candidate=size / done_rows if done_rows else 0.0,
     )
+
+
+OUTPUT_OPTIONS = ("backbone", "weights", "levels", "input_size", "mask_threshold", "dtype", "with_flip")
+"""The options that decide a feature artifact (``weights_id`` follows from ``weights``)."""
+
+
+def complete_with(cfg: ExtractConfig, given: ExtractConfig) -> str:
+    """The command that makes (or completes) the artifact of the resolved ``cfg``; ``{cache}`` stands for the cache root."""
+    parts = ["clawcrane extract --cache {cache}", option_flags(cfg, OUTPUT_OPTIONS)]
+    if given.candidates:
+        parts.append(f"--candidates {shlex.quote(given.candidates)}")
+    if given.dataset:
+        parts.append(f"--dataset {shlex.quote(given.dataset)}")
+    return " ".join(p for p in parts if p)
 
 
 def _raw_bytes(channels: int, cfg: ExtractConfig) -> float:

@@ -168,7 +168,9 @@ def run(config: SegmentConfig, video: str | os.PathLike, *, head: str | os.PathL
 
         t1 = time.perf_counter()
         tr_cfg = TrackRankConfig(split="all", top_k=config.top_k, abstain_below=config.abstain_below, device=config.device)
-        tr = track_rank.run(tr_cfg, ds, head=head_path, features=ext.path, out=staging / PREDICTIONS_FILE)
+        # the caches are the video's (fingerprinted by its frames, not by the sentences asked about it)
+        asked = dataclasses.replace(ds, fingerprint=content.fingerprint)
+        tr = track_rank.run(tr_cfg, asked, head=head_path, features=ext.path, out=staging / PREDICTIONS_FILE)
         preds = read_predictions(tr.out)
         (vid,) = ds.videos.values()
         sentences = {q.query_id: q.sentence for q in ds.queries}

@@ -36,7 +36,7 @@ from clawcrane.build.heads import head_file, load_head
 from clawcrane.build.text import sentence_inputs
 from clawcrane.cache.candidates import CandidateCache, VideoCandidates
 from clawcrane.cache.checkpoints import KIND_HEAD, check_head_features, load_checkpoint
-from clawcrane.cache.features import FeatureCache, candidates_of, open_features
+from clawcrane.cache.features import FeatureCache, open_features
 from clawcrane.atomic import check_writable, clean_stale_temps
 from clawcrane.cache.predictions import COLUMNS, STAGE, existing_predictions, write_predictions
 from clawcrane.config import SPLITS as CONFIG_SPLITS
@@ -219,7 +219,8 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
     path = head_file(head)
     device = resolve_device(config.device)
     fc = open_features(features)
-    candidates = candidates_of(fc)
+    candidates = fc.require_complete_inputs()
+    fc.check_dataset(dataset.root, dataset.fingerprint)
     if not path.is_file():
         raise WeightsError(f"{path}: head checkpoint not found; train one with `clawcrane train-head` or check --head")
     validation = None

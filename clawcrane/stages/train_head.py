@@ -2,8 +2,10 @@
 
 Reads only: the feature cache (``cache.features``), the candidate cache it was extracted from
 (found beside it in the same cache root, for the candidates' RLE masks), and the dataset's
-annotations (sentences, splits, GT masks). Frames are never decoded, so the videos need not be
-present. Everything needed is loaded into memory once; ``pipeline.trainer`` does the training.
+annotations (sentences, splits, GT masks). Both caches must be complete and extracted from this
+dataset (its fingerprint, which covers the annotations too), else the run is refused with the fix.
+Frames are never decoded. Everything needed is loaded into memory once; ``pipeline.trainer`` does
+the training.
 
 Model selection never sees the test split: the head is fitted on the train split minus a
 validation part held out by video (``datasets.splits``: ``--val-fraction`` of the train videos,
@@ -33,7 +35,7 @@ from clawcrane.build.heads import BEST, LAST, METRICS, new_head
 from clawcrane.build.text import LazyMiniLM, TextStates, text_tensors
 from clawcrane.cache.candidates import CandidateCache, VideoCandidates
 from clawcrane.cache.checkpoints import KIND_HEAD, check_head_features, load_checkpoint, save_checkpoint
-from clawcrane.cache.features import FeatureCache, candidates_of, open_features
+from clawcrane.cache.features import FeatureCache, open_features
 from clawcrane.config import MINILM_DIM, TrainHeadConfig, check_fields, flat, output_config, to_dict
 from clawcrane.datasets.records import Dataset, Query
 from clawcrane.datasets.splits import TrainValSplit, samples_of, train_val_split
@@ -68,12 +70,6 @@ class TrainHeadResult:
 
 def _check_dataset(features: FeatureCache, dataset: Dataset, video_ids: set[str]) -> None:
     have = set(features.video_ids())
-    fp = features.meta.get("dataset", {}).get("fingerprint")
-    if fp and dataset.fingerprint and fp != dataset.fingerprint:
-        log.warning(
-            "%s: dataset fingerprint differs from the one the features were extracted from (files changed or "
-            "videos removed); training uses the cached features and the annotations only", features.path
-        )
     if video_ids and not (video_ids & have):
         raise CacheError(
             f"{features.path}: holds none of the {len(video_ids)} videos of {dataset.root}; it was extracted from "
@@ -246,7 +242,8 @@ def run(
     out = Path(out)
     clean_stale_temps(out)  # .best.pt.<rand>.tmp and the like of a killed run (only this module's temp names)
     fc = open_features(features)
-    candidates = candidates_of(fc)
+    candidates = fc.require_complete_inputs()
+    fc.check_dataset(dataset.root, dataset.fingerprint)
     split = train_val_split(dataset, config.val_fraction)
     if not any(q.frames for q in split.fit):
         raise DataError(

@@ -11,7 +11,7 @@ from helpers.head_world import colour_world
 import clawcrane.datasets
 from clawcrane.cache.predictions import read_predictions
 from clawcrane.cli import main
-from clawcrane.config import AblateConfig
+from clawcrane.config import AblateConfig, TrackRankConfig
 from clawcrane.errors import ConfigError
 from clawcrane.stages import ablate, train_head
 
@@ -34,7 +34,7 @@ def test_ablate_writes_every_row_and_a_second_call_reuses_the_trained_heads(tmp_
         assert [m["config"]["trm"] for m in metas] == [True, False] and metas[0]["key"] != metas[1]["key"]
     assert res.rows[14].run == res.rows[13].run  # row 15: row 14's head with Eq. 3's summed track score
     metas = [read_predictions(res.rows[i].predictions).meta for i in (14, 13)]
-    assert [m["config"]["score_mode"] for m in metas] == ["sum", "mean"] and metas[0]["key"] != metas[1]["key"]
+    assert [m["config"]["score_mode"] for m in metas] == ["sum", TrackRankConfig().score_mode] and metas[0]["key"] != metas[1]["key"]
     heads = {r.run / "best.pt": (r.run / "best.pt").stat().st_mtime_ns for r in res.rows}
     for r in res.rows:
         assert r.predictions.is_file() and (r.predictions.parent / "eval" / "metrics.json").is_file()

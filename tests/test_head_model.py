@@ -18,7 +18,8 @@ V, C = 30, 12
 
 def small(position="full", relation="text", **kw) -> HeadConfig:
     """A tiny head without dropout unless asked (the training default 0.2 would make forward passes random)."""
-    return HeadConfig(position=position, relation=relation, embed_dim=16, word_dim=8, lstm_hidden=8, **{"dropout": 0.0, **kw})
+    return HeadConfig(position=position, relation=relation, embed_dim=16, word_dim=8, lstm_hidden=8,
+                      **{"dropout": 0.0, "ranks": False, "motion": False, **kw})
 
 
 def inputs(B=2, N=4, L=5, seed=0):

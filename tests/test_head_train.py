@@ -25,7 +25,9 @@ from clawcrane.stages import train_head
 def cfg(**kw) -> TrainHeadConfig:
     """A tiny head; keyword arguments naming HeadConfig fields (relation, dropout, ...) go to the head."""
     head_names = {f.name for f in dataclasses.fields(HeadConfig)}
-    head = HeadConfig(**{"embed_dim": 32, "word_dim": 16, "lstm_hidden": 16, **{k: v for k, v in kw.items() if k in head_names}})
+    # motion off: these tests feed the cached p_i (10 columns) to the model themselves
+    head = HeadConfig(**{"embed_dim": 32, "word_dim": 16, "lstm_hidden": 16, "motion": False,
+                         **{k: v for k, v in kw.items() if k in head_names}})
     base = dict(epochs=2, batch_size=4, lr=3e-3, device="cpu")
     return TrainHeadConfig(head=head, **{**base, **{k: v for k, v in kw.items() if k not in head_names}})
 

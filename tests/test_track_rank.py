@@ -56,7 +56,7 @@ def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("world")
     dataset, features, root = colour_world(tmp, write_videos=False)
     add_empty_videos(dataset, root)
-    cfg = TrainHeadConfig(head=HeadConfig(embed_dim=32, word_dim=16, lstm_hidden=16), epochs=2, batch_size=4, lr=3e-3, device="cpu")
+    cfg = TrainHeadConfig(head=HeadConfig(embed_dim=32, word_dim=16, lstm_hidden=16, motion=False), epochs=2, batch_size=4, lr=3e-3, device="cpu")
     train_head.run(cfg, dataset, features=features, out=tmp / "run")
     torch.set_num_threads(n)
     return dataset, features, tmp / "run"

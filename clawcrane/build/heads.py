@@ -41,9 +41,16 @@ def new_head(config: HeadConfig, *, vocab_size: int, feat_dim: int, seed: int) -
     return RetrievalHead(config=config, vocab_size=vocab_size, feat_dim=feat_dim)
 
 
+PRE_FIELDS = {"ranks": False, "motion": False}
+"""HeadConfig fields newer than some checkpoints, with the value those checkpoints were trained with."""
+
+
 def stored_head_config(payload: dict[str, Any]) -> HeadConfig:
     """The architecture a checkpoint stores (``head_config``; the training ``config`` of older files)."""
-    data = payload.get("head_config") or payload.get("config", {}).get("head") or payload.get("config", {})
+    data = dict(payload.get("head_config") or payload.get("config", {}).get("head") or payload.get("config", {}))
+    # fields added after a file was written take the value that reproduces it, not today's default
+    for name, before in PRE_FIELDS.items():
+        data.setdefault(name, before)
     return from_dict(HeadConfig, data)
 
 

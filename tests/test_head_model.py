@@ -261,3 +261,22 @@ def test_a_head_saved_as_text_before_the_nonlinear_tsrm_loads_as_text_linear():
     assert config.relation == "text-linear"
     args = inputs()
     torch.testing.assert_close(model(*args), old(*args))
+
+
+def test_a_head_saved_before_ranks_and_motion_existed_loads_without_them():
+    # its stored config has no `ranks` / `motion` fields; today's defaults (on) would ask for weights
+    # and input columns the file never had, so the fields take the value the file was trained with
+    from dataclasses import asdict
+
+    from clawcrane.build.heads import head_from_payload
+    from clawcrane.pipeline.language import PAD, UNK
+
+    torch.manual_seed(0)
+    old = RetrievalHead(config=small("full", "text-geo"), vocab_size=V, feat_dim=C).eval()
+    stored = {k: v for k, v in asdict(old.config).items() if k not in ("ranks", "motion")}
+    payload = {"head_config": stored, "vocab": [PAD, UNK] + [f"w{i}" for i in range(V - 2)], "feat_dim": C,
+               "model": old.state_dict()}
+    model, config, _ = head_from_payload(payload)
+    assert (config.ranks, config.motion) == (False, False)
+    args = inputs()
+    torch.testing.assert_close(model(*args), old(*args))

@@ -146,10 +146,11 @@ def test_unknown_only_validation_sentences_and_missing_flips_are_logged(tmp_path
     # vid02 is the validation video (see above): its words are not in the vocabulary, built from the rest of train
     dataset.queries = [q.with_(sentence="zorp blick") if q.video_id == "vid02" else q for q in dataset.queries]
     with caplog.at_level(logging.WARNING, logger="clawcrane"):
-        train_head.run(cfg(epochs=1), dataset, features=features, out=tmp_path / "run")
+        res = train_head.run(cfg(epochs=1), dataset, features=features, out=tmp_path / "run")
     text = caplog.text
     assert "no word known to the vocabulary" in text and "zorp blick" in text
     assert "flip augmentation is off" in text
+    assert torch.load(res.best, weights_only=True)["flip_used"] is False  # what ran, beside the option asked for
 
 
 class FakeStates:
@@ -196,3 +197,22 @@ def test_sentence_inputs_feed_a_loaded_head_like_training_did(world, tmp_path):
     pos = torch.from_numpy(vf.pos[rows])[None].expand(2, -1, -1)
     sim = model(text, lengths, feat, pos, torch.ones(2, 3, dtype=torch.bool))
     assert sim.argmax(dim=1).tolist() == [1, 0]
+
+
+def test_a_run_from_before_ranks_motion_and_the_nonlinear_tsrm_resumes_with_the_options_it_had(world, tmp_path):
+    # an old last.pt: no ranks/motion fields, relation 'text' meaning the linear TSRM (no fusion norm).
+    # Resuming with the options it was trained with in today's names must be accepted, not refused
+    from clawcrane.cache.checkpoints import KIND_HEAD, load_checkpoint, save_checkpoint
+
+    dataset, features, _ = world
+    train_head.run(cfg(epochs=1, relation="text-linear", ranks=False), dataset, features=features, out=tmp_path / "old")
+    payload = load_checkpoint(tmp_path / "old" / "last.pt", KIND_HEAD)
+    for head in (payload["config"]["head"], payload["head_config"]):
+        head.pop("ranks"), head.pop("motion")
+        head["relation"] = "text"
+    save_checkpoint(tmp_path / "old" / "last.pt", payload)
+    res = train_head.run(cfg(epochs=2, relation="text-linear", ranks=False), dataset, features=features,
+                         out=tmp_path / "old", resume=True)
+    assert res.epochs == 2
+    with pytest.raises(ConfigError, match="--relation"):  # a real change is still refused
+        train_head.run(cfg(epochs=3, relation="text", ranks=False), dataset, features=features, out=tmp_path / "old", resume=True)

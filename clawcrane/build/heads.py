@@ -54,12 +54,28 @@ def stored_head_config(payload: dict[str, Any]) -> HeadConfig:
     return from_dict(HeadConfig, data)
 
 
+def resolved_head_config(payload: dict[str, Any]) -> HeadConfig:
+    """``stored_head_config`` in today's terms: a ``text`` head trained before `text` became the
+    nonlinear TSRM (no fusion norm among its weights) is the linear reading, now ``text-linear``."""
+    config = stored_head_config(payload)
+    if config.relation == "text" and not any(k.startswith("relation.fuse_act.") for k in payload.get("model", {})):
+        config = dataclasses.replace(config, relation="text-linear")
+    return config
+
+
+def resolved_train_config(payload: dict[str, Any]) -> dict[str, Any]:
+    """The training ``config`` a checkpoint stores, with its head in today's terms (for comparing options)."""
+    out = dict(payload.get("config", {}))
+    if isinstance(out.get("head"), dict):
+        head = {**PRE_FIELDS, **out["head"]}
+        head["relation"] = resolved_head_config(payload).relation
+        out["head"] = head
+    return out
+
+
 def head_from_payload(payload: dict[str, Any]) -> tuple[RetrievalHead, HeadConfig, Vocabulary]:
     """Rebuild a head from a checkpoint payload (``head_config``, ``vocab``, ``feat_dim``, ``model``)."""
-    config = stored_head_config(payload)
-    if config.relation == "text" and not any(k.startswith("relation.fuse_act.") for k in payload["model"]):
-        # trained before `text` became the nonlinear TSRM: it is the linear reading, now `text-linear`
-        config = dataclasses.replace(config, relation="text-linear")
+    config = resolved_head_config(payload)
     vocab = Vocabulary(payload["vocab"])
     model = RetrievalHead(config=config, vocab_size=len(vocab), feat_dim=int(payload["feat_dim"]))
     model.load_state_dict(payload["model"])

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from clawcrane.atomic import write_json, write_text
-from clawcrane.build.heads import LAST, sized
+from clawcrane.build.heads import LAST, resolved_train_config, sized
 from clawcrane.cache.checkpoints import KIND_HEAD, load_checkpoint
 from clawcrane.cache.features import open_features
 from clawcrane.config import (
@@ -215,7 +215,7 @@ def changed_options(cfg: TrainHeadConfig, run: Path) -> list[str]:
     [] when they agree or ``run`` holds no head yet.
     """
     last = run / LAST
-    return train_head.changed_options(load_checkpoint(last, KIND_HEAD).get("config", {}), cfg) if last.is_file() else []
+    return train_head.changed_options(resolved_train_config(load_checkpoint(last, KIND_HEAD)), cfg) if last.is_file() else []
 
 
 def _train(cfg: TrainHeadConfig, dataset: Dataset, features: Path, run: Path) -> int:
@@ -224,7 +224,7 @@ def _train(cfg: TrainHeadConfig, dataset: Dataset, features: Path, run: Path) ->
     if not last.is_file():
         return train_head.run(cfg, dataset, features=features, out=run).epochs
     payload = load_checkpoint(last, KIND_HEAD)
-    diff = train_head.changed_options(payload.get("config", {}), cfg)
+    diff = train_head.changed_options(resolved_train_config(payload), cfg)
     if diff:
         raise ConfigError(f"{last}: this row was trained with other options ({', '.join(diff)}); "
                           "pass the same options or another --out")
@@ -347,7 +347,7 @@ def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out
     seeds = ",".join(map(str, config.seeds))
     title = (f"Table 3 ablation: {dataset.name} {config.split} ({config.size} head, {config.epochs} epochs, "
              f"{'seed' if len(config.seeds) == 1 else 'mean (min-max) over seeds'} {seeds}, best.pt selected on "
-             f"{config.val_fraction:g} of the train videos)")
+             f"{config.val_fraction:g} of the train videos, track score {base_track.score_mode} unless the row says)")
     md = markdown(results, title)
     report: dict[str, Any] = {
         "config": to_dict(config), "track_rank": to_dict(base_track), "features": str(features),

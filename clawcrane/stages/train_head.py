@@ -31,7 +31,7 @@ import numpy as np
 
 from clawcrane.atomic import clean_stale_temps, write_json
 from clawcrane.build.device import resolve_device
-from clawcrane.build.heads import BEST, LAST, METRICS, new_head
+from clawcrane.build.heads import BEST, LAST, METRICS, new_head, resolved_train_config
 from clawcrane.build.text import LazyMiniLM, TextStates, text_tensors
 from clawcrane.cache.candidates import CandidateCache, VideoCandidates
 from clawcrane.cache.checkpoints import KIND_HEAD, check_head_features, load_checkpoint, save_checkpoint
@@ -263,7 +263,7 @@ def run(
     if resume:
         payload = load_checkpoint(out / LAST, KIND_HEAD)
         check_head_features(payload, fc.key, fc.meta, fc.path, same_dataset=True)
-        diff = changed_options(payload.get("config", {}), config)
+        diff = changed_options(resolved_train_config(payload), config)
         if diff:
             raise ConfigError(f"{out / LAST}: was trained with other options ({', '.join(diff)}); resume with the same options or use a new --out")
         vocab = Vocabulary(payload["vocab"])
@@ -297,7 +297,7 @@ def run(
 
     base = {
         "kind": KIND_HEAD, "config": output_config(config), "head_config": to_dict(hcfg), "vocab": vocab.tokens,
-        "feat_dim": C, "feature_key": fc.key, "feature_meta": fc.meta, "candidate_key": candidates.key,
+        "feat_dim": C, "flip_used": use_flip, "feature_key": fc.key, "feature_meta": fc.meta, "candidate_key": candidates.key,
         "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint}, "counts": counts,
         "validation": split.describe(),
     }

@@ -277,6 +277,23 @@ def test_export_refuses_a_folder_holding_files_it_did_not_write(world, cli, tmp_
     assert_refused(r, before, *roots, says=(str(E), "did not write", "predictions.json", "--force"))
 
 
+def test_evaluate_refuses_metrics_files_it_did_not_write_and_replaces_its_own(world, cli, tmp_path, roots):
+    E = tmp_path / "ev"
+    E.mkdir()
+    (E / "metrics.json").write_text('{"mine": 1}\n')  # a user's file of the same name
+    before = snapshot(*roots)
+    dataset = world[1].parent
+    assert_refused(cli("evaluate", world[3], "--dataset", dataset, "--out", E), before, *roots,
+                   says=("metrics.json", "not written by", "--out"))
+    (E / "metrics.json").unlink()
+    (E / "metrics.md").write_text("my table\n")  # a lone metrics.md evaluate would have written beside its json
+    before = snapshot(*roots)
+    assert_refused(cli("evaluate", world[3], "--dataset", dataset, "--out", E), before, *roots, says=("metrics.md",))
+    (E / "metrics.md").unlink()
+    assert cli("evaluate", world[3], "--dataset", dataset, "--out", E).exit_code == 0
+    assert cli("evaluate", world[3], "--dataset", dataset, "--out", E).exit_code == 0  # its own files: replaced
+
+
 def test_export_refuses_a_file_a_user_added_to_an_earlier_export(world, cli, tmp_path, roots):
     E = tmp_path / "E"
     assert cli("export", world[3], "--format", "png", "--out", E).exit_code == 0

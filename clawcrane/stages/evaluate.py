@@ -15,6 +15,7 @@ predictions and are listed in a warning.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -159,6 +160,26 @@ def markdown_tables(metrics: dict[str, float], by_type: dict[str, dict[str, floa
     return "\n".join(lines) + "\n"
 
 
+def _ours(report: Path) -> bool:
+    """Whether ``report`` is a metrics.json evaluate wrote."""
+    try:
+        data = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"metrics", "predictions", "config"} <= set(data)
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an output folder whose metrics.json / metrics.md evaluate did not write (before any work)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file, not a folder; choose another --out (`clawcrane evaluate PRED --out DIR`)")
+    report, md = out / "metrics.json", out / "metrics.md"
+    if (report.exists() and not _ours(report)) or (md.exists() and not report.exists()):
+        theirs = report if report.exists() else md
+        raise ConfigError(f"{theirs}: was not written by `clawcrane evaluate`, so it is left as it is; choose another --out "
+                          f"(`clawcrane evaluate PRED --dataset D --out NEW_DIR`) or move the file away")
+
+
 def default_out_dir(predictions: str | os.PathLike, split: str = "test") -> Path:
     """``<PRED stem>-eval`` beside PRED (``-eval-<split>`` for another split than test, so none overwrites another)."""
     p = Path(predictions)
@@ -184,6 +205,7 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
         raise ConfigError(f"--split {config.split!r}: expected test, train, val or all")
     if config.j_and_f not in ("auto", "on", "off"):
         raise ConfigError(f"j_and_f {config.j_and_f!r}: expected auto, on or off")
+    check_out_dir(Path(out_dir) if out_dir is not None else default_out_dir(predictions, config.split))
     preds = read_predictions(predictions)
     _check_dataset(preds, dataset)
     _check_split(preds, config.split)

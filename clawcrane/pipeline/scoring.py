@@ -24,6 +24,14 @@ from clawcrane.pipeline.head import P, RetrievalHead
 from clawcrane.pipeline.motion import M as MOTION_DIM
 
 
+def _pairs(Q: int, T: int, batch_size: int, device):
+    """Batches of the (query, frame) pairs, p = q * T + t: (start, (B,) query ids, (B,) frame positions)."""
+    q_of = torch.arange(Q, device=device).repeat_interleave(T)
+    t_of = torch.arange(T, device=device).repeat(Q)
+    for start in range(0, Q * T, batch_size):
+        yield start, q_of[start : start + batch_size], t_of[start : start + batch_size]
+
+
 @torch.no_grad()
 def score_video(
     model: RetrievalHead,
@@ -67,20 +75,14 @@ def score_video(
     else:
         emb = torch.empty(Q, T, N, D, device=device)
         flat = emb.view(Q * T, N, D)
-        q_of = torch.arange(Q, device=device).repeat_interleave(T)  # pair p = (q_of[p], t_of[p])
-        t_of = torch.arange(T, device=device).repeat(Q)
         with_relation = f_t is not None
-        for start in range(0, Q * T, batch_size):
-            q, t = q_of[start : start + batch_size], t_of[start : start + batch_size]
+        for start, q, t in _pairs(Q, T, batch_size, device):
             f_tq = f_t[q] if f_t is not None else None
             flat[start : start + len(q)] = model.relate(f_V[t], valid[t], f_tq, pos[t], relation=with_relation)  # (B, N, D)
     sim = torch.einsum("qtnd,qd->qtn", emb, sent)  # (Q, T, N)
     if model.ranks is not None:
         ranks = torch.empty(Q * T, N, device=device)
-        q_of = torch.arange(Q, device=device).repeat_interleave(T)
-        t_of = torch.arange(T, device=device).repeat(Q)
-        for start in range(0, Q * T, batch_size):
-            q, t = q_of[start : start + batch_size], t_of[start : start + batch_size]
+        for start, q, t in _pairs(Q, T, batch_size, device):
             ranks[start : start + len(q)] = model.rank_term(feat[t], sent[q], pos[t], valid[t])
         sim = sim + ranks.view(Q, T, N)
     if model.motion is not None:

@@ -5,8 +5,11 @@ A process killed at any moment leaves either the old file or the new one, never 
 * ``atomic_path`` / ``write_text`` / ``write_json``: one file.
 * ``atomic_dir``: a whole output folder (`export`, `segment`). It is written into a fresh
   temporary folder beside the target, listed in a manifest (``MANIFEST``) and renamed into place,
-  so a re-run replaces the whole previous output, never mixes with it. A folder holding files the
-  tool did not write (not listed in its manifest) is refused unless ``force``.
+  so a re-run replaces the whole previous output, never mixes with it. The manifest keeps each
+  file's BLAKE2b digest: a folder holding files the tool did not write (not listed) or files
+  changed since (another digest) is refused unless ``force``. The swap is one atomic exchange of
+  the two folders where the system has it (Linux ``renameat2(RENAME_EXCHANGE)``); elsewhere two
+  renames, and a run killed between them is repaired by the next one (``recover_interrupted``).
 
 Files and folders honour the umask (``mkstemp``/``mkdtemp`` would make them 0600/0700), and every
 temporary name has the form ``.<name>.<8 random chars>.tmp``: ``clean_stale_temps`` removes the
@@ -16,7 +19,10 @@ leftovers of a killed run, and nothing else.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import glob
+import hashlib
 import json
 import os
 import re
@@ -169,24 +175,57 @@ def files_under(folder: str | os.PathLike) -> list[str]:
     return sorted(out)
 
 
-def manifest_files(folder: str | os.PathLike) -> set[str] | None:
-    """The files the manifest in ``folder`` lists, or None when there is no readable manifest."""
+def file_digest(path: str | os.PathLike) -> str:
+    """BLAKE2b (16 bytes) of a file's bytes; of the link text for a symbolic link."""
+    path = Path(path)
+    h = hashlib.blake2b(digest_size=16)
+    if path.is_symlink():
+        h.update(os.readlink(path).encode())
+        return h.hexdigest()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(folder: str | os.PathLike) -> dict[str, str | None] | None:
+    """``{file: digest}`` of the manifest in ``folder`` (digest None in manifests written before digests), or None without a readable one."""
     try:
         doc = json.loads((Path(folder) / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(doc, dict) or doc.get("kind") != MANIFEST_KIND or not isinstance(doc.get("files"), list):
         return None
-    return {str(f) for f in doc["files"]}
+    digests = doc.get("digests") if isinstance(doc.get("digests"), dict) else {}
+    return {str(f): digests.get(str(f)) for f in doc["files"]}
+
+
+def manifest_files(folder: str | os.PathLike) -> set[str] | None:
+    """The files the manifest in ``folder`` lists, or None when there is no readable manifest."""
+    listed = read_manifest(folder)
+    return None if listed is None else set(listed)
 
 
 def foreign_files(folder: str | os.PathLike) -> list[str]:
-    """Files under ``folder`` that its manifest does not list (all of them without a manifest)."""
+    """Files under ``folder`` the tool did not write: not in its manifest (all of them without one), or changed since."""
     folder = Path(folder)
     if not folder.is_dir() or folder.is_symlink():
         return []
-    listed = manifest_files(folder) or set()
-    return [f for f in files_under(folder) if f != MANIFEST and f not in listed]
+    listed = read_manifest(folder) or {}
+    out = []
+    for f in files_under(folder):
+        if f == MANIFEST:
+            continue
+        if f not in listed:
+            out.append(f)
+            continue
+        want = listed[f]
+        try:
+            if want is not None and file_digest(folder / f) != want:
+                out.append(f)
+        except OSError:
+            out.append(f)
+    return out
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -221,15 +260,43 @@ def check_replaceable(out: str | os.PathLike, *, command: str, force: bool = Fal
     foreign = foreign_files(out)
     if foreign:
         raise ConfigError(
-            f"{out}: holds {len(foreign)} file(s) `clawcrane {command}` did not write (e.g. {foreign[0]}); choose another "
+            f"{out}: holds {len(foreign)} file(s) `clawcrane {command}` did not write or that changed since it wrote them "
+            f"(e.g. {foreign[0]}); choose another "
             f"{flag}, or pass --force to replace the whole folder (`clawcrane {command} ... {flag} {out} --force`)"
         )
 
 
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap folders ``a`` and ``b`` in one atomic step (Linux ``renameat2``); False where the system cannot."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # file system or kernel without the flag
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
 def _swap(tmp: Path, out: Path) -> None:
-    """Put folder ``tmp`` at ``out``; a previous ``out`` is moved aside first and deleted after."""
+    """Put folder ``tmp`` at ``out``; a previous ``out`` is exchanged with it atomically and deleted after.
+
+    Without an atomic exchange the previous ``out`` is moved aside first; a kill between the two
+    renames leaves ``out`` missing and the complete new folder at its temporary name, which
+    ``recover_interrupted`` (run by the next ``atomic_dir``) puts back.
+    """
     if not out.exists():
         os.replace(tmp, out)
+        return
+    if _exchange(tmp, out):
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous output
         return
     prefix, suffix = _temp_name(out)
     old = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=out.parent))
@@ -242,6 +309,25 @@ def _swap(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def recover_interrupted(out: str | os.PathLike) -> bool:
+    """Where ``out`` is missing but a run was killed while swapping it, put the newest complete temporary folder back.
+
+    Only a temporary folder of ``out``'s name holding a manifest qualifies: ``atomic_dir`` writes
+    the manifest last, so such a folder is a whole output (the new one, or the previous one moved
+    aside). Returns whether ``out`` was restored.
+    """
+    out = Path(out)
+    if out.exists() or out.is_symlink() or not out.parent.is_dir():
+        return False
+    done = [p for p in out.parent.glob(f".{glob.escape(out.name)}.*.tmp")
+            if is_temp_name(p.name, out.name) and p.is_dir() and read_manifest(p) is not None]
+    if not done:
+        return False
+    newest = max(done, key=lambda p: (p / MANIFEST).stat().st_mtime)
+    os.replace(newest, out)
+    return True
+
+
 @contextlib.contextmanager
 def atomic_dir(out: str | os.PathLike, *, command: str, force: bool = False,
                keep: tuple[str | os.PathLike, ...] = ()) -> Iterator[Path]:
@@ -252,6 +338,7 @@ def atomic_dir(out: str | os.PathLike, *, command: str, force: bool = False,
     folder gets a ``MANIFEST`` listing its files, so the next run recognises it as the tool's.
     """
     out = Path(out)
+    recover_interrupted(out)
     check_replaceable(out, command=command, force=force, keep=keep)
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(out.parent, target=out.name)
@@ -261,7 +348,8 @@ def atomic_dir(out: str | os.PathLike, *, command: str, force: bool = False,
         honour_umask(tmp, folder=True)
         yield tmp
         files = files_under(tmp)
-        write_json(tmp / MANIFEST, {"kind": MANIFEST_KIND, "command": command, "files": files})
+        write_json(tmp / MANIFEST, {"kind": MANIFEST_KIND, "command": command, "files": files,
+                                    "digests": {f: file_digest(tmp / f) for f in files}})
         check_replaceable(out, command=command, force=force, keep=keep)
         _swap(tmp, out)
         _fsync_dir(out.parent)

@@ -294,6 +294,31 @@ def test_evaluate_refuses_metrics_files_it_did_not_write_and_replaces_its_own(wo
     assert cli("evaluate", world[3], "--dataset", dataset, "--out", E).exit_code == 0  # its own files: replaced
 
 
+def test_ablate_refuses_table_files_it_did_not_write_before_training(world, cli, tmp_path, roots):
+    T = tmp_path / "table"
+    T.mkdir()
+    (T / "ablation.md").write_text("my own table\n")  # a lone ablation.md: ablate writes it beside its json
+    before = snapshot(*roots)
+    args = ("ablate", "--cache", world[1], "--dataset", world[1].parent, "--out", T, "--rows", "1", "--epochs", "1",
+            "--device", "cpu")
+    assert_refused(cli(*args), before, *roots, says=("ablation.md", "not written by", "--out"))
+    assert not (T / "runs").exists()  # refused before any head was trained
+    (T / "ablation.md").unlink()
+    (T / "ablation.json").write_text('{"rows": []}\n')  # json of the same name that is not ablate's report
+    before = snapshot(*roots)
+    assert_refused(cli(*args), before, *roots, says=("ablation.json",))
+
+
+def test_export_refuses_a_file_edited_by_hand_in_an_earlier_export(world, cli, tmp_path, roots):
+    E = tmp_path / "E"
+    assert cli("export", world[3], "--format", "coco-rle", "--out", E).exit_code == 0
+    with open(E / "predictions.json", "a") as f:
+        f.write(" ")  # the same name the manifest lists, other bytes: the user's edit now
+    before = snapshot(*roots)
+    assert_refused(cli("export", world[3], "--format", "coco-rle", "--out", E), before, *roots,
+                   says=("predictions.json", "changed since", "--force"))
+
+
 def test_export_refuses_a_file_a_user_added_to_an_earlier_export(world, cli, tmp_path, roots):
     E = tmp_path / "E"
     assert cli("export", world[3], "--format", "png", "--out", E).exit_code == 0

@@ -306,6 +306,30 @@ def markdown(rows: list[RowResult], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ours(report: Path) -> bool:
+    """Whether ``report`` is an ablation.json this stage wrote."""
+    try:
+        data = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"config", "rows", "dataset", "track_rank"} <= set(data)
+
+
+def check_out(out: Path, split: str) -> None:
+    """Refuse a TABLE folder whose ablation.json / ablation.md ablate did not write (before any training)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file, not a folder; choose another --out (`clawcrane ablate --out DIR`)")
+    report, md = out / split_name("ablation.json", split), out / split_name("ablation.md", split)
+    for p in (report, md):
+        if p.is_symlink() or (p.exists() and not p.is_file()):
+            raise ConfigError(f"{p}: is not a plain file, so ablate does not write over it; choose another --out "
+                              f"(`clawcrane ablate ... --out NEW_DIR`) or move it away")
+    if (report.exists() and not _ours(report)) or (md.exists() and not report.exists()):
+        theirs = report if report.exists() else md
+        raise ConfigError(f"{theirs}: was not written by `clawcrane ablate`, so it is left as it is; choose another --out "
+                          f"(`clawcrane ablate ... --out NEW_DIR`) or move the file away")
+
+
 def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out: str | os.PathLike,
         track: TrackRankConfig | None = None) -> AblateResult:
     """Train, predict and evaluate the selected rows of ``ROWS`` for every seed; write TABLE/ablation.md and .json.
@@ -318,6 +342,7 @@ def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out
     check_config(config)
     t_start = time.perf_counter()
     out = Path(out)
+    check_out(out, config.split)
     features = open_features(cache).path
     base_track = track or TrackRankConfig()
     results: list[RowResult] = []

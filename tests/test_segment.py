@@ -17,7 +17,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from clawcrane import atomic
+from clawcrane import api, atomic
 from clawcrane.cli import main
 from clawcrane.config import DetectConfig, ExtractConfig, HeadConfig, SegmentConfig, SynthConfig, TrainHeadConfig
 from clawcrane.datasets import open_dataset, video_io
@@ -99,6 +99,7 @@ def test_new_sentence_reuses_the_cached_candidates_and_features(trained, tmp_pat
         raise AssertionError("detector or backbone built on a cached video")
 
     monkeypatch.setattr(segment, "build_detector", boom)
+    monkeypatch.setattr(api, "build_detector", boom)
     monkeypatch.setattr(extract, "build_backbone", boom)
     r = _segment(["--query", "the small box at the top"], trained, tmp_path / "b", cache)
     assert r.exit_code == 0, r.output

@@ -1,10 +1,11 @@
 """`clawcrane segment`: one video + sentences -> masks per sentence and frame, an overlay, a JSON.
 
-The user-facing path: a trained detector and head, a clip (mp4 or frame folder) and sentences.
-Detection and feature extraction run once per video: they are the `detect` and `extract` stages
-run into a cache root on a dataset whose fingerprint is the video's *content* (frames and frame
-rate, not the sentences), so a second call with new sentences finds both artifacts and only runs
-the head and the tracker (`track-rank`). The feature backbone is the one the head was trained on
+The user-facing path: a trained detector and head, a clip (mp4 or frame folder) and sentences;
+a thin shell over the Python API (``clawcrane.api.VideoSession``). Detection and feature
+extraction run once per video: they are the `detect` and `extract` stages run into a cache root
+on a dataset whose fingerprint is the video's *content* (frames and frame rate, not the
+sentences), so a second call with new sentences finds both artifacts and only runs the head and
+the tracker. The feature backbone is the one the head was trained on
 (read from the head checkpoint's ``feature_meta``).
 
 Cache root: ``--cache``, else ``$CLAWCRANE_CACHE/segment``, else
@@ -29,19 +30,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clawcrane.api import VideoSession, content_dataset, default_cache_root, feature_config
 from clawcrane.atomic import atomic_dir, check_replaceable, write_json
 from clawcrane.build.detectors import build_detector
-from clawcrane.build.heads import head_file, load_head
-from clawcrane.cache.features import open_features
-from clawcrane.cache.predictions import Predictions, read_predictions
-from clawcrane.config import DetectConfig, ExtractConfig, SegmentConfig, TrackRankConfig, to_dict
+from clawcrane.build.heads import head_file
+from clawcrane.cache.predictions import COLUMNS, Predictions, make_table, read_predictions, write_predictions
+from clawcrane.config import SegmentConfig, TrackRankConfig, to_dict
 from clawcrane.datasets.layout import open_dataset
-from clawcrane.datasets.own_video import FINGERPRINT_SAMPLE_BYTES
 from clawcrane.datasets.records import Dataset
 from clawcrane.errors import ConfigError, DataError
-from clawcrane.fingerprint import hash_json, tree_fingerprint
-from clawcrane.stages import detect, extract, track_rank
 from clawcrane.stages.render import RenderResult, render_overlays
+
+__all__ = ["run", "segments_doc", "validate_segments", "default_cache_root", "content_dataset", "feature_config"]
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +49,6 @@ SEGMENTS_FILE = "segments.json"
 PREDICTIONS_FILE = "predictions.parquet"
 SCHEMA = "clawcrane-segments/1"
 NO_MATCH = "no matching object"
-
-
-def default_cache_root(env: dict[str, str] | None = None) -> Path:
-    """``$CLAWCRANE_CACHE/segment``, else ``$XDG_CACHE_HOME/clawcrane/segment``, else ``~/.cache/clawcrane/segment``."""
-    env = os.environ if env is None else env
-    if env.get("CLAWCRANE_CACHE"):
-        return Path(env["CLAWCRANE_CACHE"]).expanduser() / "segment"
-    base = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
-    return base / "clawcrane" / "segment"
 
 
 @dataclass
@@ -80,35 +71,6 @@ class SegmentResult:
     doc: dict[str, Any]
 
 
-def content_dataset(ds: Dataset) -> Dataset:
-    """The one-video dataset without its sentences, fingerprinted by the frames and frame rate only."""
-    (video,) = ds.videos.values()
-    root = Path(ds.root)
-    if root.is_dir():
-        base, files = root, list(video.source.files)
-    else:
-        base, files = root.parent, [root]
-    key = hash_json({"layout": "video-content-v1", "fps": video.fps,
-                     "frames": tree_fingerprint(base, files, sample_bytes=FINGERPRINT_SAMPLE_BYTES)})
-    return dataclasses.replace(ds, queries=[], fingerprint=key)
-
-
-def feature_config(head_meta: dict[str, Any], backbone: str, head_path: Path, *, cache: Path, candidates: Path,
-                   device: str) -> ExtractConfig:
-    """The extract config of the head's feature space; an explicit other ``backbone`` is refused."""
-    fcfg = dict((head_meta.get("feature_meta") or {}).get("config") or {})
-    want = fcfg.get("backbone")
-    if not want:
-        raise ConfigError(f"{head_path}: the head records no feature backbone (trained by an older version); retrain it with `clawcrane train-head`")
-    if backbone not in ("auto", "", want):
-        raise ConfigError(f"--backbone {backbone}: the head {head_path} was trained on {want} features; "
-                          f"drop --backbone (or pass --backbone {want}), or use a head trained on {backbone} features")
-    names = {f.name for f in dataclasses.fields(ExtractConfig)}
-    keep = {k: (tuple(v) if isinstance(v, list) else v) for k, v in fcfg.items()
-            if k in names and k in ("backbone", "weights", "levels", "input_size", "mask_threshold", "dtype")}
-    return ExtractConfig(**keep, with_flip=False, cache=str(cache), candidates=str(candidates), device=device)
-
-
 def _check(config: SegmentConfig, ds: Dataset) -> None:
     if not config.detector:
         raise ConfigError("segment needs --detector (a train-detector checkpoint PATH, r50-fpn, or import:PATH)")
@@ -121,15 +83,6 @@ def _check(config: SegmentConfig, ds: Dataset) -> None:
                           "use track-rank for a benchmark")
     if not ds.queries:
         raise ConfigError(f"{ds.root}: no sentences; pass --query \"...\" or --queries-file FILE")
-
-
-def _check_decoded(features: Path, video: str | os.PathLike) -> None:
-    """Refuse features that extract stored as 'bad' (frames it could not decode)."""
-    fc = open_features(features)
-    for vid in fc.video_ids():
-        vf = fc.video(vid)
-        if vf.status != "ok":
-            raise DataError(f"{video}: frames of the video could not be decoded; re-encode it as mp4 (H.264/mp4v)")
 
 
 def run(config: SegmentConfig, video: str | os.PathLike, *, head: str | os.PathLike, out: str | os.PathLike,
@@ -150,32 +103,23 @@ def run(config: SegmentConfig, video: str | os.PathLike, *, head: str | os.PathL
     head_path = head_file(head)
     if not head_path.is_file():
         raise DataError(f"{head_path}: head checkpoint not found; pass the run folder or .pt of `clawcrane train-head`")
-    _, _, _, meta = load_head(head_path)
-    content = content_dataset(ds)
-
     with atomic_dir(out, command="segment", force=config.force, keep=keep) as staging:
-        t0 = time.perf_counter()
-        # skip_bad: an undecodable clip is reported here, in segment's words (segment has no --skip-bad)
-        det_cfg = DetectConfig(detector=config.detector, frame_stride=config.frame_stride, device=config.device, skip_bad=True)
-        det = detect.run(det_cfg, content, cache, detector_factory=detector_factory or build_detector)
-        if det.bad:
-            raise DataError(f"{video}: the video could not be decoded ({det.bad[0][1]}); re-encode it as mp4 (H.264/mp4v)")
-        ext_cfg = dataclasses.replace(
-            feature_config(meta, config.backbone, head_path, cache=cache, candidates=det.path, device=config.device), skip_bad=True)
-        ext = extract.run(ext_cfg, dataset=content)
-        _check_decoded(ext.path, video)
-        prepare_s = time.perf_counter() - t0
-
+        track = TrackRankConfig(split="all", top_k=config.top_k, abstain_below=config.abstain_below, device=config.device)
+        session = VideoSession.open(video, head=head_path, detector=config.detector, cache=cache, device=config.device,
+                                    frame_stride=config.frame_stride, backbone=config.backbone, track=track,
+                                    detector_factory=detector_factory or build_detector)
         t1 = time.perf_counter()
-        tr_cfg = TrackRankConfig(split="all", top_k=config.top_k, abstain_below=config.abstain_below, device=config.device)
-        # the caches are the video's (fingerprinted by its frames, not by the sentences asked about it)
-        asked = dataclasses.replace(ds, fingerprint=content.fingerprint)
-        tr = track_rank.run(tr_cfg, asked, head=head_path, features=ext.path, out=staging / PREDICTIONS_FILE)
-        preds = read_predictions(tr.out)
-        (vid,) = ds.videos.values()
+        results = session.query_all([q.sentence for q in ds.queries], query_ids=[q.query_id for q in ds.queries])
+        tables = [r.table() for r in results]
+        meta = {"stage": "segment", "config": to_dict(track), "head": {"path": str(head_path)},
+                "features": {"path": str(session.features.path), "key": session.features.key},
+                "dataset": {"name": ds.name, "root": str(ds.root), "fingerprint": session.dataset.fingerprint}}
+        write_predictions(staging / PREDICTIONS_FILE, make_table({c: sum((t.column(c).to_pylist() for t in tables), [])
+                                                                  for c in COLUMNS}, meta))
+        preds = read_predictions(staging / PREDICTIONS_FILE)
         sentences = {q.query_id: q.sentence for q in ds.queries}
-        rendered = render_overlays(vid, preds, staging, sentences=sentences)
-        doc = segments_doc(preds, ds, config=config, head=head_path, backbone=ext.config.backbone, top_k=config.top_k)
+        rendered = render_overlays(session.video, preds, staging, sentences=sentences)
+        doc = segments_doc(preds, ds, config=config, head=head_path, backbone=session.backbone, top_k=config.top_k)
         validate_segments(doc, out / SEGMENTS_FILE)
         write_json(staging / SEGMENTS_FILE, doc)
     rendered = dataclasses.replace(rendered, overlay=out / rendered.overlay.name,
@@ -183,9 +127,9 @@ def run(config: SegmentConfig, video: str | os.PathLike, *, head: str | os.PathL
                                    mask_dir=out / rendered.mask_dir.name if rendered.mask_dir is not None else None)
     answer_s = time.perf_counter() - t1
     no_match = [q["query_id"] for q in doc["queries"] if q["status"] == "no_match"]
-    log.info("segment: %d queries on %s -> %s", len(ds.queries), vid.video_id, out)
-    return SegmentResult(out=out, segments=out / SEGMENTS_FILE, render=rendered, cached=det.cache_hit and ext.hit,
-                         prepare_seconds=prepare_s, answer_seconds=answer_s, backbone=ext.config.backbone,
+    log.info("segment: %d queries on %s -> %s", len(ds.queries), session.video.video_id, out)
+    return SegmentResult(out=out, segments=out / SEGMENTS_FILE, render=rendered, cached=session.cached,
+                         prepare_seconds=session.prepare_seconds, answer_seconds=answer_s, backbone=session.backbone,
                          no_match=no_match, doc=doc)
 
 

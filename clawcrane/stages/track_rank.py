@@ -104,7 +104,7 @@ def check_config(config: TrackRankConfig) -> None:
 
 
 @dataclass
-class _VideoInputs:
+class VideoInputs:
     """One video's candidates, padded per processed frame, and what the TRM shares across queries."""
 
     frames: list[int]
@@ -124,17 +124,17 @@ class _VideoInputs:
         return self.feat is not None
 
 
-def _video_inputs(vid: str, queries: list[Query], *, candidates: CandidateCache, features: FeatureCache,
-                  dataset: Dataset, cand_ids: set[str], feat_ids: set[str], motion: bool = False) -> _VideoInputs:
+def video_inputs(vid: str, queries: list[Query], *, candidates: CandidateCache, features: FeatureCache,
+                  dataset: Dataset, cand_ids: set[str], feat_ids: set[str], motion: bool = False) -> VideoInputs:
     video = dataset.videos.get(vid)
     H, W = (int(video.height), int(video.width)) if video is not None else (0, 0)
     vc: VideoCandidates | None = candidates.video(vid) if vid in cand_ids else None
     if vc is None or vc.status != "ok":
         frames = sorted({f for q in queries for f in q.frames})
-        return _VideoInputs(frames=frames, rows=[np.zeros(0, np.int64)] * len(frames), height=H, width=W, rles=[])
+        return VideoInputs(frames=frames, rows=[np.zeros(0, np.int64)] * len(frames), height=H, width=W, rles=[])
     frames = sorted({int(f) for f in vc.processed_frames} | {int(f) for f in vc.frames})
     rows = [vc.frame_rows(f) for f in frames]
-    out = _VideoInputs(frames=frames, rows=rows, height=vc.height, width=vc.width, rles=[r["counts"] for r in vc.rles])
+    out = VideoInputs(frames=frames, rows=rows, height=vc.height, width=vc.width, rles=[r["counts"] for r in vc.rles])
     if len(vc) == 0:
         return out
     if vid not in feat_ids:
@@ -163,7 +163,7 @@ def _video_inputs(vid: str, queries: list[Query], *, candidates: CandidateCache,
     return out
 
 
-def _query_submissions(emb: np.ndarray, sim: np.ndarray, vi: _VideoInputs, config: TrackRankConfig) -> list[list[ranking.Submission]]:
+def query_submissions(emb: np.ndarray, sim: np.ndarray, vi: VideoInputs, config: TrackRankConfig) -> list[list[ranking.Submission]]:
     """Per frame position the ranked submissions of one query (``emb`` (T, N, D), ``sim`` (T, N))."""
     sizes = [len(r) for r in vi.rows]
     scores = [sim[t, :k] for t, k in enumerate(sizes)]
@@ -178,7 +178,7 @@ def _query_submissions(emb: np.ndarray, sim: np.ndarray, vi: _VideoInputs, confi
     return ranking.track_submissions(result, top_k=config.top_k, mode=config.score_mode)
 
 
-def _append_rows(cols: dict[str, list[Any]], q: Query, subs: list[list[ranking.Submission]], vi: _VideoInputs, empty: bytes) -> None:
+def append_rows(cols: dict[str, list[Any]], q: Query, subs: list[list[ranking.Submission]], vi: VideoInputs, empty: bytes) -> None:
     """One prediction row per submission; candidate k of frame position t -> its candidate id and RLE."""
     for t, frame_subs in enumerate(subs):
         for s in frame_subs:
@@ -264,7 +264,7 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
 
     order = [i for vid in sorted(by_video) for i in by_video[vid]]
     current: str | None = None
-    vi: _VideoInputs | None = None
+    vi: VideoInputs | None = None
     emb = sim = None
     slot: dict[int, int] = {}
     empty = b""
@@ -273,7 +273,7 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
         if q.video_id != current:  # first query of a new video: read it and score all its queries at once
             current = q.video_id
             idx = by_video[current]
-            vi = _video_inputs(current, [queries[j] for j in idx], candidates=candidates, features=fc, dataset=dataset,
+            vi = video_inputs(current, [queries[j] for j in idx], candidates=candidates, features=fc, dataset=dataset,
                                cand_ids=cand_ids, feat_ids=feat_ids, motion=hcfg.motion)
             frames_total += len(vi.frames)
             empty = mask_ops.encode(np.zeros((vi.height, vi.width), bool))["counts"] if vi.height * vi.width else b""
@@ -283,13 +283,13 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
                 emb, sim = e.cpu().numpy(), s.cpu().numpy()
             slot = {j: n for n, j in enumerate(idx)}
         if emb is not None:
-            subs = _query_submissions(emb[slot[i]], sim[slot[i]], vi, config)
+            subs = query_submissions(emb[slot[i]], sim[slot[i]], vi, config)
         else:
             subs = [[ranking.abstention()] for _ in vi.frames]
         if all(s[0].k < 0 for s in subs):
             abstained += 1
         query_frames += len(subs)
-        _append_rows(cols, q, subs, vi, empty)
+        append_rows(cols, q, subs, vi, empty)
 
     seconds = time.perf_counter() - t0
     counts = {"queries": len(queries), "videos": len(by_video), "frames": frames_total, "query_frames": query_frames,

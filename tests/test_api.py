@@ -1,0 +1,114 @@
+"""The Python API (``clawcrane.api``): a session answers a sentence as `track-rank` does, from tensors in memory.
+
+One tiny world through the real stages (`data synth --preset tiny`, oracle candidates, resnet18
+with seeded random weights at 64 px, a head trained 1 epoch), shared by the module.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from clawcrane.api import Result, VideoSession
+from clawcrane.cache.predictions import read_predictions
+from clawcrane.config import DetectConfig, ExtractConfig, HeadConfig, SynthConfig, TrackRankConfig, TrainHeadConfig
+from clawcrane.datasets import open_dataset
+from clawcrane.errors import ConfigError
+from clawcrane.pipeline import masks as mask_ops
+from clawcrane.stages import detect, extract, synth, track_rank, train_head
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """(dataset, feature artifact, head run, predictions of every query by track-rank)."""
+    tmp = tmp_path_factory.mktemp("api")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    synth.run(SynthConfig(preset="tiny"), tmp / "data")
+    ds = open_dataset(tmp / "data")
+    det = detect.run(DetectConfig(detector="oracle", device="cpu"), ds, tmp / "cache")
+    ext = extract.run(ExtractConfig(backbone="resnet18", weights="none", input_size=64, cache=str(tmp / "cache"),
+                                    candidates=str(det.path), device="cpu", workers=1), dataset=ds)
+    cfg = TrainHeadConfig(head=HeadConfig(embed_dim=16, word_dim=16, lstm_hidden=16), epochs=1, device="cpu")
+    train_head.run(cfg, ds, features=ext.path, out=tmp / "head")
+    pred = track_rank.run(TrackRankConfig(split="all", device="cpu"), ds, head=tmp / "head", features=ext.path,
+                          out=tmp / "P.parquet").out
+    torch.set_num_threads(n)
+    return ds, ext.path, tmp / "head", read_predictions(pred)
+
+
+def _answers(preds, query_id):
+    """frame -> (candidate id, score) of the rank-0 row of ``query_id`` in a predictions file."""
+    (t,) = [t for q, t in preds.groups() if q == query_id]
+    return {r["frame"]: (r["candidate_id"], r["rle"]) for r in t.to_pylist() if r["rank"] == 0}
+
+
+def test_a_session_answers_every_query_exactly_as_track_rank_does(world):
+    ds, features, head, preds = world
+    for vid in sorted(ds.videos)[:3]:
+        session = VideoSession(head=head, features=features, video_id=vid, dataset=ds)
+        for q in [q for q in ds.queries if q.video_id == vid]:
+            r = session.query(q.sentence)
+            # same head, same cached tensors, same TRM options: the same answer on every frame
+            want = _answers(preds, q.query_id)
+            assert sorted(want) == r.frames
+            got = {f: c["segmentation"]["counts"].encode() if c["segmentation"] else None for f, c in zip(r.frames, r.to_coco_rle())}
+            for f, (cand, rle) in want.items():
+                assert got[f] == (rle if cand >= 0 else None)
+
+
+def test_result_views_agree_with_each_other(world, tmp_path):
+    ds, features, head, _ = world
+    vid = sorted(ds.videos)[0]
+    session = VideoSession(head=head, features=features, video_id=vid, dataset=ds)
+    r = session.query(next(q.sentence for q in ds.queries if q.video_id == vid))
+    assert isinstance(r, Result) and r.query_id == "q1"
+    T, H, W = len(r.frames), ds.videos[vid].height, ds.videos[vid].width
+    masks = r.masks()
+    assert masks.shape == (T, H, W) and masks.dtype == bool and masks.any()
+    for t, item in enumerate(r.to_coco_rle()):
+        decoded = mask_ops.decode(item["segmentation"]) if item["segmentation"] else np.zeros((H, W), bool)
+        assert np.array_equal(decoded, masks[t]) and np.array_equal(r.mask(item["frame"]), masks[t])
+    pngs = sorted(r.to_png(tmp_path / "png").glob("*.png"))
+    assert len(pngs) == T
+    assert all(np.array_equal(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 0, m) for p, m in zip(pngs, masks))
+    tracks = r.tracks()
+    assert tracks[0].rank == 0 and r.score == tracks[0].score and np.isfinite(r.score)
+    assert [t.rank for t in tracks] == list(range(len(tracks)))
+    with pytest.raises(ValueError, match="not processed"):
+        r.mask(10_000)
+    mp4 = r.overlay(tmp_path / "o" / "answer.mp4")
+    cap = cv2.VideoCapture(str(mp4))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == ds.videos[vid].num_frames  # every source frame, drawn
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["answer.mp4"]  # no temporary left
+
+
+def test_a_sentence_of_mostly_unknown_words_is_answered_with_a_warning_naming_them(world, caplog):
+    ds, features, head, _ = world
+    session = VideoSession(head=head, features=features, video_id=sorted(ds.videos)[0], dataset=ds)
+    with caplog.at_level(logging.WARNING, logger="clawcrane.api"):
+        r = session.query("the zorgle blimp")
+    # 'the' is in every tiny-world sentence; the two made-up words are not: 2 of 3 unknown -> warned
+    assert r.unknown_words == ("zorgle", "blimp")
+    assert any("zorgle" in m and "blimp" in m and "2 of 3" in m for m in caplog.messages)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="clawcrane.api"):
+        session.query(ds.queries[0].sentence)
+    assert not caplog.messages
+
+
+def test_query_all_numbers_queries_and_an_empty_sentence_is_refused(world):
+    ds, features, head, _ = world
+    session = VideoSession(head=head, features=features, video_id=sorted(ds.videos)[0], dataset=ds)
+    rs = session.query_all(["a", "b"])
+    assert [r.query_id for r in rs] == ["q1", "q2"] and session.query("c").query_id == "q3"
+    with pytest.raises(ConfigError, match="at least one word"):
+        session.query("  ")
+    with pytest.raises(ConfigError, match="holds"):
+        VideoSession(head=head, features=features)  # several videos: which one must be said

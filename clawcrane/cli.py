@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import sys
+import time
 
 import click
 
@@ -594,11 +595,12 @@ def ablate_cmd(cache, dataset_path, out, seeds, rows, **options):
 @field_option(SegmentConfig, "top_k")
 @field_option(SegmentConfig, "abstain_below", show_default="always answer")
 @field_option(SegmentConfig, "frame_stride")
+@field_option(SegmentConfig, "overlay")
 @field_option(SegmentConfig, "device")
 @field_option(SegmentConfig, "cache", default=None, show_default="$CLAWCRANE_CACHE/segment, else ~/.cache/clawcrane/segment")
 @field_option(SegmentConfig, "force")
 def segment_cmd(video, queries, queries_file, detector, head, out, backbone, top_k, abstain_below, frame_stride,
-                device, cache, force):
+                overlay, device, cache, force):
     """Segment the objects that sentences describe in VIDEO (an mp4 or a folder of frames).
 
     Detection and features run once per video and are cached by its content, so asking new
@@ -614,15 +616,21 @@ def segment_cmd(video, queries, queries_file, detector, head, out, backbone, top
     from clawcrane.stages import segment
 
     config = SegmentConfig(detector=detector, backbone=backbone, top_k=top_k, abstain_below=abstain_below,
-                           frame_stride=frame_stride, device=device, cache=str(cache or ""), force=force)
-    res = segment.run(config, video, head=head, out=out, queries=queries, queries_file=queries_file)
+                           frame_stride=frame_stride, overlay=overlay, device=device, cache=str(cache or ""), force=force)
+    started = time.perf_counter()
+
+    def answered(doc) -> None:  # printed as soon as the answers are known, before the overlay is drawn
+        click.echo(f"answers after {time.perf_counter() - started:.1f} s  [backbone {doc['backbone']}]")
+        for q in doc["queries"]:
+            what = f"score {q['score']:.2f}" if q["status"] == "ok" else segment.NO_MATCH
+            click.echo(f"  {q['query_id']}: {q['sentence']}  -> {what}")
+
+    res = segment.run(config, video, head=head, out=out, queries=queries, queries_file=queries_file, on_answer=answered)
     click.echo(f"detect+extract: {res.prepare_seconds:.1f} s" + (" (cached)" if res.cached else "")
-               + f"  [backbone {res.backbone}]")
-    click.echo(f"head+tracker: {res.answer_seconds:.1f} s")
-    for q in res.doc["queries"]:
-        what = f"score {q['score']:.2f}" if q["status"] == "ok" else segment.NO_MATCH
-        click.echo(f"  {q['query_id']}: {q['sentence']}  -> {what}")
-    click.echo(f"wrote {res.out}/ ({res.render.frames} frames, {res.render.mask_files} mask files, {segment.SEGMENTS_FILE})")
+               + f"; head+tracker: {res.answer_seconds:.2f} s; masks"
+               + (" and overlay" if res.render is not None else "") + f": {res.render_seconds:.1f} s")
+    drawn = f"{res.render.frames} frames drawn, " if res.render is not None else ""
+    click.echo(f"wrote {res.out}/ ({drawn}{res.mask_files} mask files, {segment.SEGMENTS_FILE})")
 
 
 # ---- quickstart ---------------------------------------------------------------------------------

@@ -583,6 +583,9 @@ class SegmentConfig:
     """Report "no matching object" for a query whose best track scores below this (unset: always answer)."""
     frame_stride: int = limits(1, 1, None)
     """Detect (and answer) every S-th frame; the overlay still shows every frame."""
+    overlay: bool = True
+    """Draw overlay.mp4 and contact_sheet.png (on a long video the slowest part of a cached call); without it only the
+    masks, predictions and segments.json are written."""
     device: str = "auto"
     """Torch device for detector, backbone and head: auto, cpu, cuda or cuda:N (runtime only)."""
     cache: str = ""

@@ -204,3 +204,44 @@ def test_default_cache_root_follows_the_environment(tmp_path):
     assert segment.default_cache_root({"CLAWCRANE_CACHE": str(tmp_path)}) == tmp_path / "segment"
     assert segment.default_cache_root({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "clawcrane" / "segment"
     assert SegmentConfig.RUNTIME_FIELDS == ("device", "cache", "force")
+
+
+def test_answers_are_reported_before_the_masks_and_overlay_are_drawn(trained, tmp_path, monkeypatch):
+    clip, spec, head = trained
+    events = []
+    real = segment.render_overlays
+
+    def drawing(*a, **k):
+        events.append("draw")
+        return real(*a, **k)
+
+    monkeypatch.setattr(segment, "render_overlays", drawing)
+    config = SegmentConfig(detector=spec, device="cpu", cache=str(tmp_path / "c"))
+    res = segment.run(config, clip, head=head, out=tmp_path / "out", queries=["the big box"],
+                      on_answer=lambda doc: events.append(("answer", doc["queries"][0]["status"])))
+    # the answer reaches the caller first; the slow drawing comes after it
+    assert events == [("answer", "ok"), "draw"]
+    assert res.render is not None and res.mask_files == res.render.mask_files > 0
+
+
+def test_no_overlay_writes_the_same_masks_and_json_without_drawing(trained, tmp_path, monkeypatch):
+    cache = tmp_path / "c"
+    assert _segment(["--query", "the big box"], trained, tmp_path / "with", cache).exit_code == 0
+
+    def boom(*a, **k):
+        raise AssertionError("overlay drawn with --no-overlay")
+
+    monkeypatch.setattr(segment, "render_overlays", boom)
+    r = _segment(["--query", "the big box", "--no-overlay"], trained, tmp_path / "without", cache)
+    assert r.exit_code == 0, r.output
+    assert r.output.index("answers after") < r.output.index("wrote ")
+    names = sorted(p.relative_to(tmp_path / "without").as_posix() for p in (tmp_path / "without").rglob("*") if p.is_file())
+    assert "overlay.mp4" not in names and "contact_sheet.png" not in names and "segments.json" in names
+    # the same answer, the same mask files, byte for byte, as the call that drew the overlay
+    with_doc = json.loads((tmp_path / "with" / "segments.json").read_text())
+    without_doc = json.loads((tmp_path / "without" / "segments.json").read_text())
+    assert with_doc["queries"] == without_doc["queries"]
+    pngs = sorted((tmp_path / "with" / "masks").rglob("*.png"))
+    assert pngs and [p.relative_to(tmp_path / "with").as_posix() for p in pngs] == [n for n in names if n.endswith(".png")]
+    for p in pngs:
+        assert p.read_bytes() == (tmp_path / "without" / p.relative_to(tmp_path / "with")).read_bytes()

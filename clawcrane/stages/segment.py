@@ -39,7 +39,7 @@ from clawcrane.config import SegmentConfig, TrackRankConfig, to_dict
 from clawcrane.datasets.layout import open_dataset
 from clawcrane.datasets.records import Dataset
 from clawcrane.errors import ConfigError, DataError
-from clawcrane.stages.render import RenderResult, render_overlays
+from clawcrane.stages.render import MASK_DIR, RenderResult, render_overlays
 
 __all__ = ["run", "segments_doc", "validate_segments", "default_cache_root", "content_dataset", "feature_config"]
 
@@ -58,17 +58,21 @@ class SegmentResult:
     out: Path
     segments: Path
     """``OUT/segments.json``."""
-    render: RenderResult
+    render: RenderResult | None
+    """What the overlay pass wrote (None with ``--no-overlay``: masks were written from the answers)."""
     cached: bool
     """True when both the candidates and the features came from the cache."""
     prepare_seconds: float
     """Wall time of detect + extract (near 0 when cached)."""
     answer_seconds: float
-    """Wall time of head + tracker (+ writing the outputs)."""
+    """Wall time of head + tracker (the answers; ``on_answer`` is called right after)."""
     backbone: str
     no_match: list[str]
     """Query ids answered with "no matching object"."""
     doc: dict[str, Any]
+    render_seconds: float = 0.0
+    """Wall time of writing the masks and drawing the overlay (after the answers were reported)."""
+    mask_files: int = 0
 
 
 def _check(config: SegmentConfig, ds: Dataset) -> None:
@@ -87,8 +91,12 @@ def _check(config: SegmentConfig, ds: Dataset) -> None:
 
 def run(config: SegmentConfig, video: str | os.PathLike, *, head: str | os.PathLike, out: str | os.PathLike,
         queries: Sequence[str] = (), queries_file: str | os.PathLike | None = None,
-        detector_factory: Callable[..., Any] | None = None) -> SegmentResult:
+        detector_factory: Callable[..., Any] | None = None,
+        on_answer: Callable[[dict[str, Any]], None] | None = None) -> SegmentResult:
     """Segment what ``queries`` describe in ``video`` with ``head``; write everything as the folder ``out``.
+
+    ``on_answer(doc)`` is called with the segments.json document as soon as the answers are
+    known, before the masks and the overlay are drawn (the slow part on a long video).
 
     ``out`` is written beside itself and renamed into place (``atomic.atomic_dir``): a re-run
     replaces it as a whole, and a folder holding files segment did not write is refused unless
@@ -110,6 +118,7 @@ def run(config: SegmentConfig, video: str | os.PathLike, *, head: str | os.PathL
                                     detector_factory=detector_factory or build_detector)
         t1 = time.perf_counter()
         results = session.query_all([q.sentence for q in ds.queries], query_ids=[q.query_id for q in ds.queries])
+        answer_s = time.perf_counter() - t1
         tables = [r.table() for r in results]
         meta = {"stage": "segment", "config": to_dict(track), "head": {"path": str(head_path)},
                 "features": {"path": str(session.features.path), "key": session.features.key},
@@ -117,19 +126,31 @@ def run(config: SegmentConfig, video: str | os.PathLike, *, head: str | os.PathL
         write_predictions(staging / PREDICTIONS_FILE, make_table({c: sum((t.column(c).to_pylist() for t in tables), [])
                                                                   for c in COLUMNS}, meta))
         preds = read_predictions(staging / PREDICTIONS_FILE)
-        sentences = {q.query_id: q.sentence for q in ds.queries}
-        rendered = render_overlays(session.video, preds, staging, sentences=sentences)
         doc = segments_doc(preds, ds, config=config, head=head_path, backbone=session.backbone, top_k=config.top_k)
         validate_segments(doc, out / SEGMENTS_FILE)
         write_json(staging / SEGMENTS_FILE, doc)
-    rendered = dataclasses.replace(rendered, overlay=out / rendered.overlay.name,
-                                   sheet=out / rendered.sheet.name if rendered.sheet is not None else None,
-                                   mask_dir=out / rendered.mask_dir.name if rendered.mask_dir is not None else None)
-    answer_s = time.perf_counter() - t1
+        if on_answer is not None:  # the answers are known: report them before the slow drawing
+            on_answer(doc)
+        t2 = time.perf_counter()
+        if config.overlay:
+            sentences = {q.query_id: q.sentence for q in ds.queries}
+            rendered = render_overlays(session.video, preds, staging, sentences=sentences)
+            mask_files = rendered.mask_files
+        else:
+            rendered, mask_files = None, 0
+            for r in results:
+                r.to_png(staging / MASK_DIR / r.query_id)
+                mask_files += len(r.frames)
+        render_s = time.perf_counter() - t2
+    if rendered is not None:
+        rendered = dataclasses.replace(rendered, overlay=out / rendered.overlay.name,
+                                       sheet=out / rendered.sheet.name if rendered.sheet is not None else None,
+                                       mask_dir=out / rendered.mask_dir.name if rendered.mask_dir is not None else None)
     no_match = [q["query_id"] for q in doc["queries"] if q["status"] == "no_match"]
     log.info("segment: %d queries on %s -> %s", len(ds.queries), session.video.video_id, out)
     return SegmentResult(out=out, segments=out / SEGMENTS_FILE, render=rendered, cached=session.cached,
                          prepare_seconds=session.prepare_seconds, answer_seconds=answer_s, backbone=session.backbone,
+                         render_seconds=render_s, mask_files=mask_files,
                          no_match=no_match, doc=doc)
 
 

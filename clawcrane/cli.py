@@ -137,7 +137,7 @@ def evaluate_cmd(predictions: str, dataset_path: str, out_dir: str | None, split
     from clawcrane.datasets import open_dataset
     from clawcrane.stages import evaluate
 
-    ds = open_dataset(dataset_path, split=None)
+    ds = open_dataset(dataset_path, split=None, frames=False)  # ground truth only: the clips may be absent
     result = evaluate.run(EvalConfig(split=split, j_and_f=j_and_f), predictions=predictions, dataset=ds, out_dir=out_dir)
     click.echo(result.markdown)
     if result.missing:
@@ -171,7 +171,7 @@ def export_cmd(predictions: str, format: str, out_dir: str | None, dataset_path:
     if dataset_path is not None:
         from clawcrane.datasets import open_dataset
 
-        ds = open_dataset(dataset_path, split=None)
+        ds = open_dataset(dataset_path, split=None, frames=False)  # no format decodes a frame
     result = export.run(config, predictions=predictions, out_dir=out_dir, dataset=ds)
     click.echo(f"exported {result.masks} masks of {result.queries} queries in {result.videos} videos ({result.format})")
     click.echo(f"wrote {result.out_dir}")
@@ -422,7 +422,8 @@ def train_head_cmd(features, dataset_path, out, size, resume, **options):
     """Train the retrieval head (language encoder, PRM, TSRM; contrastive loss) from the caches.
 
     Reads the feature cache, the candidate cache beside it (for GT matching) and the dataset's
-    train-split annotations; never decodes a frame and never reads the test split. Validates on
+    train-split annotations; never decodes a frame (the clips may be absent) and never reads the
+    test split. Validates on
     videos held out of the train split (--val-fraction) every epoch (top-1 accuracy, overall and
     per query type) and writes OUT/best.pt (best validation epoch), OUT/last.pt and
     OUT/metrics.json.
@@ -435,7 +436,7 @@ def train_head_cmd(features, dataset_path, out, size, resume, **options):
     head = dataclasses.replace(sized(size), **{k: v for k, v in options.items() if k in head_fields and v is not None})
     config = config_from(TrainHeadConfig, options, head=head)
     train_head.check_config(config)
-    dataset = open_dataset(dataset_path)
+    dataset = open_dataset(dataset_path, frames=False)  # annotations + caches: the clips may be absent
     result = train_head.run(config, dataset, features=features, out=out, resume=resume)
     val = result.best_metrics
     click.echo(f"wrote {result.out} ({result.epochs} epoch{'s' if result.epochs != 1 else ''}; best: {result.best.name}"
@@ -515,7 +516,7 @@ def track_rank_cmd(head, features, dataset_path, out, **options):
 
     config = config_from(TrackRankConfig, options)
     track_rank.check_config(config)
-    ds = open_dataset(dataset_path)
+    ds = open_dataset(dataset_path, frames=False)  # annotations + caches: the clips may be absent
     res = track_rank.run(config, ds, head=head, features=features, out=out)
     if res.hit:
         click.echo(f"{res.out}: up to date ({res.queries} queries, {res.rows} rows); nothing to do")
@@ -569,7 +570,7 @@ def ablate_cmd(cache, dataset_path, out, seeds, rows, **options):
         raise click.BadParameter(f"{seeds!r}: expected comma-separated integers, e.g. 0,1,2", param_hint="--seeds") from None
     config = config_from(AblateConfig, options, seeds=seed_list, rows=tuple(r.strip() for r in rows.split(",") if r.strip()))
     ablate.check_config(config)
-    ds = open_dataset(dataset_path)
+    ds = open_dataset(dataset_path, frames=False)  # annotations + caches: the clips may be absent
     track = config_from(TrackRankConfig, {k: options[k] for k in TRM_OPTIONS})
     res = ablate.run(config, ds, cache=cache, out=out, track=track)
     click.echo(res.markdown)

@@ -9,11 +9,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from clawcrane.errors import ClawcraneError
+
+log = logging.getLogger(__name__)
 
 KEY_LEN = 16
 """Hex characters of a key shown in file names; the full digest is stored in artifacts."""
@@ -104,3 +110,77 @@ def tree_fingerprint(
 
 def short(key: str) -> str:
     return key[:KEY_LEN]
+
+
+# ---- does an artifact belong to this dataset? -------------------------------------------------------------
+@dataclass(frozen=True)
+class DatasetMatch:
+    """How the dataset an artifact records compares with the dataset given now (``match_dataset``)."""
+
+    same: bool | None
+    """True: the same dataset; False: another; None: cannot tell (the media are absent and the
+    artifact records no annotation fingerprint: it was written before they were)."""
+    by: str
+    """'fingerprint' (the full one), 'annotations' (the media are absent), or '' when there was nothing to compare."""
+    recorded: str
+    """The artifact's fingerprint that was compared."""
+    current: str
+    """The dataset's fingerprint it was compared with."""
+    fingerprint: str
+    """The dataset's full fingerprint: the recorded one when only the annotations could be compared, so
+    that keys chained from it and artifacts recording it do not depend on whether the media are there."""
+
+    @property
+    def what(self) -> str:
+        return "annotation fingerprint" if self.by == "annotations" else "fingerprint"
+
+
+def match_dataset(recorded: Mapping[str, Any] | None, *, fingerprint: str, annotation_fingerprint: str = "",
+                  media_complete: bool = True) -> DatasetMatch:
+    """Compare an artifact's ``dataset`` record (``fingerprint``, ``annotation_fingerprint``) with a dataset.
+
+    The full fingerprints are compared (they cover the media); when they differ and the dataset's
+    media are absent (opened without them, for the stages that decode no frame), the annotation
+    fingerprints are compared instead. An artifact or dataset without a fingerprint is not compared.
+    """
+    info = recorded or {}
+    fp, afp = str(info.get("fingerprint") or ""), str(info.get("annotation_fingerprint") or "")
+    if not fp or not fingerprint:
+        return DatasetMatch(True, "", fp, fingerprint, fingerprint or fp)
+    if fp == fingerprint or media_complete:
+        return DatasetMatch(fp == fingerprint, "fingerprint", fp, fingerprint, fingerprint)
+    if not afp or not annotation_fingerprint:
+        return DatasetMatch(None, "annotations", afp, annotation_fingerprint, fp)
+    return DatasetMatch(afp == annotation_fingerprint, "annotations", afp, annotation_fingerprint, fp)
+
+
+def check_dataset_match(
+    recorded: Mapping[str, Any] | None,
+    dataset: Any,
+    *,
+    artifact: str | os.PathLike,
+    mismatch: Callable[[DatasetMatch], str],
+    error: type[ClawcraneError],
+) -> str:
+    """Refuse an artifact made for another dataset; returns the dataset's full fingerprint (``DatasetMatch.fingerprint``).
+
+    ``dataset``: a ``datasets.records.Dataset`` (its ``root``, ``fingerprint``, ``annotation_fingerprint``,
+    ``missing_media``); ``mismatch(match)``: the one-line message when it is another dataset. The
+    media being absent is said in a log line; an artifact that predates annotation fingerprints is
+    refused then, since only the media could tell.
+    """
+    missing = dict(getattr(dataset, "missing_media", {}) or {})
+    m = match_dataset(recorded, fingerprint=dataset.fingerprint,
+                      annotation_fingerprint=getattr(dataset, "annotation_fingerprint", ""), media_complete=not missing)
+    if m.same is None:
+        raise error(
+            f"{artifact}: records no annotation fingerprint (written before they were), and the media of {dataset.root} "
+            f"are absent (e.g. {next(iter(missing.values()))}), so it can be checked against the dataset only with them: "
+            "put the clips back, or re-run `clawcrane detect` and `clawcrane extract` into a new --cache where they are"
+        )
+    if not m.same:
+        raise error(mismatch(m))
+    if m.by == "annotations":
+        log.info("%s: the clips (media) of %d videos are absent (e.g. %s), so %s was checked against the annotation "
+                 "fingerprint %s only", dataset.root, len(missing), next(iter(missing.values())), artifact, short(m.current))
+    return m.fingerprint

@@ -62,7 +62,7 @@ def test_ablate_cli_help_and_bad_size(tmp_path, monkeypatch):
     assert r.exit_code == 0
     for opt in ("--cache", "--dataset", "--out", "--epochs", "--size", "--seed", "--split", "--gamma", "--beta", "--alpha", "--device"):
         assert opt in r.output, opt
-    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, split=None: None, raising=False)
+    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, **kw: None, raising=False)
     r = CliRunner().invoke(main, ["ablate", "--cache", str(tmp_path), "--dataset", str(tmp_path), "--out", str(tmp_path / "t"),
                                   "--size", "huge"])
     assert r.exit_code == 2 and "huge" in r.output

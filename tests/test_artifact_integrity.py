@@ -137,7 +137,7 @@ def test_the_command_an_incomplete_artifact_names_completes_that_same_artifact(t
         Store(res.path).require_complete()
     cmd = str(err.value).split("complete it with `")[1].split("`")[0]
     assert cmd == f"clawcrane detect {data} --detector oracle --cache {tmp_path / 'c'} --frame-stride 2 --score-threshold 0.25 --dedup-iou 0.5"
-    monkeypatch.setattr("clawcrane.datasets.open_dataset", lambda path, split=None: ds)
+    monkeypatch.setattr("clawcrane.datasets.open_dataset", lambda path, **kw: ds)
     r = CliRunner().invoke(main, ["--log-level", "error", *shlex.split(cmd)[1:]])
     assert r.exit_code == 0, r.output
     assert f"wrote: {res.path}" in r.output and "3 computed now" in r.output  # the same folder, resumed

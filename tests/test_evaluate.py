@@ -114,7 +114,7 @@ def test_full_video_annotations_add_j_and_f(tmp_path):
 
 
 def test_cli_prints_the_table_and_turns_bad_input_into_one_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, split=None: tiny_dataset(), raising=False)
+    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, **kw: tiny_dataset(), raising=False)
     pred = write_preds(tmp_path / "pred.parquet", standard_rows())
     r = CliRunner().invoke(main, ["--log-level", "error", "evaluate", str(pred), "--dataset", str(tmp_path)])
     assert r.exit_code == 0, r.output

@@ -69,7 +69,7 @@ def world(tmp_path_factory):
 @pytest.fixture
 def cli(world, monkeypatch):
     """Invoke the CLI with ``open_dataset`` giving the world's dataset (the tests pass any existing folder)."""
-    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, split=None: world[0], raising=False)
+    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, **kw: world[0], raising=False)
 
     def invoke(*args: str):
         return CliRunner().invoke(main, ["--log-level", "error", *map(str, args)])

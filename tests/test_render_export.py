@@ -169,7 +169,7 @@ def test_cli_exports_and_turns_bad_input_into_one_line(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["--log-level", "error", "export", str(pred), "--format", "png"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "p-png" / "vid" / "vid_0" / "00005.png").is_file()  # default --out beside PRED
-    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, split=None: None, raising=False)
+    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, **kw: None, raising=False)
     not_pred = tmp_path / "notes.txt"
     not_pred.write_text("hello")
     for args, says in ((["export", str(not_pred), "--out", str(tmp_path / "x")], "not a readable Parquet"),

@@ -257,7 +257,7 @@ def test_head_of_another_backbone_is_refused_in_one_line(world, tmp_path, monkey
     shutil.copytree(features.parent, root)
     meta = root / features.name / "meta.json"
     meta.write_text(meta.read_text().replace('"planted"', '"resnet50"'))
-    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, split=None: dataset, raising=False)
+    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, **kw: dataset, raising=False)
     r = CliRunner().invoke(main, ["--log-level", "error", "track-rank", "--head", str(run), "--features", str(root / features.name),
                                   "--dataset", str(tmp_path), "--out", str(tmp_path / "p.parquet"), "--device", "cpu"])
     assert r.exit_code == 1
@@ -268,7 +268,7 @@ def test_head_of_another_backbone_is_refused_in_one_line(world, tmp_path, monkey
 
 def test_cli_track_rank_then_evaluate_end_to_end(world, tmp_path, monkeypatch):
     dataset, features, run = world
-    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, split=None: dataset, raising=False)
+    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, **kw: dataset, raising=False)
     pred = tmp_path / "pred.parquet"
     r = CliRunner().invoke(main, ["--log-level", "error", "track-rank", "--head", str(run), "--features", str(features),
                                   "--dataset", str(tmp_path), "--out", str(pred), "--device", "cpu", "--top-k", "2"])

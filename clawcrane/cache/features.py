@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from clawcrane.cache.candidates import STAGE as CANDIDATE_STAGE
 from clawcrane.cache.candidates import CandidateCache
 from clawcrane.cache.store import StageArtifact, VideoRecord, find_artifacts
 from clawcrane.errors import CacheError
-from clawcrane.fingerprint import short
+from clawcrane.fingerprint import DatasetMatch, check_dataset_match, short
 
 STAGE = "extract"
 SCHEMA = 2
@@ -103,16 +104,23 @@ class FeatureCache(StageArtifact):
             )
 
 
-    def check_dataset(self, root: str | os.PathLike, fingerprint: str) -> None:
-        """Refuse a dataset other than the one the features were extracted from (fingerprints, when both are known)."""
+    def check_dataset(self, dataset: Any) -> str:
+        """Refuse a dataset other than the one the features were extracted from; returns its full fingerprint.
+
+        ``dataset``: a ``datasets.records.Dataset``. The full fingerprints are compared, or the
+        annotation fingerprints when the dataset's media are absent (``fingerprint.match_dataset``);
+        the fingerprint returned is the one to chain into keys and record (the same either way).
+        """
         info = self.meta.get("dataset") or {}
-        fp = str(info.get("fingerprint") or "")
-        if fp and fingerprint and fp != fingerprint:
-            raise CacheError(
+
+        def mismatch(m: DatasetMatch) -> str:
+            return (
                 f"{self.path}: features were extracted from dataset {info.get('name', '?')!r} at {info.get('root', '?')} "
-                f"(fingerprint {short(fp)}) but --dataset {root} has fingerprint {short(fingerprint)}; pass the "
-                f"--dataset the caches were built from, or run `clawcrane detect {root}` and `clawcrane extract` for this one"
+                f"({m.what} {short(m.recorded)}) but --dataset {dataset.root} has {m.what} {short(m.current)}; pass the "
+                f"--dataset the caches were built from, or run `clawcrane detect {dataset.root}` and `clawcrane extract` for this one"
             )
+
+        return check_dataset_match(info, dataset, artifact=self.path, mismatch=mismatch, error=CacheError)
 
     def require_complete_inputs(self) -> CandidateCache:
         """This artifact and the candidate artifact beside it, both complete (else the completion message)."""

@@ -17,7 +17,7 @@ submissions (0 = the answer) and its score.
 
 The schema metadata key ``clawcrane`` holds the JSON meta: ``kind``, ``schema``, ``key``,
 ``config``, ``upstream`` (``head``, ``features``, ``candidates`` keys), ``dataset``
-(``name``, ``root``, ``fingerprint``), ``package_version``. Writes are atomic, and replace only a
+(``name``, ``root``, ``fingerprint``, ``annotation_fingerprint``), ``package_version``. Writes are atomic, and replace only a
 file this meta marks as ClawCrane predictions (``existing_predictions``).
 """
 

@@ -37,7 +37,7 @@ from clawcrane.datasets.a2d_h5 import (
 from clawcrane.datasets.csv_rows import csv_rows
 from clawcrane.datasets.records import Dataset, LazyFpsVideo, Query, normalise_sentence
 from clawcrane.datasets.validate import Problem, log_summary, problem
-from clawcrane.datasets.video_io import Mp4Frames
+from clawcrane.datasets.video_io import MissingFrames, Mp4Frames
 from clawcrane.errors import ConfigError, DataError
 from clawcrane.fingerprint import tree_fingerprint
 from clawcrane.progress import progress
@@ -284,22 +284,59 @@ def _index_video(root: Path, row: VideoRow, problems: list[Problem]) -> dict[int
     return frames
 
 
-def a2d_fingerprint(root: Path, video_ids: list[str]) -> str:
-    """Annotation text files in full; clips and h5 files by path, size and sampled bytes."""
-    text = [p for p in (VIDEOSET, SENTENCES, MISSED, QUERY_TYPES) if (root / p).is_file()]
-    media = [Path(CLIPS) / f"{v}.mp4" for v in video_ids]
+def _h5_files(root: Path, video_ids: list[str]) -> list[Path]:
+    files = []
     for v in video_ids:
         folder = root / INSTANCES / v
         if folder.is_dir():
-            media += [Path(INSTANCES) / v / n for n in os.listdir(folder) if n.endswith(".h5")]
+            files += [Path(INSTANCES) / v / n for n in os.listdir(folder) if n.endswith(".h5")]
+    return files
+
+
+def _text_files(root: Path) -> list[str]:
+    return [p for p in (VIDEOSET, SENTENCES, MISSED, QUERY_TYPES) if (root / p).is_file()]
+
+
+def a2d_fingerprint(root: Path, video_ids: list[str], h5_files: list[Path] | None = None) -> str:
+    """Annotation text files in full; clips and h5 files by path, size and sampled bytes."""
+    media = [Path(CLIPS) / f"{v}.mp4" for v in video_ids]
+    media += _h5_files(root, video_ids) if h5_files is None else h5_files
     h = hashlib.sha256(b"a2d-layout-v1")
-    h.update(tree_fingerprint(root, text).encode())
+    h.update(tree_fingerprint(root, _text_files(root)).encode())
     h.update(tree_fingerprint(root, media, sample_bytes=FINGERPRINT_SAMPLE_BYTES).encode())
     return h.hexdigest()
 
 
-def read_a2d(root: str | os.PathLike, *, split: str | None = None) -> Dataset:
-    """Read an A2D-Sentences-layout folder (``split``: 'train', 'test' or None for both)."""
+def a2d_annotation_fingerprint(root: Path, video_ids: list[str], h5_files: list[Path] | None = None) -> str:
+    """The annotations alone: the text files in full, the video list, the h5 files sampled; no clip."""
+    h = hashlib.sha256(b"a2d-annotations-v1")
+    h.update(tree_fingerprint(root, _text_files(root)).encode())
+    h.update("\n".join(video_ids).encode())
+    h.update(tree_fingerprint(root, _h5_files(root, video_ids) if h5_files is None else h5_files,
+                              sample_bytes=FINGERPRINT_SAMPLE_BYTES).encode())
+    return h.hexdigest()
+
+
+def _clip_problem(clip: Path) -> str | None:
+    """Why ``clip`` cannot be decoded ('clip is missing', 'clip is an empty file'), or None when it is there."""
+    try:
+        size = clip.stat().st_size if clip.is_file() else None
+    except OSError:
+        size = None
+    if size is None:
+        return "clip is missing"
+    return "clip is an empty file" if size == 0 else None
+
+
+def read_a2d(root: str | os.PathLike, *, split: str | None = None, frames: bool = True) -> Dataset:
+    """Read an A2D-Sentences-layout folder (``split``: 'train', 'test' or None for both).
+
+    ``frames``: whether the caller decodes frames. When it does (the default), a video whose clip
+    is missing or empty is left out with its sentences, as a problem. With ``frames=False``
+    (stages that read only the annotations and the caches) such a video is kept with its sentences;
+    decoding one of its frames raises a one-line ``DataError`` naming the clip. Either way
+    ``Dataset.missing_media`` lists the absent clips.
+    """
     root = Path(root)
     if split not in (None, "train", "test"):
         raise ConfigError(
@@ -311,7 +348,11 @@ def read_a2d(root: str | os.PathLike, *, split: str | None = None) -> Dataset:
     sentences = read_sentences(root / SENTENCES, problems)
     qtypes = read_query_types(root / QUERY_TYPES, problems)
     usable = [v for v in rows if v not in missed]
-    fingerprint = a2d_fingerprint(root, usable)
+    h5_files = _h5_files(root, usable)
+    fingerprint = a2d_fingerprint(root, usable, h5_files)
+    annotation_fingerprint = a2d_annotation_fingerprint(root, usable, h5_files)
+    clip_problems = {v: _clip_problem(root / CLIPS / f"{v}.mp4") for v in usable}
+    missing_media = {v: root / CLIPS / f"{v}.mp4" for v, why in clip_problems.items() if why}
 
     videos: dict[str, LazyFpsVideo] = {}
     index: dict[str, dict[int, FrameIndex]] = {}
@@ -320,8 +361,8 @@ def read_a2d(root: str | os.PathLike, *, split: str | None = None) -> Dataset:
     ):
         row = rows[vid]
         clip = root / CLIPS / f"{vid}.mp4"
-        if not clip.is_file() or clip.stat().st_size == 0:
-            what = "clip is missing" if not clip.is_file() else "clip is an empty file"
+        what = clip_problems[vid]
+        if what and frames:
             problems.append(
                 problem(
                     clip,
@@ -335,7 +376,8 @@ def read_a2d(root: str | os.PathLike, *, split: str | None = None) -> Dataset:
         # videoset.csv may list the original video's size: the masks decide the frame size.
         sizes = {(idx.height, idx.width) for idx in index[vid].values()}
         height, width = sizes.pop() if len(sizes) == 1 else (row.height, row.width)
-        videos[vid] = LazyFpsVideo(vid, Mp4Frames(clip), None, width, height, row.num_frames, row.split)
+        source = MissingFrames(clip, what) if what else Mp4Frames(clip)
+        videos[vid] = LazyFpsVideo(vid, source, None, width, height, row.num_frames, row.split)
 
     masks = A2DMasks(root)
     queries: list[Query] = []
@@ -353,7 +395,7 @@ def read_a2d(root: str | os.PathLike, *, split: str | None = None) -> Dataset:
             )
             continue
         if vid not in videos:
-            continue  # another split, or its clip is missing (reported above)
+            continue  # another split, or its clip is missing and frames are needed (reported above)
         with_sentence[vid].add(inst)
         frames = tuple(f for f, idx in sorted(index[vid].items()) if inst in idx.instance_ids)
         if not frames:
@@ -398,6 +440,8 @@ def read_a2d(root: str | os.PathLike, *, split: str | None = None) -> Dataset:
         instance_loader=masks,
         fingerprint=fingerprint,
         problems=list(problems),
+        annotation_fingerprint=annotation_fingerprint,
+        missing_media=missing_media,
     )
     log_summary(dataset)
     return dataset

@@ -33,7 +33,7 @@ import scipy.io
 from clawcrane.datasets.a2d import read_table
 from clawcrane.datasets.records import Dataset, Instance, Query, Video, normalise_sentence
 from clawcrane.datasets.validate import Problem, log_summary, problem
-from clawcrane.datasets.video_io import ImageFolderFrames
+from clawcrane.datasets.video_io import ImageFolderFrames, MissingFrames
 from clawcrane.errors import ConfigError, DataError
 from clawcrane.fingerprint import file_fingerprint, tree_fingerprint
 
@@ -178,11 +178,16 @@ def read_jhmdb(
     samples_metadata: str | os.PathLike | None = None,
     frames_per_video: int = FRAMES_PER_VIDEO,
     seed: int = 0,
+    frames: bool = True,
 ) -> Dataset:
     """Read a J-HMDB-Sentences folder (every video is in the 'test' split).
 
     ``samples_metadata``: MTTR's sample list; default ``ROOT/jhmdb_sentences_samples_metadata.json``
     when it exists, else ``frames_per_video`` frames drawn per video by ``choose_frames``.
+
+    ``frames``: whether the caller decodes frames. When it does (the default) a video without its
+    PNG frames is left out, as a problem. With ``frames=False`` it is kept (its frame count and size
+    are the puppet mask's) and decoding a frame raises a one-line ``DataError`` naming the folder.
     """
     root = Path(root)
     if split not in (None, "test"):
@@ -201,6 +206,7 @@ def read_jhmdb(
     mat_files = _index_folders(root / MASKS, "puppet_mask.mat")
 
     videos: dict[str, Video] = {}
+    missing_media: dict[str, Path] = {}
     masked: dict[str, int] = {}
     queries: list[Query] = []
     per_video: dict[str, int] = defaultdict(int)
@@ -213,7 +219,9 @@ def read_jhmdb(
             problems.append(problem(where, f"empty sentence for video {vid}", "write the sentence or delete the row"))
             continue
         if vid not in videos and vid not in masked:
-            if vid not in frame_dirs:
+            if vid not in frame_dirs and vid in mat_files:
+                missing_media[vid] = root / FRAMES / mat_files[vid].parent.parent.name / vid
+            if vid not in frame_dirs and (frames or vid not in mat_files):
                 problems.append(
                     problem(
                         where,
@@ -233,21 +241,29 @@ def read_jhmdb(
                 )
                 masked[vid] = -1
                 continue
-            pngs = sorted((p for p in frame_dirs[vid].iterdir() if p.suffix.lower() == ".png"), key=_frame_number)
+            folder = frame_dirs.get(vid) or missing_media[vid]
+            pngs = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".png"), key=_frame_number) if folder.is_dir() else []
+            if not pngs:
+                missing_media[vid] = folder
             try:
                 T, H, W = _mask_shape(mat_files[vid])
             except DataError as err:
                 problems.append(Problem(str(err)))
                 masked[vid] = -1
                 continue
-            if not pngs:
+            if not pngs and frames:
                 problems.append(
-                    problem(frame_dirs[vid], "no PNG frames (video skipped)", "put the frames 00001.png ... there")
+                    problem(folder, "no PNG frames (video skipped)", "put the frames 00001.png ... there")
                 )
                 masked[vid] = -1
                 continue
-            masked[vid] = min(T, len(pngs))
-            videos[vid] = Video(vid, ImageFolderFrames(frame_dirs[vid], pngs), FPS, W, H, len(pngs), "test")
+            if pngs:
+                masked[vid] = min(T, len(pngs))
+                videos[vid] = Video(vid, ImageFolderFrames(folder, pngs), FPS, W, H, len(pngs), "test")
+            else:  # opened without the frames: the puppet mask gives the frame count and size
+                what = "frame folder is missing" if vid not in frame_dirs else "frame folder holds no PNG frames"
+                masked[vid] = T
+                videos[vid] = Video(vid, MissingFrames(folder, what), FPS, W, H, T, "test")
             masks.mat_files[vid] = mat_files[vid]
         if masked[vid] < 0:
             continue
@@ -291,13 +307,22 @@ def read_jhmdb(
             )
 
     text = [p for p in (SENTENCES, SAMPLES_METADATA) if (root / p).is_file()]
+    text_fp = tree_fingerprint(root, text)
     media = [p for vid in videos for p in (*videos[vid].source.files, mat_files[vid])]
     h = hashlib.sha256(b"jhmdb-layout-v1")
-    h.update(tree_fingerprint(root, text).encode())
+    h.update(text_fp.encode())
     h.update(tree_fingerprint(root, media, sample_bytes=FINGERPRINT_SAMPLE_BYTES).encode())
     h.update(f"{frames_per_video}:{seed}".encode())
+    # the annotations alone: the sentences, the videos that have a puppet mask, and those masks (no frame)
+    annotated = sorted({v for v in masked if v in mat_files})
+    a = hashlib.sha256(b"jhmdb-annotations-v1")
+    a.update(text_fp.encode())
+    a.update("\n".join(annotated).encode())
+    a.update(tree_fingerprint(root, [mat_files[v] for v in annotated], sample_bytes=FINGERPRINT_SAMPLE_BYTES).encode())
+    a.update(f"{frames_per_video}:{seed}".encode())
     if given is not None:
         h.update(file_fingerprint(meta_path).encode())
+        a.update(file_fingerprint(meta_path).encode())
     dataset = Dataset(
         name="jhmdb",
         root=root,
@@ -307,6 +332,8 @@ def read_jhmdb(
         instance_loader=masks,
         fingerprint=h.hexdigest(),
         problems=list(problems),
+        annotation_fingerprint=a.hexdigest(),
+        missing_media=missing_media,
     )
     log_summary(dataset)
     return dataset

@@ -57,11 +57,19 @@ def open_dataset(
     split: str | None = None,
     queries: Sequence[str] | None = None,
     queries_file: str | os.PathLike | None = None,
+    frames: bool = True,
 ) -> Dataset:
     """Detect the layout of ``path`` and read it (``split``: keep one split; None: all).
 
     ``queries`` / ``queries_file`` give the sentences of a user's own video (layout 'video');
     the benchmark layouts carry their own and refuse them.
+
+    ``frames``: whether the caller decodes frames (detect, extract, train-detector, segment,
+    overlays). ``frames=False`` opens a benchmark dataset without its media, for the stages that
+    read only the annotations and the caches (train-head, track-rank, evaluate, ablate, export):
+    videos whose clip or frame folder is absent are kept with their sentences, and decoding one of
+    their frames raises a one-line ``DataError`` naming the absent file. With frames needed (the
+    default) such videos are left out with their sentences, each a problem.
     """
     layout = detect_layout(path)
     if layout == "video":
@@ -71,7 +79,7 @@ def open_dataset(
             f"{path}: a {layout} dataset brings its own sentences; drop --query/--queries (they are for a single video)"
         )
     if layout == "a2d":
-        return read_a2d(path, split=split)
+        return read_a2d(path, split=split, frames=frames)
     if layout == "jhmdb":
-        return read_jhmdb(path, split=split)
-    return read_ytvos(path, split=split)
+        return read_jhmdb(path, split=split, frames=frames)
+    return read_ytvos(path, split=split, frames=frames)

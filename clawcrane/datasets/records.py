@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from clawcrane.datasets.video_io import FrameSource
+from clawcrane.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +168,43 @@ class Dataset:
     instance_loader: InstanceLoader | None = field(default=None, repr=False)
     """(video_id, frame) -> all instances annotated in that frame."""
     fingerprint: str = ""
-    """Content fingerprint of the annotation files and the video list (see clawcrane.fingerprint)."""
+    """Content fingerprint of the annotation files, the video list and the media (clips and frame files,
+    sampled; see clawcrane.fingerprint): the dataset as a frame-decoding stage sees it."""
     problems: list[str] = field(default_factory=list)
     """Non-fatal problems found while reading (``file: what; fix``), reported by ``doctor``."""
+    annotation_fingerprint: str = ""
+    """Fingerprint of the annotations alone (text files, annotation masks, the video list), not the media:
+    what artifacts are checked against when the media are absent ('' when the reader has none)."""
+    missing_media: dict[str, Path] = field(default_factory=dict)
+    """video_id -> its absent clip or frame folder, over every video the fingerprint covers (all splits).
+    Opened with frames needed (the default) such videos are left out, each a problem; opened with
+    ``frames=False`` they are kept and decoding one of their frames raises a one-line ``DataError``."""
+
+    @property
+    def media_complete(self) -> bool:
+        """Whether every video's media are there, so that ``fingerprint`` describes the dataset."""
+        return not self.missing_media
+
+    def identity(self, fingerprint: str | None = None) -> dict[str, str]:
+        """What an artifact records of its dataset: name, root and both fingerprints.
+
+        ``fingerprint``: the full fingerprint verified against the caches (``clawcrane.fingerprint.
+        match_dataset``), which stands in for this one when the media are absent."""
+        return {"name": self.name, "root": str(self.root),
+                "fingerprint": self.fingerprint if fingerprint is None else fingerprint,
+                "annotation_fingerprint": self.annotation_fingerprint}
+
+    def require_media(self, video_ids: Iterable[str], stage: str) -> None:
+        """Refuse, naming the first absent clip or frame folder, when any of ``video_ids`` lacks its media
+        (a stage that decodes their frames calls it before any work)."""
+        lacking = [v for v in video_ids if v in self.missing_media]
+        if lacking:
+            more = f" (and those of {len(lacking) - 1} more videos)" if len(lacking) > 1 else ""
+            raise DataError(
+                f"{self.missing_media[lacking[0]]}: missing{more}, and `{stage}` decodes the frames of video "
+                f"{lacking[0]}; put the clips (or frame folders) back (train-head, track-rank, evaluate, ablate and export "
+                "run without them)"
+            )
 
     def frame_instances(self, video_id: str, frame: int) -> list[Instance]:
         if self.instance_loader is None:

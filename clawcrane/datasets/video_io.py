@@ -26,7 +26,7 @@ def _natural_key(p: Path) -> list:
 
 
 class FrameSource(ABC):
-    """Reads frames of one video. Subclasses: ``Mp4Frames``, ``ImageFolderFrames``."""
+    """Reads frames of one video. Subclasses: ``Mp4Frames``, ``ImageFolderFrames``, ``MissingFrames``."""
 
     path: Path
 
@@ -142,6 +142,35 @@ class ImageFolderFrames(FrameSource):
             if bgr is None:
                 raise DataError(f"{self.files[i]}: unreadable image; replace or remove the file")
             yield i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class MissingFrames(FrameSource):
+    """The frames of a video whose media (a clip, a frame folder) are absent.
+
+    Readers give it to the videos they keep when a dataset is opened without its media
+    (``open_dataset(..., frames=False)``: train-head, track-rank, evaluate, ablate, export need only
+    the annotations and the caches). Asking it for a frame, or for the frame rate, raises a
+    one-line ``DataError`` naming the absent file. ``files``: the frame files a folder would hold
+    (their names serve as frame names), empty for a clip.
+    """
+
+    def __init__(self, path: str | os.PathLike, what: str = "clip is missing", files: Sequence[Path] = ()):
+        self.path = Path(path)
+        self.what = what
+        self.files = list(files)
+
+    def __repr__(self) -> str:
+        return f"MissingFrames({str(self.path)!r})"
+
+    def error(self) -> DataError:
+        return DataError(f"{self.path}: {self.what}, and this stage decodes frames; put it back (only train-head, "
+                         "track-rank, evaluate, ablate and export run without the videos)")
+
+    def info(self) -> VideoInfo:
+        raise self.error()
+
+    def iter(self, indices: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        raise self.error()
 
 
 def open_frames(path: str | os.PathLike) -> FrameSource:

@@ -29,7 +29,7 @@ from PIL import Image
 
 from clawcrane.datasets.records import Dataset, Instance, Query, Video, normalise_sentence
 from clawcrane.datasets.validate import Problem, log_summary, problem
-from clawcrane.datasets.video_io import ImageFolderFrames
+from clawcrane.datasets.video_io import ImageFolderFrames, MissingFrames
 from clawcrane.errors import ConfigError, DataError
 from clawcrane.fingerprint import tree_fingerprint
 
@@ -137,8 +137,14 @@ def _sort_key(exp_id: str) -> tuple[int, str]:
     return (int(exp_id), "") if str(exp_id).isdigit() else (1 << 30, str(exp_id))
 
 
-def read_ytvos(root: str | os.PathLike, *, split: str | None = None) -> Dataset:
-    """Read a Ref-YouTube-VOS folder (``split``: one of its splits, or None for all)."""
+def read_ytvos(root: str | os.PathLike, *, split: str | None = None, frames: bool = True) -> Dataset:
+    """Read a Ref-YouTube-VOS folder (``split``: one of its splits, or None for all).
+
+    ``frames``: whether the caller decodes frames. When it does (the default) a video whose JPEG
+    folder is missing is left out, as a problem. With ``frames=False`` it is kept when
+    meta_expressions.json lists its frames (its size is its first Annotations PNG's, 0x0 without
+    one) and decoding a frame raises a one-line ``DataError`` naming the folder.
+    """
     root = Path(root)
     splits = ytvos_splits(root)
     if not splits:
@@ -156,7 +162,8 @@ def read_ytvos(root: str | os.PathLike, *, split: str | None = None) -> Dataset:
     queries: list[Query] = []
     annotated: dict[str, tuple[int, ...]] = {}
     masks = YtvosMasks(root)
-    text, media = [], []
+    text, media, annotation_files, video_list = [], [], [], []
+    missing_media: dict[str, Path] = {}
     for s in [split] if split else splits:
         meta_path = root / META / s / "meta_expressions.json"
         text.append(meta_path)
@@ -171,44 +178,60 @@ def read_ytvos(root: str | os.PathLike, *, split: str | None = None) -> Dataset:
                     )
                 )
                 continue
-            if not jpg_dir.is_dir():
-                problems.append(
-                    problem(
-                        jpg_dir,
-                        "frame folder is missing (video skipped)",
-                        "put the JPEG frames there or remove the video from meta_expressions.json",
-                    )
-                )
-                continue
-            jpgs = {p.stem: p for p in jpg_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")}
-            names = [str(n) for n in info.get("frames", [])] if isinstance(info, dict) else []
-            names = names or sorted(jpgs)
-            lost = [n for n in names if n not in jpgs]
-            if lost or not names:
-                shown = ", ".join(lost[:3]) + (" ..." if len(lost) > 3 else "")
-                problems.append(
-                    problem(
-                        jpg_dir,
-                        f"frames listed in meta_expressions.json are missing ({shown or 'no frames'}); video skipped",
-                        "restore the JPEG files",
-                    )
-                )
-                continue
-            files = [jpgs[n] for n in names]
-            try:
-                H, W = _image_size(files[0])
-            except DataError as err:
-                problems.append(Problem(str(err)))
-                continue
-            videos[vid] = Video(vid, ImageFolderFrames(jpg_dir, files), FPS, W, H, len(files), s)
-            media += files
             ann_dir = root / s / "Annotations" / vid
             has_gt = ann_dir.is_dir()
-            frames: tuple[int, ...] = ()
+            pngs = {p.stem: p for p in ann_dir.iterdir() if p.suffix.lower() == ".png"} if has_gt else {}
+            video_list.append(f"{s}/{vid}")
+            annotation_files += list(pngs.values())
+            listed = [str(n) for n in info.get("frames", [])] if isinstance(info, dict) else []
+            if not jpg_dir.is_dir():
+                missing_media[vid] = jpg_dir
+                if frames or not listed:
+                    problems.append(
+                        problem(
+                            jpg_dir,
+                            "frame folder is missing (video skipped)" if frames else
+                            "frame folder is missing and meta_expressions.json lists no frames (video skipped)",
+                            "put the JPEG frames there or remove the video from meta_expressions.json",
+                        )
+                    )
+                    continue
+                names = listed
+                files = [jpg_dir / f"{n}.jpg" for n in names]
+                first = next((pngs[n] for n in names if n in pngs), None)
+                try:
+                    H, W = _image_size(first) if first is not None else (0, 0)
+                except DataError as err:
+                    problems.append(Problem(str(err)))
+                    continue
+                source = MissingFrames(jpg_dir, "frame folder is missing", files)
+            else:
+                jpgs = {p.stem: p for p in jpg_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")}
+                names = listed or sorted(jpgs)
+                lost = [n for n in names if n not in jpgs]
+                if lost or not names:
+                    shown = ", ".join(lost[:3]) + (" ..." if len(lost) > 3 else "")
+                    problems.append(
+                        problem(
+                            jpg_dir,
+                            f"frames listed in meta_expressions.json are missing ({shown or 'no frames'}); video skipped",
+                            "restore the JPEG files",
+                        )
+                    )
+                    continue
+                files = [jpgs[n] for n in names]
+                try:
+                    H, W = _image_size(files[0])
+                except DataError as err:
+                    problems.append(Problem(str(err)))
+                    continue
+                source = ImageFolderFrames(jpg_dir, files)
+                media += files
+            videos[vid] = Video(vid, source, FPS, W, H, len(files), s)
+            frames_gt: tuple[int, ...] = ()
             if has_gt:
-                pngs = {p.stem: p for p in ann_dir.iterdir() if p.suffix.lower() == ".png"}
                 position = {n: i for i, n in enumerate(names)}
-                frames = tuple(sorted(position[n] for n in pngs if n in position))
+                frames_gt = tuple(sorted(position[n] for n in pngs if n in position))
                 stray = sorted(n for n in pngs if n not in position)
                 if stray:
                     problems.append(
@@ -218,7 +241,7 @@ def read_ytvos(root: str | os.PathLike, *, split: str | None = None) -> Dataset:
                             "delete them or add the frames",
                         )
                     )
-                annotated[vid] = frames
+                annotated[vid] = frames_gt
                 masks.frames[vid] = (s, tuple(names))
                 media += list(pngs.values())
             for exp_id, exp in sorted(info.get("expressions", {}).items(), key=lambda kv: _sort_key(kv[0])):
@@ -240,14 +263,20 @@ def read_ytvos(root: str | os.PathLike, *, split: str | None = None) -> Dataset:
                         video_id=vid,
                         sentence=sentence,
                         instance_id=obj,
-                        frames=frames if has_gt else (),
+                        frames=frames_gt if has_gt else (),
                         split=s,
                         mask_loader=functools.partial(masks.mask, vid, obj) if has_gt else None,
                     )
                 )
+    text_fp = tree_fingerprint(root, text)
     h = hashlib.sha256(b"ytvos-layout-v1")
-    h.update(tree_fingerprint(root, text).encode())
+    h.update(text_fp.encode())
     h.update(tree_fingerprint(root, media, sample_bytes=FINGERPRINT_SAMPLE_BYTES).encode())
+    # the annotations alone: the expressions, the video list and every Annotations PNG (no JPEG)
+    a = hashlib.sha256(b"ytvos-annotations-v1")
+    a.update(text_fp.encode())
+    a.update("\n".join(video_list).encode())
+    a.update(tree_fingerprint(root, annotation_files, sample_bytes=FINGERPRINT_SAMPLE_BYTES).encode())
     dataset = Dataset(
         name="ytvos",
         root=root,
@@ -257,6 +286,8 @@ def read_ytvos(root: str | os.PathLike, *, split: str | None = None) -> Dataset:
         instance_loader=masks,
         fingerprint=h.hexdigest(),
         problems=list(problems),
+        annotation_fingerprint=a.hexdigest(),
+        missing_media=missing_media,
     )
     log_summary(dataset)
     return dataset

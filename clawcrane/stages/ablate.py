@@ -343,7 +343,9 @@ def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out
     t_start = time.perf_counter()
     out = Path(out)
     check_out(out, config.split)
-    features = open_features(cache).path
+    fc = open_features(cache)
+    features = fc.path
+    dataset_fp = fc.check_dataset(dataset)  # before any training; the annotation fingerprint when the clips are absent
     base_track = track or TrackRankConfig()
     results: list[RowResult] = []
     for row in selected_rows(config.rows):
@@ -376,7 +378,7 @@ def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out
     md = markdown(results, title)
     report: dict[str, Any] = {
         "config": to_dict(config), "track_rank": to_dict(base_track), "features": str(features),
-        "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint},
+        "dataset": dataset.identity(dataset_fp),
         "rows": [{"name": r.row.name, "label": r.row.label, "position": r.row.position, "relation": r.row.relation,
                   "trm": r.row.trm, "ranks": r.row.ranks, "motion": r.row.motion, "score_mode": r.row.score_mode, "metrics": r.metrics, "by_query_type": r.by_query_type, "by_wording": r.by_wording,
                   "by_type_seen": r.by_type_seen,

@@ -9,7 +9,8 @@ evaluator (MTTR's, ReferFormer's); `track-rank` gives every answer a strictly hi
 its runners-up, so the tie rule never matters for its files. For other files, samples whose top
 score is shared by several masks are counted and reported (evaluate then takes the lowest rank;
 MTTR's code would take the last one listed). Predictions made for another dataset (another fingerprint, or query
-ids the dataset does not have) are refused; annotated samples with no prediction count as empty
+ids the dataset does not have) are refused (the annotation fingerprint is compared when the clips are absent:
+evaluate reads no frame); annotated samples with no prediction count as empty
 predictions and are listed in a warning.
 """
 
@@ -30,7 +31,7 @@ from clawcrane.config import EvalConfig, to_dict
 from clawcrane.datasets.records import Dataset, Query
 from clawcrane.datasets.splits import split_queries
 from clawcrane.errors import ConfigError, DataError
-from clawcrane.fingerprint import short
+from clawcrane.fingerprint import DatasetMatch, check_dataset_match, short
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline import metrics as M
 from clawcrane.progress import progress
@@ -71,16 +72,19 @@ def _listing(ids: list[str]) -> str:
     return head + (f" ... and {len(ids) - SHOW_IDS} more" if len(ids) > SHOW_IDS else "")
 
 
-def _check_dataset(preds: Predictions, dataset: Dataset) -> None:
-    """Refuse predictions made for another dataset (fingerprint, then query ids)."""
+def _check_dataset(preds: Predictions, dataset: Dataset) -> str:
+    """Refuse predictions made for another dataset (fingerprint, then query ids); returns the dataset's full
+    fingerprint (the predictions' own when the clips are absent and the annotation fingerprints agree)."""
     ds_meta = preds.meta.get("dataset") or {}
-    fp = str(ds_meta.get("fingerprint", ""))
-    if fp and dataset.fingerprint and fp != dataset.fingerprint:
-        raise DataError(
+
+    def mismatch(m: DatasetMatch) -> str:
+        return (
             f"{preds.path}: predictions were made for dataset {ds_meta.get('name', '?')} at {ds_meta.get('root', '?')} "
-            f"(fingerprint {short(fp)}) but {dataset.root} has fingerprint {short(dataset.fingerprint)}; "
+            f"({m.what} {short(m.recorded)}) but {dataset.root} has {m.what} {short(m.current)}; "
             "evaluate against the dataset the predictions came from, or re-run `clawcrane track-rank` on this one"
         )
+
+    fingerprint = check_dataset_match(ds_meta, dataset, artifact=preds.path, mismatch=mismatch, error=DataError)
     known = {q.query_id for q in dataset.queries}
     unknown = [q for q in preds.query_ids() if q not in known]
     if unknown:
@@ -88,6 +92,7 @@ def _check_dataset(preds: Predictions, dataset: Dataset) -> None:
             f"{preds.path}: {len(unknown)} query ids are not in the dataset at {dataset.root} ({_listing(unknown)}); "
             "these predictions belong to another dataset"
         )
+    return fingerprint
 
 
 def _row_index(preds: Predictions, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], list[int]]:
@@ -207,7 +212,7 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
         raise ConfigError(f"j_and_f {config.j_and_f!r}: expected auto, on or off")
     check_out_dir(Path(out_dir) if out_dir is not None else default_out_dir(predictions, config.split))
     preds = read_predictions(predictions)
-    _check_dataset(preds, dataset)
+    fingerprint = _check_dataset(preds, dataset)
     _check_split(preds, config.split)
     try:
         queries = split_queries(dataset, config.split, preds.meta.get("validation"))
@@ -244,7 +249,7 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
     md = markdown_tables(metrics, by_type, jf, title, by_wording=by_wording, by_type_seen=by_type_seen)
     out = Path(out_dir) if out_dir is not None else default_out_dir(predictions, config.split)
     report: dict[str, Any] = {
-        "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint},
+        "dataset": dataset.identity(fingerprint),
         "predictions": {"path": str(Path(predictions)), "key": preds.key, "meta": preds.meta},
         "config": to_dict(config),
         "metrics": metrics,

@@ -46,7 +46,7 @@ from clawcrane.cache.predictions import Predictions, read_predictions
 from clawcrane.config import ExportConfig
 from clawcrane.datasets.records import Dataset, Video
 from clawcrane.errors import ConfigError, DataError
-from clawcrane.fingerprint import short
+from clawcrane.fingerprint import DatasetMatch, check_dataset_match, short
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline.metrics import resize_rle
 from clawcrane.pipeline.ranking import float32_below
@@ -92,12 +92,13 @@ def check_config(config: ExportConfig) -> None:
 
 
 def _check_dataset(preds: Predictions, dataset: Dataset, video_ids: list[str]) -> None:
-    fp = str((preds.meta.get("dataset") or {}).get("fingerprint", ""))
-    if fp and dataset.fingerprint and fp != dataset.fingerprint:
-        raise DataError(
-            f"{preds.path}: predictions were made for a dataset with fingerprint {short(fp)} but {dataset.root} has "
-            f"{short(dataset.fingerprint)}; pass the --dataset the predictions came from"
-        )
+    """Refuse a dataset other than the predictions' (the annotation fingerprint when its clips are absent: no format decodes a frame)."""
+
+    def mismatch(m: DatasetMatch) -> str:
+        return (f"{preds.path}: predictions were made for a dataset with {m.what} {short(m.recorded)} but {dataset.root} has "
+                f"{short(m.current)}; pass the --dataset the predictions came from")
+
+    check_dataset_match(preds.meta.get("dataset"), dataset, artifact=preds.path, mismatch=mismatch, error=DataError)
     unknown = [v for v in video_ids if v not in dataset.videos]
     if unknown:
         raise DataError(f"{preds.path}: videos {unknown[:5]} are not in the dataset at {dataset.root}; pass the --dataset the predictions came from")
@@ -119,10 +120,10 @@ class _Rows:
     def size(self, video_id: str) -> tuple[int, int] | None:
         """(H, W) masks of this video are written at: the dataset's, else its rows' most common size."""
         if video_id not in self._sizes:
-            if self.dataset is not None:
-                v = self.dataset.videos[video_id]
+            v = self.dataset.videos[video_id] if self.dataset is not None else None
+            if v is not None and v.height > 0 and v.width > 0:
                 self._sizes[video_id] = (int(v.height), int(v.width))
-            else:
+            else:  # no dataset, or one opened without its frames that cannot tell the size (ytvos without GT)
                 sel = (self.vid == video_id) & (self.h > 0) & (self.w > 0)
                 common = Counter(zip(self.h[sel].tolist(), self.w[sel].tolist())).most_common(1)
                 self._sizes[video_id] = common[0][0] if common else None

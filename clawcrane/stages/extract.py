@@ -130,6 +130,7 @@ def run(config: ExtractConfig, *, dataset=None) -> ExtractResult:
 
     if dataset is None:
         dataset = _open_dataset(cand, cfg)
+    dataset.require_media(videos, "clawcrane extract")  # before the fingerprints: an absent clip also changes them
     _check_dataset(cand, dataset, root)
     device = resolve_device(cfg.device)
     backbone = build_backbone(spec, device)

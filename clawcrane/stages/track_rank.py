@@ -188,8 +188,10 @@ def append_rows(cols: dict[str, list[Any]], q: Query, subs: list[list[ranking.Su
                 cols[c].append(v)
 
 
-def _key(config: TrackRankConfig, head_fp: str, features: FeatureCache, candidates: CandidateCache, dataset: Dataset) -> str:
-    upstream = {"head": head_fp, "features": features.key, "candidates": candidates.key, "dataset": dataset.fingerprint}
+def _key(config: TrackRankConfig, head_fp: str, features: FeatureCache, candidates: CandidateCache, dataset_fp: str) -> str:
+    """``dataset_fp``: the dataset's full fingerprint as the caches record it (``FeatureCache.check_dataset``),
+    so that the key is the same whether or not the clips are there."""
+    upstream = {"head": head_fp, "features": features.key, "candidates": candidates.key, "dataset": dataset_fp}
     return chain_key(STAGE, STAGE_VERSION, upstream, output_config(config))
 
 
@@ -220,7 +222,7 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
     device = resolve_device(config.device)
     fc = open_features(features)
     candidates = fc.require_complete_inputs()
-    fc.check_dataset(dataset.root, dataset.fingerprint)
+    dataset_fp = fc.check_dataset(dataset)  # the annotation fingerprint stands in when the clips are absent
     if not path.is_file():
         raise WeightsError(f"{path}: head checkpoint not found; train one with `clawcrane train-head` or check --head")
     validation = None
@@ -237,7 +239,7 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
     if not queries:
         raise DataError(f"{dataset.root}: no queries in split {config.split!r}; pick another --split")
     head_fp = file_fingerprint(path, full=True)
-    key = _key(config, head_fp, fc, candidates, dataset)
+    key = _key(config, head_fp, fc, candidates, dataset_fp)
     if old is not None and old.key == key:  # the same head, caches, dataset and options made it: up to date
         log.info("%s: up to date (key %s)", out, short(key))
         c = old.meta.get("counts", {})
@@ -300,7 +302,7 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
         "head": {"path": str(path), "fingerprint": head_fp, "epoch": meta.get("epoch"), "head_config": to_dict(hcfg),
                  "feature_key": meta.get("feature_key", "")},
         "features": {"path": str(fc.path), "key": fc.key},
-        "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint},
+        "dataset": dataset.identity(dataset_fp),
         "validation": meta.get("validation"),
     }
     write_predictions(out, cols, meta_out)

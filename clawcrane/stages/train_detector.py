@@ -172,7 +172,7 @@ def run(config: TrainDetectorConfig, *, dataset: Dataset | None = None) -> Train
                 "class_ids": class_ids,
                 "class_names": [str(c) for c in class_ids],
                 "class_mode": class_mode,
-                "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint},
+                "dataset": dataset.identity(),
                 "stage_version": STAGE_VERSION,
                 **extra,
             },

@@ -3,9 +3,10 @@
 Reads only: the feature cache (``cache.features``), the candidate cache it was extracted from
 (found beside it in the same cache root, for the candidates' RLE masks), and the dataset's
 annotations (sentences, splits, GT masks). Both caches must be complete and extracted from this
-dataset (its fingerprint, which covers the annotations too), else the run is refused with the fix.
-Frames are never decoded. Everything needed is loaded into memory once; ``pipeline.trainer`` does
-the training.
+dataset (its fingerprint, which covers the annotations too; its annotation fingerprint when the
+clips are absent), else the run is refused with the fix. Frames are never decoded, so the clips
+need not be there (the CLI opens the dataset without its media). Everything needed is loaded into
+memory once; ``pipeline.trainer`` does the training.
 
 Model selection never sees the test split: the head is fitted on the train split minus a
 validation part held out by video (``datasets.splits``: ``--val-fraction`` of the train videos,
@@ -243,9 +244,17 @@ def run(
     clean_stale_temps(out)  # .best.pt.<rand>.tmp and the like of a killed run (only this module's temp names)
     fc = open_features(features)
     candidates = fc.require_complete_inputs()
-    fc.check_dataset(dataset.root, dataset.fingerprint)
+    dataset_fp = fc.check_dataset(dataset)  # the annotation fingerprint stands in when the clips are absent
     split = train_val_split(dataset, config.val_fraction)
     if not any(q.frames for q in split.fit):
+        dropped = [v for v in dataset.missing_media if v not in dataset.videos]
+        if dropped:  # opened with frames needed: videos without their clips were left out with their sentences
+            raise DataError(
+                f"{dataset.root}: no train samples: the {len(dropped)} videos whose clips are missing (e.g. "
+                f"{dataset.missing_media[dropped[0]]}) were left out with their sentences; train-head decodes no frame, "
+                "so open the dataset without its media (`open_dataset(path, frames=False)`, as `clawcrane train-head` does) "
+                "or put the clips back"
+            )
         raise DataError(
             f"{dataset.root}: no train samples (queries with annotated frames in the train split"
             + (", outside the validation videos" if split.val else "") + "); check the split column of the dataset "
@@ -298,7 +307,7 @@ def run(
     base = {
         "kind": KIND_HEAD, "config": output_config(config), "head_config": to_dict(hcfg), "vocab": vocab.tokens,
         "feat_dim": C, "flip_used": use_flip, "feature_key": fc.key, "feature_meta": fc.meta, "candidate_key": candidates.key,
-        "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": dataset.fingerprint}, "counts": counts,
+        "dataset": dataset.identity(dataset_fp), "counts": counts,
         "validation": split.describe(),
     }
 

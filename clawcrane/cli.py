@@ -182,22 +182,26 @@ def export_cmd(predictions: str, format: str, out_dir: str | None, dataset_path:
 @field_option(DoctorConfig, "split", type=str, show_default="all")
 @field_option(DoctorConfig, "quick")
 @field_option(DoctorConfig, "strict")
+@field_option(DoctorConfig, "verbose")
 @click.option("--query", "queries", multiple=True,
               help="For a single video or frame folder: a sentence to check (repeatable).")
 @click.option("--queries", "queries_file", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
               help="For a single video: a CSV (column query, optional query_id), JSON or TXT file of sentences.")
-def doctor_cmd(path: str, split: str | None, quick: bool, strict: bool, queries: tuple[str, ...], queries_file: str | None) -> None:
+def doctor_cmd(path: str, split: str | None, quick: bool, strict: bool, verbose: bool, queries: tuple[str, ...],
+               queries_file: str | None) -> None:
     """Check the dataset at PATH and count its samples.
 
     \b
     Detects the layout (A2D-Sentences / synthetic, J-HMDB-Sentences, Ref-YouTube-VOS, or one
     video file / frame folder), reads it as every stage will, decodes every clip and reads every
-    mask (unless --quick), then prints videos / queries / samples per split and EVERY problem on
-    its own line, with the file and the fix. Exit code 0 when no errors were found, 1 otherwise.
+    mask (unless --quick), then prints videos / queries / samples per split and every problem on
+    its own line, with the file and the fix; warnings that are normal by the hundred (annotated
+    instances without a sentence, as in A2D) are counted in one line unless --verbose. Exit code
+    0 when no errors were found, 1 otherwise.
     """
     from clawcrane.stages import doctor
 
-    result = doctor.run(DoctorConfig(split=split, quick=quick, strict=strict), path,
+    result = doctor.run(DoctorConfig(split=split, quick=quick, strict=strict, verbose=verbose), path,
                         queries=list(queries) or None, queries_file=queries_file)
     for line in result.lines():
         click.echo(line)

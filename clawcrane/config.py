@@ -227,7 +227,7 @@ class ExportConfig:
 class DoctorConfig:
     """`clawcrane doctor`: check a dataset folder, count its samples, list every problem."""
 
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("quick", "strict")
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("quick", "strict", "verbose")
 
     def __post_init__(self):
         check_fields(self)
@@ -238,6 +238,9 @@ class DoctorConfig:
     """Skip the slow checks: decoding every clip end to end and reading every mask."""
     strict: bool = False
     """Count warnings (e.g. an annotated instance without a sentence) as failures too."""
+    verbose: bool = False
+    """List every warning on its own line, also the common ones (annotated instances without a sentence) that are
+    otherwise counted in one line."""
 
 
 @dataclass(frozen=True)

@@ -141,3 +141,21 @@ def test_clip_shorter_than_listed_but_covering_its_annotations_is_an_error_longe
     errors, warnings = split_problems(validate(open_dataset(root)))
     assert len(errors) == 1 and "vidA.mp4: only 7 frames decode but the dataset lists 8" in errors[0]
     assert len(warnings) == 1 and "vidB.mp4: 9 frames decode but the dataset lists 8" in warnings[0]
+
+
+def test_annotated_instances_without_a_sentence_are_counted_in_one_line_unless_verbose(tmp_path):
+    root = make_a2d(tmp_path)
+    ann = root / "text_annotations/a2d_annotation.txt"
+    lines = ann.read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    videos = sorted({r.split(",")[0] for r in rows})[:2]
+    # drop the first sentence of two videos: each now has an annotated instance no sentence names
+    dropped = [next(r for r in rows if r.startswith(v + ",")) for v in videos]
+    ann.write_text("\n".join([header] + [r for r in rows if r not in dropped]) + "\n")
+    code, out = _doctor(root, "--quick")
+    warned = [line for line in out if line.startswith("warning: ")]
+    assert code == 0 and len(warned) == 1
+    assert warned[0].startswith("warning: 2 video(s) have annotated instances") and "--verbose lists all 2" in warned[0]
+    assert out[-1] == "ok: 0 error(s), 2 warning(s)"  # still counted as two warnings
+    code, out = _doctor(root, "--quick", "--verbose")
+    assert sorted(line.split(":")[1].strip().rsplit("/", 1)[-1] for line in out if line.startswith("warning: ")) == videos

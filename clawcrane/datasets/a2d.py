@@ -429,6 +429,7 @@ def read_a2d(root: str | os.PathLike, *, split: str | None = None, frames: bool 
                     f"instance(s) {', '.join(orphans)} are annotated but have no sentence (kept as candidates only)",
                     "add sentences to a2d_annotation.txt if they should be queries",
                     warning=True,
+                    kind="no-sentence",
                 )
             )
     dataset = Dataset(

@@ -31,10 +31,13 @@ class Problem(str):
     """
 
     severity: str
+    kind: str
+    """A name for problems that come by the hundred in normal data (``doctor`` counts them in one line unless ``--verbose``)."""
 
-    def __new__(cls, text: str, severity: str = ERROR) -> Problem:
+    def __new__(cls, text: str, severity: str = ERROR, kind: str = "") -> Problem:
         obj = super().__new__(cls, " ".join(str(text).split()))
         obj.severity = severity
+        obj.kind = kind
         return obj
 
     @property
@@ -42,9 +45,16 @@ class Problem(str):
         return self.severity == ERROR
 
 
-def problem(path: str | os.PathLike, what: str, fix: str, *, warning: bool = False) -> Problem:
-    """A problem line: ``f"{path}: {what}; {fix}"``."""
-    return Problem(f"{path}: {what}; {fix}", WARNING if warning else ERROR)
+def problem(path: str | os.PathLike, what: str, fix: str, *, warning: bool = False, kind: str = "") -> Problem:
+    """A problem line: ``f"{path}: {what}; {fix}"``; ``kind`` names a family of common warnings."""
+    return Problem(f"{path}: {what}; {fix}", WARNING if warning else ERROR, kind)
+
+
+SUMMARISED = {
+    "no-sentence": "video(s) have annotated instances that no sentence refers to (kept as candidates only; normal "
+                   "in A2D-Sentences, where most annotated actors have no sentence)",
+}
+"""Warning kinds ``doctor`` counts in one line unless ``--verbose``: kind -> what the count line says."""
 
 
 def as_problem(item: str) -> Problem:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from clawcrane.config import DoctorConfig
 from clawcrane.datasets.layout import detect_layout, open_dataset
-from clawcrane.datasets.validate import Problem, split_problems, validate
+from clawcrane.datasets.validate import SUMMARISED, Problem, split_problems, validate
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class DoctorResult:
     errors: list[Problem]
     warnings: list[Problem]
     strict: bool = False
+    verbose: bool = False
+    """List every warning; otherwise the common kinds (``validate.SUMMARISED``) are counted in one line each."""
 
     @property
     def ok(self) -> bool:
@@ -43,7 +45,16 @@ class DoctorResult:
             out.append(f"{split:<8}{c['videos']:>8}{c['queries']:>9}{c['samples']:>9}")
         if self.query_types:
             out.append(f"query types: {', '.join(self.query_types)}")
-        out += [f"error: {p}" for p in self.errors] + [f"warning: {p}" for p in self.warnings]
+        out += [f"error: {p}" for p in self.errors]
+        counted: dict[str, list[Problem]] = {}
+        for p in self.warnings:
+            kind = getattr(p, "kind", "")
+            if not self.verbose and kind in SUMMARISED:
+                counted.setdefault(kind, []).append(p)
+            else:
+                out.append(f"warning: {p}")
+        for kind, items in counted.items():
+            out.append(f"warning: {len(items)} {SUMMARISED[kind]}; e.g. {items[0]} (--verbose lists all {len(items)})")
         verdict = "ok" if self.ok else "FAILED"
         out.append(f"{verdict}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)")
         return out
@@ -70,4 +81,5 @@ def run(
         errors=errors,
         warnings=warnings,
         strict=config.strict,
+        verbose=config.verbose,
     )

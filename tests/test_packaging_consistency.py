@@ -43,3 +43,18 @@ def test_no_package_module_is_hidden_by_gitignore():
     files = [str(p.relative_to(ROOT)) for p in (ROOT / "clawcrane").rglob("*.py") if "__pycache__" not in p.parts]
     out = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.split() == []
+
+
+def test_readme_cluster_recipe_is_the_job_file_that_slurm_e2e_submits():
+    """The README's array job is bench/slurm_array_job.sh line for line (its comments aside), and the
+    real-SLURM check submits that file and runs in CI after `make test`."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Cluster use", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    job = (ROOT / "bench/slurm_array_job.sh").read_text().splitlines()
+    code = [line for line in job if line and (not line.startswith("#") or line.startswith(("#!", "#SBATCH")))]
+    assert block == code
+    e2e = (ROOT / "bench/slurm_e2e.sh").read_text()
+    assert 'JOB="$REPO/bench/slurm_array_job.sh"' in e2e and "sbatch --wait" in e2e
+    ci = (ROOT / ".ci/run").read_text()
+    assert ci.index("make test") < ci.index("bench/slurm_e2e.sh")

@@ -34,7 +34,7 @@ from clawcrane.config import (
     TrainDetectorConfig,
     TrainHeadConfig,
 )
-from clawcrane.errors import ClawcraneError, os_error_message
+from clawcrane.errors import ClawcraneError, ConfigError, os_error_message
 
 log = logging.getLogger("clawcrane")
 
@@ -50,8 +50,26 @@ def trm_options(fn):
     return fn
 
 
-def _fail(ctx: click.Context, message: str) -> None:
-    click.echo("error: " + " ".join(message.split()), err=True)
+DISTRIBUTED_COMMANDS = ("train-head", "train-detector")
+"""The commands that run under torchrun (several processes); every other one refuses WORLD_SIZE > 1."""
+
+
+def _rank() -> int:
+    """This process's torchrun RANK (0 for a plain run)."""
+    try:
+        return int(os.environ.get("RANK") or 0)
+    except ValueError:
+        return 0
+
+
+def _fail(ctx: click.Context, message: str, *, same_on_every_rank: bool = False) -> None:
+    """One line on stderr and exit 1. Under torchrun an option error (the same on every rank) is printed
+    by rank 0 alone; any other error names the rank that met it."""
+    rank = _rank()
+    if rank == 0:
+        click.echo("error: " + " ".join(message.split()), err=True)
+    elif not same_on_every_rank:
+        click.echo(f"error (rank {rank}): " + " ".join(message.split()), err=True)
     ctx.exit(1)
 
 
@@ -61,6 +79,8 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except ConfigError as err:
+            _fail(ctx, str(err), same_on_every_rank=True)
         except ClawcraneError as err:
             _fail(ctx, str(err))
         except OSError as err:  # the stages let file-system errors through; they name the path
@@ -68,13 +88,16 @@ class _Group(click.Group):
 
 
 def _setup_logging(level: str) -> None:
+    value = getattr(logging, level.upper())
+    if _rank() != 0:  # under torchrun only rank 0 logs (and shows progress bars); the others report errors
+        value = max(value, logging.ERROR)
     logging.basicConfig(
-        level=getattr(logging, level.upper()),
+        level=value,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    logging.getLogger("clawcrane").setLevel(getattr(logging, level.upper()))
+    logging.getLogger("clawcrane").setLevel(value)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -104,8 +127,17 @@ def main(log_level: str) -> None:
       clawcrane segment VIDEO --query S  your own video and sentences: masks + overlay video
       clawcrane quickstart               all of it on the synthetic benchmark (the README's job)
       clawcrane cache ls|info|verify|merge   inspect and maintain the caches
+
+    \b
+    train-head and train-detector also run as several processes (one per GPU, or CPU processes):
+      torchrun --nproc_per_node N -m clawcrane train-head ...
     """
     _setup_logging(log_level)
+    ctx = click.get_current_context()
+    world = os.environ.get("WORLD_SIZE", "1").strip() or "1"
+    if world != "1" and ctx.invoked_subcommand not in (None, *DISTRIBUTED_COMMANDS):
+        raise click.UsageError(f"WORLD_SIZE={world}: only {' and '.join(DISTRIBUTED_COMMANDS)} run under torchrun; "
+                               f"run `clawcrane {ctx.invoked_subcommand}` as one process")
 
 
 @main.group(cls=_Group)
@@ -442,6 +474,8 @@ def train_head_cmd(features, dataset_path, out, size, resume, **options):
     train_head.check_config(config)
     dataset = open_dataset(dataset_path, frames=False)  # annotations + caches: the clips may be absent
     result = train_head.run(config, dataset, features=features, out=out, resume=resume)
+    if _rank() != 0:  # under torchrun rank 0 reports
+        return
     val = result.best_metrics
     click.echo(f"wrote {result.out} ({result.epochs} epoch{'s' if result.epochs != 1 else ''}; best: {result.best.name}"
                + (f", validation accuracy {val['accuracy']:.3f}" if val else "") + ")")
@@ -487,7 +521,8 @@ def train_detector_cmd(dataset, out, preset, epochs, max_minutes, batch_size, lr
         weights=str(weights or ""), seed=seed, resume=resume, device=device,
     )
     result = train_detector.run(config)
-    click.echo(train_detector.summary(result))
+    if _rank() == 0:  # under torchrun rank 0 reports
+        click.echo(train_detector.summary(result))
 
 
 # ---- track-rank ---------------------------------------------------------------------------------

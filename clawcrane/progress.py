@@ -1,4 +1,5 @@
-"""Progress bars (tqdm) for long loops; silenced with CLAWCRANE_PROGRESS=0 or when logging is quiet."""
+"""Progress bars (tqdm) for long loops; silenced with CLAWCRANE_PROGRESS=0, when logging is quiet, and on
+torchrun ranks other than 0."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ T = TypeVar("T")
 
 def enabled() -> bool:
     if os.environ.get("CLAWCRANE_PROGRESS", "1") == "0":
+        return False
+    if os.environ.get("RANK", "0") not in ("", "0"):  # under torchrun only rank 0 shows progress
         return False
     return logging.getLogger("clawcrane").getEffectiveLevel() <= logging.INFO
 

@@ -7,6 +7,23 @@
   larger of steps done / steps planned and time spent / time budget, so a time-budgeted run
   still ends annealed. Every random draw of step ``s`` comes from ``(seed, s)``, so a run resumed
   from a checkpoint at step ``s`` repeats the uninterrupted run (up to kernel nondeterminism).
+  The draws of an image (its augmentation, the RPN anchors and ROI proposals sampled for its
+  losses) come from ``(seed, s, its position j in the global batch)``, so they do not depend on
+  which process trains it.
+
+Several processes (``rank``, ``world`` > 1, a running process group, the model wrapped in
+``DistributedDataParallel``) train the same global batch as one process: each takes the
+positions ``rank, rank + world, ...`` of a step's batch. torchvision's Mask R-CNN losses are NOT
+independent per image: the RPN losses are means over the anchors sampled in the whole batch, the
+box-head losses means over the sampled proposals, the mask loss a mean over the positive
+proposals' pixels, and BatchNorm normalises with statistics of the whole batch. So each process
+counts its sampled anchors / proposals / positives, the counts are summed over the processes, and
+its losses are rescaled by (its count x W / global count) before the backward pass; DDP's
+average of the gradients is then the single-process gradient. BatchNorm layers become
+``pipeline.distributed.GlobalBatchNorm2d`` (global-batch statistics, CPU and GPU) in the stage.
+What remains different: the images of one process are padded to the largest of ITS images
+(identical when the frames share a size), and the ``lite`` preset's stochastic depth draws its
+per-image drops per process (seeded by (seed, step, rank)).
 - ``coco_mask_ap`` is COCO mask AP / AP50 / AP75 (pycocotools ``COCOeval``, iouType 'segm').
 """
 
@@ -26,8 +43,12 @@ import torch.nn.functional as F
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from torchvision.models.detection._utils import BalancedPositiveNegativeSampler
+
 from clawcrane.config import TrainDetectorConfig
+from clawcrane.errors import ConfigError
 from clawcrane.pipeline import masks as mask_ops
+from clawcrane.pipeline.distributed import all_max, all_sum, shard
 from clawcrane.progress import progress
 
 log = logging.getLogger(__name__)
@@ -199,12 +220,18 @@ def train_step(
     *,
     lr: float,
     grad_clip: float = 10.0,
+    rescale: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
 ) -> dict[str, float]:
-    """One optimisation step on a batch; returns every loss term and their sum ``loss``."""
+    """One optimisation step on a batch; returns every loss term and their sum ``loss``.
+
+    ``rescale`` maps the loss terms to the ones to differentiate (several processes: see the module docstring).
+    """
     model.train()
     for group in optimizer.param_groups:
         group["lr"] = lr
     losses = model(images, targets)
+    if rescale is not None:
+        losses = rescale(losses)
     loss = sum(losses.values())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -230,6 +257,87 @@ class LoopState:
     """Mean losses of each finished epoch: {'epoch', 'step', 'loss', ...}."""
 
 
+def draw_seed(*parts: int) -> int:
+    """A 63-bit generator seed from integers (seed, step, position, stream), well mixed."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+AUGMENT, RPN_SAMPLES, ROI_SAMPLES, GLOBAL_RNG = 1, 2, 3, 4
+"""The streams ``draw_seed(seed, step, position, stream)`` separates."""
+
+
+class SeededSampler(BalancedPositiveNegativeSampler):
+    """torchvision's positive/negative sampler whose draws for each image come from that image's seed.
+
+    ``seeds`` (one per image of the next call) are set before each training forward; without them it
+    draws from the global generator as torchvision does. It also counts what it sampled (``sampled``:
+    anchors or proposals, ``positives``) in its last call: the denominators of the losses' means.
+    """
+
+    def __init__(self, batch_size_per_image: int, positive_fraction: float):
+        super().__init__(batch_size_per_image, positive_fraction)
+        self.seeds: list[int] | None = None
+        self.sampled = 0
+        self.positives = 0
+
+    def __call__(self, matched_idxs: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        if self.seeds is None:
+            pos_idx, neg_idx = super().__call__(matched_idxs)
+        else:
+            if len(self.seeds) != len(matched_idxs):
+                raise ValueError(f"{len(self.seeds)} seeds for {len(matched_idxs)} images")
+            pos_idx, neg_idx = [], []
+            for matched, seed in zip(matched_idxs, self.seeds):
+                g = torch.Generator().manual_seed(seed)
+                positive = torch.where(matched >= 1)[0]
+                negative = torch.where(matched == 0)[0]
+                num_pos = min(positive.numel(), int(self.batch_size_per_image * self.positive_fraction))
+                num_neg = min(negative.numel(), self.batch_size_per_image - num_pos)
+                perm1 = torch.randperm(positive.numel(), generator=g)[:num_pos].to(positive.device)
+                perm2 = torch.randperm(negative.numel(), generator=g)[:num_neg].to(negative.device)
+                pos_mask = torch.zeros_like(matched, dtype=torch.uint8)
+                neg_mask = torch.zeros_like(matched, dtype=torch.uint8)
+                pos_mask[positive[perm1]] = 1
+                neg_mask[negative[perm2]] = 1
+                pos_idx.append(pos_mask)
+                neg_idx.append(neg_mask)
+        self.positives = int(sum(int(p.sum()) for p in pos_idx))
+        self.sampled = self.positives + int(sum(int(n.sum()) for n in neg_idx))
+        return pos_idx, neg_idx
+
+
+def seeded_samplers(model: torch.nn.Module) -> tuple[SeededSampler, SeededSampler]:
+    """The (RPN, ROI-head) samplers of a torchvision Mask R-CNN, made ``SeededSampler`` (in place, once)."""
+    out = []
+    for part in (model.rpn, model.roi_heads):
+        s = part.fg_bg_sampler
+        if not isinstance(s, SeededSampler):
+            s = SeededSampler(s.batch_size_per_image, s.positive_fraction)
+            part.fg_bg_sampler = s
+        out.append(s)
+    return out[0], out[1]
+
+
+LOSS_COUNTS = {"loss_objectness": 0, "loss_rpn_box_reg": 0, "loss_classifier": 1, "loss_box_reg": 1, "loss_mask": 2}
+"""The denominator of each torchvision loss term: 0 sampled anchors, 1 sampled proposals, 2 positive proposals."""
+
+
+def global_batch_rescale(rpn: SeededSampler, roi: SeededSampler, world: int, device: torch.device):
+    """``rescale`` for ``train_step`` under ``world`` processes: each term times (local count x W / global count).
+
+    A term is sum(local) / n_local; DDP averages over W processes, so the gradient becomes that of
+    sum over all processes / n_global, the single-process mean over the global batch.
+    """
+
+    def rescale(losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        local = torch.tensor([rpn.sampled, roi.sampled, roi.positives], dtype=torch.float64, device=device)
+        total = all_sum(local.clone())
+        factor = torch.where(total > 0, local * world / total.clamp(min=1), torch.zeros_like(total))
+        return {k: v * float(factor[LOSS_COUNTS[k]]) if k in LOSS_COUNTS else v for k, v in losses.items()}
+
+    return rescale
+
+
 def batch_indices(step: int, *, num_samples: int, batch_size: int, seed: int) -> list[int]:
     """The samples of step ``step``: epoch-wise shuffles drawn from (seed, epoch)."""
     per_epoch = max(1, num_samples // batch_size)
@@ -248,21 +356,33 @@ def train_loop(
     device: torch.device,
     on_checkpoint: Callable[[LoopState], None] | None = None,
     checkpoint_seconds: float = 120.0,
+    rank: int = 0,
+    world: int = 1,
 ) -> LoopState:
     """Train until ``config.epochs`` epochs or ``config.max_minutes`` are used up.
 
     ``on_checkpoint(state)`` is called at every epoch end, every ``checkpoint_seconds`` and at
-    the end; ``state`` is updated in place and returned.
+    the end; ``state`` is updated in place and returned. With ``world`` > 1 processes (``model``
+    wrapped in DistributedDataParallel) every process runs this with the same samples and takes its
+    share of each global batch; the step times are the slowest process's, so the schedule, the time
+    budget and the checkpoints' step counts agree on every process.
     """
     n = len(samples)
-    B = min(config.batch_size, n)  # batch size
+    B = min(config.batch_size, n)  # batch size: the global batch of a step
+    if B % world:
+        raise ConfigError(f"the global batch is {B} frames (--batch-size {config.batch_size}, {n} train frames); it must "
+                          f"divide among the {world} processes; use a multiple of {world} frames")
     per_epoch = max(1, n // B)
     total = max(1, config.epochs * per_epoch)
     budget = config.max_minutes * 60.0 if config.max_minutes > 0 else math.inf
     model.to(device).train()
+    core = getattr(model, "module", model)  # the Mask R-CNN inside a DDP wrapper
+    rpn_sampler, roi_sampler = seeded_samplers(core)
+    rescale = global_batch_rescale(rpn_sampler, roi_sampler, world, device) if world > 1 else None
     devices = [device] if device.type == "cuda" else []
     bar = progress(range(state.step, total), desc="train-detector", total=total, initial=state.step, unit="step")
     sums: dict[str, float] = {}
+    step_losses: list[float] = []
     count = 0
     last_save = time.monotonic()
     with torch.random.fork_rng(devices=devices):
@@ -271,44 +391,59 @@ def train_loop(
                 log.info("time budget of %.1f min used up at step %d of %d", config.max_minutes, step, total)
                 break
             t0, c0 = time.monotonic(), time.process_time()
-            g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-            torch.manual_seed(config.seed * 1_000_033 + step)  # the RPN / ROI samplers draw from here
-            images, targets = [], []
-            for i in batch_indices(step, num_samples=n, batch_size=B, seed=config.seed):
+            # what still draws from the global generator (lite's stochastic depth): per process
+            torch.manual_seed(config.seed * 1_000_033 + step if rank == 0 else draw_seed(config.seed, step, rank, GLOBAL_RNG))
+            images, targets, positions = [], [], []
+            batch = batch_indices(step, num_samples=n, batch_size=B, seed=config.seed)
+            for j in shard(torch.arange(len(batch)), rank, world).tolist():  # this process's positions in the batch
                 img, tgt = augment(
-                    samples[i],
-                    generator=g,
+                    samples[batch[j]],
+                    generator=torch.Generator().manual_seed(draw_seed(config.seed, step, j, AUGMENT)),
                     hflip=config.hflip,
                     scale_range=(config.scale_min, config.scale_max),
                     color_jitter=config.color_jitter,
                 )
                 images.append(img.to(device))
                 targets.append({k: v.to(device) for k, v in tgt.items()})
+                positions.append(j)
+            rpn_sampler.seeds = [draw_seed(config.seed, step, j, RPN_SAMPLES) for j in positions]
+            roi_sampler.seeds = [draw_seed(config.seed, step, j, ROI_SAMPLES) for j in positions]
             frac = max(step / total, state.elapsed / budget)
             lr = lr_at(step, frac, base_lr=config.lr, warmup_steps=config.warmup_steps)
-            losses = train_step(model, optimizer, images, targets, lr=lr)
+            losses = train_step(model, optimizer, images, targets, lr=lr, rescale=rescale)
+            if world > 1:  # the rescaled terms' mean over the processes is the global batch's loss
+                names = sorted(losses)
+                mean = all_sum(torch.tensor([losses[k] for k in names], dtype=torch.float64, device=device)) / world
+                losses = dict(zip(names, mean.tolist()))
             if not math.isfinite(losses["loss"]):
                 raise FloatingPointError(f"loss became {losses['loss']} at step {step}; lower --lr")
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v
+            step_losses.append(losses["loss"])
             count += 1
+            spent = torch.tensor([time.monotonic() - t0, time.process_time() - c0], dtype=torch.float64)
+            if world > 1:  # the slowest process's wall time, every process's CPU time
+                spent = spent.to(device)
+                spent = torch.stack([all_max(spent[:1].clone())[0], all_sum(spent[1:].clone())[0]]).cpu()
             state.step = step + 1
-            state.elapsed += time.monotonic() - t0
-            state.cpu_seconds += time.process_time() - c0
+            state.elapsed += float(spent[0])
+            state.cpu_seconds += float(spent[1])
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{losses['loss']:.3f}", lr=f"{lr:.4f}", refresh=False)
             epoch_end = state.step % per_epoch == 0
             if epoch_end:
                 row = {"epoch": state.step // per_epoch, "step": state.step}
-                state.history.append({**row, **{k: v / count for k, v in sums.items()}})
-                log.info(
-                    "epoch %d (step %d, %.1f min): loss %.3f (mask %.3f)", row["epoch"], state.step,
-                    state.elapsed / 60, state.history[-1]["loss"], state.history[-1].get("loss_mask", math.nan),
-                )
-                sums, count = {}, 0
+                state.history.append({**row, **{k: v / count for k, v in sums.items()}, "step_losses": step_losses})
+                if rank == 0:
+                    log.info(
+                        "epoch %d (step %d, %.1f min): loss %.3f (mask %.3f)", row["epoch"], state.step,
+                        state.elapsed / 60, state.history[-1]["loss"], state.history[-1].get("loss_mask", math.nan),
+                    )
+                sums, count, step_losses = {}, 0, []
             if on_checkpoint is not None and (epoch_end or time.monotonic() - last_save >= checkpoint_seconds):
                 on_checkpoint(state)
                 last_save = time.monotonic()
+    rpn_sampler.seeds = roi_sampler.seeds = None
     if hasattr(bar, "close"):
         bar.close()
     if on_checkpoint is not None:

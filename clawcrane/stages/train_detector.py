@@ -4,6 +4,12 @@ Reads the annotated frames of the 'train' videos once into memory (there are few
 ``pipeline.detector_training.train_loop``, keeps ``OUT/last.pt`` current (``--resume`` goes on
 from it), then runs the model over the annotated frames of the 'test' videos and writes COCO
 mask AP / AP50 / AP75 into ``OUT/metrics.json`` and the finished detector into ``OUT/final.pt``.
+
+Under ``torchrun --nproc_per_node N -m clawcrane train-detector ...`` every process decodes the
+train frames and trains its share of each global batch (``--batch-size`` stays the global batch;
+it must divide by N) with synchronised BatchNorm and DDP-averaged gradients (see
+``pipeline.detector_training``). Rank 0 alone logs, writes ``last.pt``, and, once every process
+has finished training, scores the test split and writes ``final.pt`` and ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ import numpy as np
 import torch
 
 from clawcrane.atomic import clean_stale_temps, write_json
+from clawcrane.build import distributed
 from clawcrane.build.detectors import new_detector_model
-from clawcrane.build.device import resolve_device
 from clawcrane.cache.checkpoints import KIND_DETECTOR, load_checkpoint, save_checkpoint
 from clawcrane.config import TrainDetectorConfig, output_config, to_dict
 from clawcrane.datasets.records import Dataset
 from clawcrane.errors import ConfigError, DataError
 from clawcrane.pipeline import detector_training as dt
+from clawcrane.pipeline.distributed import plain_state, sync_batchnorm
 from clawcrane.pipeline.maskrcnn import MaskRCNNDetector, model_spec, state_fingerprint
 from clawcrane.progress import progress
 
@@ -86,7 +93,19 @@ def _plain(v: Any) -> Any:
 
 
 def run(config: TrainDetectorConfig, *, dataset: Dataset | None = None) -> TrainDetectorResult:
-    """Train (or resume) the detector of ``config`` and evaluate it on the test split."""
+    """Train (or resume) the detector of ``config`` and evaluate it on the test split.
+
+    Under torchrun (WORLD_SIZE > 1) this joins the process group and trains this process's share; the
+    other ranks return without scoring (their result's ``metrics`` are empty), rank 0 scores and writes.
+    """
+    procs, device = distributed.setup(config.device, config.batch_size)
+    try:
+        return _run(config, dataset=dataset, procs=procs, device=device)
+    finally:
+        distributed.teardown(procs)
+
+
+def _run(config: TrainDetectorConfig, *, dataset: Dataset | None, procs: distributed.Processes, device: torch.device) -> TrainDetectorResult:
     if dataset is None:
         from clawcrane.datasets import open_dataset
 
@@ -96,10 +115,10 @@ def run(config: TrainDetectorConfig, *, dataset: Dataset | None = None) -> Train
     if not config.out:
         raise ConfigError("train-detector needs --out DIR for its checkpoints and metrics")
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(out)
+    if procs.main:
+        out.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(out)
     last, final = out / "last.pt", out / "final.pt"
-    device = resolve_device(config.device)
     payload: dict[str, Any] | None = None
     if last.is_file():
         if not config.resume:
@@ -144,10 +163,12 @@ def run(config: TrainDetectorConfig, *, dataset: Dataset | None = None) -> Train
         **{k: v for k, v in spec.items() if k not in ("preset", "num_classes")},
     )
     model.to(device)
+    if procs.distributed:  # BatchNorm with the statistics of the global batch, as one process computes them
+        sync_batchnorm(model)
     optimizer = dt.make_optimizer(model, config)
     state = dt.LoopState()
     if payload is not None:
-        model.load_state_dict(payload["model"])
+        model.load_state_dict(plain_state(payload["model"]))
         optimizer.load_state_dict(payload["optimizer"])
         state = dt.LoopState(
             step=int(payload["step"]), elapsed=float(payload["elapsed"]),
@@ -157,6 +178,8 @@ def run(config: TrainDetectorConfig, *, dataset: Dataset | None = None) -> Train
     per_epoch = max(1, len(raw) // min(config.batch_size, len(raw)))
 
     def checkpoint(s: dt.LoopState, path: Path = last, with_optimizer: bool = True, **extra: Any) -> None:
+        if not procs.main:  # the weights and the optimizer are the same on every process; rank 0 writes
+            return
         save_checkpoint(
             path,
             {
@@ -174,16 +197,25 @@ def run(config: TrainDetectorConfig, *, dataset: Dataset | None = None) -> Train
                 "class_mode": class_mode,
                 "dataset": dataset.identity(),
                 "stage_version": STAGE_VERSION,
+                "processes": procs.world,
                 **extra,
             },
         )
 
+    net: torch.nn.Module = model
+    if procs.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     t0 = time.monotonic()
     state = dt.train_loop(
-        model, optimizer, raw, config, state=state, device=device, on_checkpoint=checkpoint,
-        checkpoint_seconds=config.checkpoint_minutes * 60.0,
+        net, optimizer, raw, config, state=state, device=device, on_checkpoint=checkpoint,
+        checkpoint_seconds=config.checkpoint_minutes * 60.0, rank=procs.rank, world=procs.world,
     )
     del raw
+    procs.barrier()  # every process has finished training before rank 0 scores and writes final.pt
+    if not procs.main:
+        return TrainDetectorResult(out_dir=out, checkpoint=final, metrics={})
 
     detector = MaskRCNNDetector(
         model=model, spec=spec, weights_key=state_fingerprint(model.state_dict()),
@@ -202,6 +234,7 @@ def run(config: TrainDetectorConfig, *, dataset: Dataset | None = None) -> Train
             "train_cpu_minutes": round(state.cpu_seconds / 60.0, 3),
             "session_minutes": round((time.monotonic() - t0) / 60.0, 3),
             "device": str(device),
+            "processes": procs.world,
         }
     )
     checkpoint(state, final, with_optimizer=False, metrics=metrics)

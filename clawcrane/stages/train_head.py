@@ -17,6 +17,11 @@ split; no test sentence or mask is read.
 Writes into the run folder ``OUT``: ``last.pt`` (every epoch), ``best.pt`` (best validation
 accuracy), ``metrics.json`` (per-epoch history, sample counts, the validation videos).
 ``--resume`` continues from ``last.pt``, refusing a feature cache or options other than the run's.
+
+Under ``torchrun --nproc_per_node N -m clawcrane train-head ...`` (``build.distributed``) every
+process loads the caches and trains its share of each global batch (``--batch-size`` stays the
+global batch; it must divide by N); rank 0 alone logs, shows progress and writes the run folder,
+after a barrier, so the checkpoints are those of one process and load in one process.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from clawcrane.atomic import clean_stale_temps, write_json
+from clawcrane.build import distributed
 from clawcrane.build.device import resolve_device
 from clawcrane.build.heads import BEST, LAST, METRICS, new_head, resolved_train_config
 from clawcrane.build.text import LazyMiniLM, TextStates, text_tensors
@@ -220,6 +226,7 @@ def check_config(config: TrainHeadConfig) -> None:
     if config.epochs < 1:
         raise ConfigError(f"--epochs {config.epochs}: must be at least 1")
     resolve_device(config.device)
+    distributed.check_global_batch(config.batch_size, distributed.environment())  # under torchrun: divides by N
 
 
 def changed_options(old: dict[str, Any], config: TrainHeadConfig) -> list[str]:
@@ -238,10 +245,24 @@ def run(
     resume: bool = False,
     text_states: TextStates | None = None,
 ) -> TrainHeadResult:
-    """Train a head on ``dataset``'s train split from the caches; select it on the validation videos."""
+    """Train a head on ``dataset``'s train split from the caches; select it on the validation videos.
+
+    Under torchrun (WORLD_SIZE > 1) this joins the process group, trains this process's share and
+    leaves the group at the end; only rank 0 writes into ``out``.
+    """
     check_config(config)
-    out = Path(out)
-    clean_stale_temps(out)  # .best.pt.<rand>.tmp and the like of a killed run (only this module's temp names)
+    procs, device = distributed.setup(config.device, config.batch_size)
+    try:
+        return _run(config, dataset, features=features, out=Path(out), resume=resume, text_states=text_states,
+                    procs=procs, device=device)
+    finally:
+        distributed.teardown(procs)
+
+
+def _run(config: TrainHeadConfig, dataset: Dataset, *, features, out: Path, resume: bool, text_states: TextStates | None,
+         procs: distributed.Processes, device) -> TrainHeadResult:
+    if procs.main:
+        clean_stale_temps(out)  # .best.pt.<rand>.tmp and the like of a killed run (only this module's temp names)
     fc = open_features(features)
     candidates = fc.require_complete_inputs()
     dataset_fp = fc.check_dataset(dataset)  # the annotation fingerprint stands in when the clips are absent
@@ -284,7 +305,11 @@ def run(
                               f"(`clawcrane train-head ... --out NEW_DIR`) or move the file away")
         vocab = Vocabulary.build([q.sentence for q in split.fit], max_words=config.head.max_words)
 
-    data = prepare(config, split, features=fc, candidates=candidates, vocab=vocab, text_states=text_states, root=dataset.root)
+    def load() -> Prepared:
+        return prepare(config, split, features=fc, candidates=candidates, vocab=vocab, text_states=text_states, root=dataset.root)
+
+    # MiniLM states are cached under the cache root: rank 0 encodes and writes them, the others then read
+    data = procs.main_first(load) if config.head.text_encoder == "minilm" else load()
     train, val, counts = data.train, data.val, data.counts
     use_flip = config.flip and train.can_flip
     if config.flip and not use_flip:
@@ -292,17 +317,19 @@ def run(
 
     C = int(train.feat.shape[1])  # channels of the pooled features
     hcfg = replace(config.head, text_dim=int(train.text.shape[-1]) if train.text.dim() == 3 else MINILM_DIM)
-    device = resolve_device(config.device)
     model = new_head(hcfg, vocab_size=len(vocab), feat_dim=C, seed=config.seed)
     trainer = Trainer(model=model, lr=config.lr, weight_decay=config.weight_decay, lr_patience=config.lr_patience,
-                      lr_factor=config.lr_factor, tau=config.tau, batch_size=config.batch_size, flip=use_flip, seed=config.seed, device=device)
+                      lr_factor=config.lr_factor, tau=config.tau, batch_size=config.batch_size, flip=use_flip, seed=config.seed, device=device,
+                      rank=procs.rank, world=procs.world)
     start = 0
     if payload is not None:
         trainer.load_state(payload)
         start = int(payload["epoch"])
         log.info("resuming %s from epoch %d", out / LAST, start)
-    log.info("train-head: %d train / %d validation samples, %d words, C=%d, device %s, flip %s",
-             len(train), len(val) if val is not None else 0, len(vocab), C, device, use_flip)
+    if procs.main:
+        log.info("train-head: %d train / %d validation samples, %d words, C=%d, device %s, flip %s%s",
+                 len(train), len(val) if val is not None else 0, len(vocab), C, device, use_flip,
+                 f", {procs.world} processes of {config.batch_size // procs.world} samples per step" if procs.distributed else "")
 
     base = {
         "kind": KIND_HEAD, "config": output_config(config), "head_config": to_dict(hcfg), "vocab": vocab.tokens,
@@ -312,7 +339,11 @@ def run(
     }
 
     def save(state: EpochState) -> None:
-        payload = dict(base, **trainer.state(), epoch=state.epoch, metrics={
+        trainer_state = trainer.state()  # every process calls it (it gathers their dropout generators)
+        procs.barrier()  # every process has finished the epoch before rank 0 replaces last.pt / best.pt
+        if not procs.main:
+            return
+        payload = dict(base, **trainer_state, epoch=state.epoch, processes=procs.world, metrics={
             "train_loss": state.train_loss, "train_accuracy": state.train_accuracy, "validation": state.validation})
         save_checkpoint(out / LAST, payload)
         if state.is_best:
@@ -320,8 +351,10 @@ def run(
         write_json(out / METRICS, {"history": trainer.history, "counts": counts, "best_epoch": _best_epoch(trainer.history),
                                    "validation": split.describe()})
 
-    out.mkdir(parents=True, exist_ok=True)
+    if procs.main:
+        out.mkdir(parents=True, exist_ok=True)
     history = trainer.fit(train, val, epochs=config.epochs, start_epoch=start, on_epoch_end=save)
+    procs.barrier()  # no process returns before rank 0 has written the last epoch
     best = _best_epoch(history)
     best_val = next((h.get("validation") or {} for h in history if h["epoch"] == best), {})
     return TrainHeadResult(out=out, best=out / BEST, last=out / LAST, epochs=len(history), best_metrics=best_val, counts=counts)

@@ -40,33 +40,34 @@ def _box_mask(slot: int) -> np.ndarray:
     return m
 
 
-def colour_world(tmp: Path, *, n_train: int = 6, n_test: int = 3, seed: int = 0, flip: bool = True, missed: bool = True, write_videos: bool = True):
-    """(dataset, feature artifact folder, cache root). See the module docstring."""
-    rng = np.random.default_rng(seed)
-    root = tmp / "cache"
+def _plan(rng: np.random.Generator, n_videos: int) -> dict:
+    """Per (video index, frame): the slot of each colour and the planted (3, C) features (draw order fixed)."""
+    plan = {}
+    for v in range(n_videos):
+        for f in FRAMES:
+            slots = rng.permutation(3)  # colour c sits in slot slots[c]
+            fe = rng.normal(0, 0.1, (3, C)).astype(np.float32)
+            fe[np.arange(3), np.arange(3)] += 1.0
+            plan[(v, f)] = (slots, fe)
+    return plan
+
+
+def _write_caches(root: Path, plan: dict, video_ids: list[str], *, seed: int, flip: bool, dataset: dict) -> Path:
+    """The candidate cache (exactly the objects' masks) and the feature cache (colours planted); the feature folder."""
     cand_key, feat_key = f"cand{seed:012d}", f"feat{seed:012d}"
     cand_store = Store.create(artifact_dir(root, "detect", cand_key), {"stage": "detect", "key": cand_key, "upstream": {}, "config": {"detector": "oracle"}})
     feat_store = Store.create(
         artifact_dir(root, "extract", feat_key),
         {"stage": "extract", "key": feat_key, "upstream": {"candidates": cand_key},
          "config": {"backbone": "planted", "channels": C, "with_flip": flip}, "channels": C,
-         "dataset": {"name": "colour-world", "fingerprint": "fp"}},
+         "dataset": dataset},
     )
-    videos, queries, layout = {}, [], {}
-    for v in range(n_train + n_test):
-        vid, split = f"vid{v:02d}", ("train" if v < n_train else "test")
-        src = tmp / "videos" / f"{vid}.mp4"
-        if write_videos:
-            write_mp4(src, [np.zeros((H, W, 3), np.uint8)] * 3, fps=5.0)
-        videos[vid] = Video(vid, Mp4Frames(src), 5.0, W, H, 3, split)
+    for v, vid in enumerate(video_ids):
         frames, boxes, rles, feats, poss, ffeat, fpos = [], [], [], [], [], [], []
         for f in FRAMES:
-            slots = rng.permutation(3)  # colour c sits in slot slots[c]
-            layout[(vid, f)] = slots
+            slots, fe = plan[(v, f)]
             ms = np.stack([_box_mask(slots[c]) for c in range(3)])
             bx = np.stack([mask_ops.tight_box(m) for m in ms])
-            fe = rng.normal(0, 0.1, (3, C)).astype(np.float32)
-            fe[np.arange(3), np.arange(3)] += 1.0
             frames += [f] * 3
             boxes.append(bx)
             rles += mask_ops.encode_many(ms)
@@ -87,6 +88,22 @@ def colour_world(tmp: Path, *, n_train: int = 6, n_test: int = 3, seed: int = 0,
             pos=np.concatenate(poss), feat_flip=np.concatenate(ffeat).astype(np.float16) if flip else None,
             pos_flip=np.concatenate(fpos) if flip else None,
         ).to_record())
+    return feat_store.path
+
+
+def colour_world(tmp: Path, *, n_train: int = 6, n_test: int = 3, seed: int = 0, flip: bool = True, missed: bool = True, write_videos: bool = True):
+    """(dataset, feature artifact folder, cache root). See the module docstring."""
+    plan = _plan(np.random.default_rng(seed), n_train + n_test)
+    root = tmp / "cache"
+    video_ids = [f"vid{v:02d}" for v in range(n_train + n_test)]
+    features = _write_caches(root, plan, video_ids, seed=seed, flip=flip, dataset={"name": "colour-world", "fingerprint": "fp"})
+    videos, queries, layout = {}, [], {(vid, f): plan[(v, f)][0] for v, vid in enumerate(video_ids) for f in FRAMES}
+    for v, vid in enumerate(video_ids):
+        split = "train" if v < n_train else "test"
+        src = tmp / "videos" / f"{vid}.mp4"
+        if write_videos:
+            write_mp4(src, [np.zeros((H, W, 3), np.uint8)] * 3, fps=5.0)
+        videos[vid] = Video(vid, Mp4Frames(src), 5.0, W, H, 3, split)
         for c, colour in enumerate(COLOURS):
             loader = (lambda f, vid=vid, c=c: _box_mask(layout[(vid, f)][c]))
             queries.append(Query(f"{vid}_{c}", vid, f"the {colour} ball", str(c), FRAMES, "appearance", split, loader))
@@ -101,4 +118,35 @@ def colour_world(tmp: Path, *, n_train: int = 6, n_test: int = 3, seed: int = 0,
         return [Instance(str(c), _box_mask(layout[(vid, f)][c])) for c in range(3)]
 
     ds = Dataset("synthetic", tmp, videos, queries, {v: FRAMES for v in videos}, instances, fingerprint="fp")
-    return ds, feat_store.path, root
+    return ds, features, root
+
+
+def a2d_colour_world(tmp: Path, *, n_train: int = 6, n_test: int = 1, seed: int = 0, flip: bool = True) -> tuple[Path, Path]:
+    """The colour world as an A2D-Sentences folder on disk, with its caches: (dataset folder, feature folder).
+
+    For runs in another process (``clawcrane train-head --dataset DIR``, torchrun): the caches carry
+    the folder's real fingerprint. Objects are A2D instances 1..3 ("the red ball", ...) annotated in
+    frames 0 and 2; no missed object.
+    """
+    from helpers.dataset_builders import A2DObject, A2DVideo, make_a2d
+
+    from clawcrane.datasets import open_dataset
+
+    plan = _plan(np.random.default_rng(seed), n_train + n_test)
+    video_ids = [f"vid{v:02d}" for v in range(n_train + n_test)]
+
+    def box(slot: int) -> tuple[int, int, int, int]:
+        ys, xs = np.nonzero(_box_mask(slot))
+        return int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1
+
+    videos = [
+        A2DVideo(vid, "train" if v < n_train else "test", height=H, width=W, num_frames=3, annotated=FRAMES, objects=[
+            A2DObject(str(c + 1), f"the {colour} ball", {f: box(plan[(v, f)][0][c]) for f in FRAMES}, 11, "appearance")
+            for c, colour in enumerate(COLOURS)])
+        for v, vid in enumerate(video_ids)
+    ]
+    data = make_a2d(tmp / "a2d", videos, missed=[], copy_row=False)
+    ds = open_dataset(data)
+    features = _write_caches(tmp / "cache", plan, video_ids, seed=seed, flip=flip,
+                             dataset={"name": ds.name, "root": str(data), "fingerprint": ds.fingerprint})
+    return data, features

@@ -28,6 +28,7 @@ from clawcrane.config import (
     ExtractConfig,
     HeadConfig,
     QuickstartConfig,
+    ReportConfig,
     SegmentConfig,
     SynthConfig,
     TrackRankConfig,
@@ -123,6 +124,7 @@ def main(log_level: str) -> None:
       clawcrane track-rank               TRM tracks per query -> predictions (Parquet)
       clawcrane evaluate PRED            P@K, mAP, Overall/Mean IoU
       clawcrane export PRED              COCO-RLE JSON, PNG masks, Ref-YouTube-VOS submission
+      clawcrane report PRED              one static HTML page: tables, P@K curve, gallery
       clawcrane ablate                   the paper's Table 3 rows over one feature cache
       clawcrane segment VIDEO --query S  your own video and sentences: masks + overlay video
       clawcrane quickstart               all of it on the synthetic benchmark (the README's job)
@@ -207,6 +209,55 @@ def export_cmd(predictions: str, format: str, out_dir: str | None, dataset_path:
     result = export.run(config, predictions=predictions, out_dir=out_dir, dataset=ds)
     click.echo(f"exported {result.masks} masks of {result.queries} queries in {result.videos} videos ({result.format})")
     click.echo(f"wrote {result.out_dir}")
+
+
+@main.command("report")
+@click.argument("predictions", metavar="PRED", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--dataset", "dataset_path", required=True, type=click.Path(exists=True, path_type=str),
+              help="The dataset folder the predictions were made for (ground truth and frames are read).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Folder for index.html  [default: PRED's folder / <PRED stem>-report, or <PRED stem>-report-<split> "
+                   "for another --split than test]")
+@click.option("--head", "head", type=click.Path(exists=True, path_type=str), default=None,
+              help="A train-head run folder (or its metrics.json): adds its loss and accuracy per epoch.")
+@click.option("--ablation", "ablation", type=click.Path(exists=True, path_type=str), default=None,
+              help="TABLE/ablation.json of `clawcrane ablate` (or the TABLE folder): adds the ablation table.")
+@field_option(ReportConfig, "split")
+@field_option(ReportConfig, "j_and_f")
+@field_option(ReportConfig, "gallery")
+@field_option(ReportConfig, "thumb_width")
+@field_option(ReportConfig, "force")
+def report_cmd(predictions: str, dataset_path: str, out_dir: str | None, head: str | None, ablation: str | None,
+               **options) -> None:
+    """Write one static HTML page of PRED's results: OUT/index.html (no server, no network needed).
+
+    \b
+    The page holds, from the same computations as `evaluate`:
+      - the metrics table (P@0.5..0.9, both mAPs, Overall/Mean IoU), per query type and wording;
+      - P@K for IoU thresholds K = 0.5..0.95 as a chart, overall and per query type;
+      - with --head: the head's loss and accuracy per epoch, the epoch of best.pt marked;
+      - a gallery of the --gallery worst and best samples: the frame with the chosen mask filled
+        and the true mask outlined, the sentence, IoU and score;
+      - with --ablation: the Table 3 rows of an `ablate` run.
+    Images are embedded in the file, so index.html can be opened, copied or mailed alone. OUT
+    is replaced as a whole; a folder holding other files needs --force.
+
+    \b
+    Example:
+      clawcrane report runs/pred.parquet --dataset data/small --head runs/head \\
+          --ablation table-small-oracle/ablation.json --out report
+    """
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import report
+
+    config = config_from(ReportConfig, options)
+    ds = open_dataset(dataset_path, split=None)
+    res = report.run(config, predictions=predictions, dataset=ds, out_dir=out_dir, head=head, ablation=ablation)
+    m = res.metrics
+    click.echo(f"report: {res.samples} samples, P@0.5 {100 * m['P@0.5']:.1f}, mAP (COCO) {100 * m['mAP_coco']:.1f}, "
+               f"Overall IoU {100 * m['overall_iou']:.1f}; sections {', '.join(res.sections)}; "
+               f"{res.gallery} gallery images; {res.bytes / 1024:.0f} KiB")
+    click.echo(f"wrote {res.index}")
 
 
 @main.command("doctor")

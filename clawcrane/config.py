@@ -224,6 +224,28 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """`clawcrane report`: one static HTML page of a predictions file's results (metrics, curves, gallery)."""
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("force",)
+
+    def __post_init__(self):
+        check_fields(self)
+
+    split: str = field(default="test", metadata={CHOICES: SPLITS})
+    """Which samples the page scores, as `evaluate --split`: 'test', 'train', 'all', or 'val' (the head's validation
+    videos, recorded in predictions made with `track-rank --split val`)."""
+    j_and_f: str = field(default="auto", metadata={CHOICES: ("auto", "on", "off")})
+    """J&F (DAVIS-2017) in the metrics table: 'auto' (when every query has masks on all its video's frames), 'on', 'off'."""
+    gallery: int = limits(6, 0, 100)
+    """Samples in each half of the gallery: the N worst and the N best by IoU of the chosen mask (0: no gallery)."""
+    thumb_width: int = limits(320, 64, 1920)
+    """Width in pixels of a gallery image (frames are drawn at their size, then scaled down, never up)."""
+    force: bool = False
+    """Replace the --out folder even when it holds files report did not write (they are deleted with it) (runtime only)."""
+
+
+@dataclass(frozen=True)
 class DoctorConfig:
     """`clawcrane doctor`: check a dataset folder, count its samples, list every problem."""
 

@@ -16,7 +16,7 @@ COMMANDS = {
     "train-head": (C.HeadConfig, C.TrainHeadConfig), "track-rank": (C.TrackRankConfig,), "ablate": (C.AblateConfig,),
     "evaluate": (C.EvalConfig,), "export": (C.ExportConfig,), "extract": (C.ExtractConfig,), "detect": (C.DetectConfig,),
     "train-detector": (C.TrainDetectorConfig,), "segment": (C.SegmentConfig,), "quickstart": (C.QuickstartConfig,),
-    "doctor": (C.DoctorConfig,),
+    "doctor": (C.DoctorConfig,), "report": (C.ReportConfig,),
 }
 CLI_ONLY_DEFAULTS = {
     ("train-head", "embed_dim"), ("train-head", "word_dim"), ("train-head", "lstm_hidden"),  # from --size

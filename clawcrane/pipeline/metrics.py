@@ -144,13 +144,25 @@ def coco_map(samples: Sequence[Sample]) -> float:
     return max(float(ev.stats[0]), 0.0)  # -1 means "no GT", which cannot happen here
 
 
-def summarize(samples: Sequence[Sample]) -> dict[str, float]:
-    """All A2D-protocol metrics of a set of samples (values are fractions in [0, 1])."""
+def top1_intersection_union(samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:
+    """(S,) int64 pixel counts I and U of each sample's top-1 mask against its GT."""
     S = len(samples)  # samples
     inter = np.zeros(S, np.int64)
     union = np.zeros(S, np.int64)
     for i, s in enumerate(samples):
         inter[i], union[i] = intersection_union(s.top1(), s.gt)
+    return inter, union
+
+
+def top1_ious(samples: Sequence[Sample]) -> np.ndarray:
+    """(S,) per-sample IoU of the top-1 mask (the value P@K thresholds and Mean IoU averages)."""
+    return sample_ious(*top1_intersection_union(samples))
+
+
+def summarize(samples: Sequence[Sample]) -> dict[str, float]:
+    """All A2D-protocol metrics of a set of samples (values are fractions in [0, 1])."""
+    S = len(samples)  # samples
+    inter, union = top1_intersection_union(samples)
     ious = sample_ious(inter, union)
     out: dict[str, float] = {"samples": S}
     out.update(precision_at(ious))

@@ -8,6 +8,9 @@ then cut with "..."), and the score, or "no matching object" when the query abst
 frame. Text sits on a darkened box so it reads on any background. Pixels outside the masks, their
 outlines and the text boxes are left exactly as they were.
 
+``draw_comparison`` puts a chosen mask (filled) against the true mask (outlined) on one frame,
+for galleries of good and bad answers.
+
 ``contact_sheet`` lays a few thumbnails (``thumbnail``) in a grid with a frame label each, and a
 caption row below that lists every query's colour, sentence and score.
 
@@ -51,6 +54,10 @@ TEXT_COLOUR: Colour = (255, 255, 255)
 NO_MATCH = "no matching object"
 NOT_PROCESSED = "no prediction for this frame"
 SHEET_BACKGROUND: Colour = (32, 32, 32)
+CHOSEN_COLOUR: Colour = PALETTE[6]
+"""``draw_comparison``: the chosen (predicted) mask, filled (cyan: apart from the usual object colours)."""
+TRUTH_COLOUR: Colour = PALETTE[3]
+"""``draw_comparison``: the true mask, outlined."""
 
 
 @dataclass(frozen=True)
@@ -211,12 +218,42 @@ def draw_frame(frame: np.ndarray, queries: Sequence[QueryOverlay], *, label: str
                 break
             y += _text_block(out, margin, y, lines, scale, q.colour, q.abstained) + margin // 2
     if label:
-        scale = 0.8 * font_scale(H, W)
-        lab = ascii_text(label)
-        lh = line_height(scale)
-        pad = max(3, round(5 * scale))
-        bw = text_width(lab, scale) + 2 * pad
-        _text_block(out, max(0, W - bw - 2), max(0, H - lh - pad - 2), [(lab, TEXT_COLOUR)], scale, None, False)
+        _corner_label(out, label)
+    return out
+
+
+def _corner_label(out: np.ndarray, label: str) -> None:
+    """In place: ``label`` in a small dark box in the bottom-right corner."""
+    H, W = out.shape[:2]  # (H, W) frame height, width
+    scale = 0.8 * font_scale(H, W)
+    lab = ascii_text(label)
+    lh = line_height(scale)
+    pad = max(3, round(5 * scale))
+    bw = text_width(lab, scale) + 2 * pad
+    _text_block(out, max(0, W - bw - 2), max(0, H - lh - pad - 2), [(lab, TEXT_COLOUR)], scale, None, False)
+
+
+def draw_comparison(frame: np.ndarray, chosen: np.ndarray | None, truth: np.ndarray | None, *,
+                    chosen_colour: Colour = CHOSEN_COLOUR, truth_colour: Colour = TRUTH_COLOUR,
+                    label: str | None = None) -> np.ndarray:
+    """``frame`` (H, W, 3) uint8 RGB with a chosen mask against the true one: the chosen mask filled and
+    outlined in ``chosen_colour``, the true mask's outline drawn over it in ``truth_colour``.
+
+    Either mask may be None or empty (nothing chosen, no ground truth); ``label`` goes in the
+    bottom-right corner as in ``draw_frame``. Pixels off both masks' fills and outlines (and the
+    label box) are left as they were.
+    """
+    H, W = frame.shape[:2]  # (H, W) frame height, width
+    for name, m in (("chosen", chosen), ("true", truth)):
+        if m is not None and m.shape != (H, W):
+            raise ValueError(f"{name} mask {m.shape} does not match the frame ({H}, {W})")
+    q = QueryOverlay(sentence="", mask=chosen, colour=chosen_colour)
+    out = draw_frame(frame, [q], text=False)
+    if truth is not None and truth.any():
+        line = max(1, round(min(H, W) / 160))
+        _outline(out, truth.astype(bool), truth_colour, line + 1, 1.0)
+    if label:
+        _corner_label(out, label)
     return out
 
 

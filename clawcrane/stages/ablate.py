@@ -306,7 +306,7 @@ def markdown(rows: list[RowResult], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ours(report: Path) -> bool:
+def is_ablation_report(report: Path) -> bool:
     """Whether ``report`` is an ablation.json this stage wrote."""
     try:
         data = json.loads(report.read_text())
@@ -324,10 +324,27 @@ def check_out(out: Path, split: str) -> None:
         if p.is_symlink() or (p.exists() and not p.is_file()):
             raise ConfigError(f"{p}: is not a plain file, so ablate does not write over it; choose another --out "
                               f"(`clawcrane ablate ... --out NEW_DIR`) or move it away")
-    if (report.exists() and not _ours(report)) or (md.exists() and not report.exists()):
+    if (report.exists() and not is_ablation_report(report)) or (md.exists() and not report.exists()):
         theirs = report if report.exists() else md
         raise ConfigError(f"{theirs}: was not written by `clawcrane ablate`, so it is left as it is; choose another --out "
                           f"(`clawcrane ablate ... --out NEW_DIR`) or move the file away")
+
+
+def report_json(config: AblateConfig, track: TrackRankConfig, features: Path, dataset: Dataset,
+                results: list[RowResult], *, dataset_fp: str = "") -> dict[str, Any]:
+    """The content of TABLE/ablation.json (what `report --ablation` reads)."""
+    return {
+        "config": to_dict(config), "track_rank": to_dict(track), "features": str(features),
+        "dataset": dataset.identity(dataset_fp or dataset.fingerprint),
+        "rows": [{"name": r.row.name, "label": r.row.label, "position": r.row.position, "relation": r.row.relation,
+                  "trm": r.row.trm, "ranks": r.row.ranks, "motion": r.row.motion, "score_mode": r.row.score_mode, "metrics": r.metrics, "by_query_type": r.by_query_type, "by_wording": r.by_wording,
+                  "by_type_seen": r.by_type_seen,
+                  "spread": {k: list(v) for k, v in r.spread.items()},
+                  "seeds": [{"seed": s.seed, "run": str(s.run), "predictions": str(s.predictions),
+                             "trained_epochs": s.trained_epochs, "metrics": s.metrics, "by_query_type": s.by_query_type,
+                             "by_wording": s.by_wording, "by_type_seen": s.by_type_seen, "seconds": s.seconds}
+                            for s in r.seeds]} for r in results],
+    }
 
 
 def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out: str | os.PathLike,
@@ -376,18 +393,7 @@ def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out
              f"{'seed' if len(config.seeds) == 1 else 'mean (min-max) over seeds'} {seeds}, best.pt selected on "
              f"{config.val_fraction:g} of the train videos, track score {base_track.score_mode} unless the row says)")
     md = markdown(results, title)
-    report: dict[str, Any] = {
-        "config": to_dict(config), "track_rank": to_dict(base_track), "features": str(features),
-        "dataset": dataset.identity(dataset_fp),
-        "rows": [{"name": r.row.name, "label": r.row.label, "position": r.row.position, "relation": r.row.relation,
-                  "trm": r.row.trm, "ranks": r.row.ranks, "motion": r.row.motion, "score_mode": r.row.score_mode, "metrics": r.metrics, "by_query_type": r.by_query_type, "by_wording": r.by_wording,
-                  "by_type_seen": r.by_type_seen,
-                  "spread": {k: list(v) for k, v in r.spread.items()},
-                  "seeds": [{"seed": s.seed, "run": str(s.run), "predictions": str(s.predictions),
-                             "trained_epochs": s.trained_epochs, "metrics": s.metrics, "by_query_type": s.by_query_type,
-                             "by_wording": s.by_wording, "by_type_seen": s.by_type_seen, "seconds": s.seconds}
-                            for s in r.seeds]} for r in results],
-    }
+    report = report_json(config, base_track, features, dataset, results, dataset_fp=dataset_fp)
     write_json(out / split_name("ablation.json", config.split), report)
     write_text(out / split_name("ablation.md", config.split), md)
     return AblateResult(out=out, rows=results, markdown=md, seconds=time.perf_counter() - t_start)

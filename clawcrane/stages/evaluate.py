@@ -204,24 +204,44 @@ def _check_split(preds: Predictions, wanted: str) -> None:
                         f"`clawcrane track-rank --split {wanted}` first")
 
 
-def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset, out_dir: str | os.PathLike | None = None) -> EvalResult:
-    """Score ``predictions`` on ``dataset``'s ``config.split``; write metrics.json + metrics.md."""
+@dataclass
+class Scored:
+    """A split scored in memory (what `evaluate` writes and `report` draws)."""
+
+    samples: list[M.Sample]
+    """Every (query, annotated frame) of the split, GT and predictions at GT size."""
+    missing: list[str]
+    tied: list[str]
+    metrics: dict[str, float]
+    by_query_type: dict[str, dict[str, float]]
+    by_wording: dict[str, dict[str, float]]
+    by_type_seen: dict[str, dict[str, float]]
+    j_and_f: dict[str, float] | None
+
+
+def check_config(config: EvalConfig) -> None:
     if config.split not in ("test", "train", "all", "val"):
         raise ConfigError(f"--split {config.split!r}: expected test, train, val or all")
     if config.j_and_f not in ("auto", "on", "off"):
         raise ConfigError(f"j_and_f {config.j_and_f!r}: expected auto, on or off")
-    check_out_dir(Path(out_dir) if out_dir is not None else default_out_dir(predictions, config.split))
-    preds = read_predictions(predictions)
-    fingerprint = _check_dataset(preds, dataset)
-    _check_split(preds, config.split)
+
+
+def checked_queries(preds: Predictions, dataset: Dataset, split: str) -> list[Query]:
+    """The queries of ``split`` after refusing predictions made for another dataset or another split."""
+    _check_dataset(preds, dataset)
+    _check_split(preds, split)
     try:
-        queries = split_queries(dataset, config.split, preds.meta.get("validation"))
+        queries = split_queries(dataset, split, preds.meta.get("validation"))
     except ValueError:
         raise DataError(f"{preds.path}: --split val needs predictions made with `track-rank --split val` (they record "
                         "the head's validation videos)") from None
     if not any(q.frames for q in queries):
-        raise DataError(f"{dataset.root}: no annotated samples in split {config.split!r}; pick another --split")
+        raise DataError(f"{dataset.root}: no annotated samples in split {split!r}; pick another --split")
+    return queries
 
+
+def score(config: EvalConfig, preds: Predictions, dataset: Dataset, queries: list[Query]) -> Scored:
+    """Score ``queries`` (from ``checked_queries``): every metric, per type and wording, J&F when asked; logs the warnings."""
     samples, missing = collect_samples(preds, dataset, queries)
     if missing:
         log.warning("%d of %d samples have no prediction and count as empty: %s", len(missing), len(samples), _listing(missing))
@@ -229,12 +249,7 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
     if tied:
         log.warning("%s: %d of %d samples have several masks sharing the top score (e.g. %s); evaluate takes the lowest "
                     "rank, other evaluators may take another mask; re-run `clawcrane track-rank` to get strict scores",
-                    predictions, len(tied), len(samples), _listing(tied))
-    metrics = M.summarize(samples)
-    by_type = M.by_query_type(samples)
-    by_wording = M.by_wording(samples)
-    by_type_seen = M.by_type_seen(samples)
-
+                    preds.path, len(tied), len(samples), _listing(tied))
     jf = None
     if config.j_and_f == "on" or (config.j_and_f == "auto" and _full_video(queries, dataset)):
         by_query: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
@@ -244,6 +259,21 @@ def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset,
             pred = mask_ops.decode(top) if top is not None else np.zeros_like(gt)
             by_query.setdefault(s.sample_id.rsplit("@", 1)[0], []).append((pred, gt))
         jf = M.j_and_f(list(by_query.values()))
+    return Scored(samples=samples, missing=missing, tied=tied, metrics=M.summarize(samples),
+                  by_query_type=M.by_query_type(samples), by_wording=M.by_wording(samples),
+                  by_type_seen=M.by_type_seen(samples), j_and_f=jf)
+
+
+def run(config: EvalConfig, *, predictions: str | os.PathLike, dataset: Dataset, out_dir: str | os.PathLike | None = None) -> EvalResult:
+    """Score ``predictions`` on ``dataset``'s ``config.split``; write metrics.json + metrics.md."""
+    check_config(config)
+    check_out_dir(Path(out_dir) if out_dir is not None else default_out_dir(predictions, config.split))
+    preds = read_predictions(predictions)
+    queries = checked_queries(preds, dataset, config.split)
+    fingerprint = _check_dataset(preds, dataset)  # the annotation fingerprint when the clips are absent
+    sc = score(config, preds, dataset, queries)
+    metrics, by_type, by_wording, by_type_seen, jf = sc.metrics, sc.by_query_type, sc.by_wording, sc.by_type_seen, sc.j_and_f
+    missing, tied = sc.missing, sc.tied
 
     title = f"{dataset.name} {config.split} ({Path(predictions).name})"
     md = markdown_tables(metrics, by_type, jf, title, by_wording=by_wording, by_type_seen=by_type_seen)

@@ -295,7 +295,7 @@ class VideoSession:
         if ds.name != "video" or len(ds.videos) != 1:
             raise ConfigError(f"{video}: a session opens one video (an mp4 or a frame folder), not a {ds.name} dataset")
         if not detector:
-            raise ConfigError("VideoSession.open needs detector= (a train-detector checkpoint PATH, r50-fpn, or import:PATH)")
+            raise ConfigError("VideoSession.open needs detector= (a train-detector checkpoint PATH, r50-fpn, import:PATH or import:KIND:PATH)")
         cache = Path(cache) if cache else default_cache_root()
         head_path = head_file(head)
         if not head_path.is_file():

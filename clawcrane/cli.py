@@ -415,6 +415,19 @@ def detect(dataset, detector, cache_dir, frame_stride, train_frames, score_thres
       PATH/<video_id>/<frame:05d>.png   palette/grayscale id PNG: pixel = instance id, 0 = background
       PATH/<video_id>/<frame:05d>.npy   2-D integer id map, same meaning
     Only frames with an entry are visited; masks of another size are resized to the video's.
+
+    \b
+    Other systems' own output (--detector import:KIND:PATH; PATH/<video_id>/ per video, or for one
+    video PATH itself; frame = the file name's number, 0-based; track ids, scores, classes kept):
+      import:gsam2:PATH  Grounded-SAM-2 continuous-id demos: mask_data/mask_<frame>.npy (uint16 ids)
+                         + json_data/mask_<frame>.json (labels: class_name, logit)
+      import:deva:PATH   DEVA demos: Annotations/<frame>.png (RGB id = R + 256G + 65536B, or palette)
+                         + pred.json (segments_info: id, category_id, score)
+      import:sam2:PATH   SAM 2 tools/vos_inference.py: <frame>.png palette (value = object id), or
+                         <object_id:03d>/<frame>.png with --per_obj_png_file
+      import:sam3:PATH   SAM 3 YT-VIS results .json (per masklet: video_id, score, category_id,
+                         segmentations per frame), or a folder with it and its YT-VIS annotation
+                         .json (frame names, video names, category names)
     """
     from clawcrane.datasets import open_dataset
     from clawcrane.stages import detect as stage

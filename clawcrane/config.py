@@ -335,7 +335,8 @@ class DetectConfig:
 
     detector: str
     """A detector checkpoint PATH (`train-detector`), 'r50-fpn[:WEIGHTS]' (torchvision COCO Mask R-CNN),
-    'oracle' (ground-truth instances of annotated frames) or 'import:PATH' (masks from another system)."""
+    'oracle' (ground-truth instances of annotated frames), 'import:PATH' (masks from another system: COCO-RLE
+    JSON, id PNGs, .npy id maps) or 'import:KIND:PATH' (the files gsam2, deva, sam2 or sam3 write)."""
     frame_stride: int = limits(1, 1, None)
     """Run on every S-th frame (0, S, 2S, ...) plus every annotated frame, so evaluation frames always have candidates."""
     train_frames: str = field(default="all", metadata={CHOICES: ("all", "annotated")})
@@ -599,7 +600,8 @@ class SegmentConfig:
         check_fields(self)
 
     detector: str = ""
-    """What proposes candidates (as `detect --detector`): a checkpoint PATH, 'r50-fpn', or 'import:PATH'."""
+    """What proposes candidates (as `detect --detector`): a checkpoint PATH, 'r50-fpn', 'import:PATH', or
+    'import:KIND:PATH' with KIND gsam2, deva, sam2 or sam3 and PATH that system's output folder for this video."""
     backbone: str = "auto"
     """Feature backbone; 'auto' takes the one the head was trained on (any other value must equal it)."""
     top_k: int = limits(5, 1, None)

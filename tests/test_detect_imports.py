@@ -87,6 +87,7 @@ def test_detect_from_an_import_stores_exactly_the_imported_masks(tmp_path):
     # only frames with an import entry are visited (not annotated frames 1 and 4, which have none)
     assert list(v0.processed_frames) == [0]
     np.testing.assert_array_equal(v0.masks(), a[[1, 2, 0]])  # sorted by descending score
+    assert v0.track_ids is None and v0.class_names is None  # the generic formats add no optional columns
     np.testing.assert_array_equal(c.video("vid01").masks(), b)
     assert c.meta["upstream"]["detector"] == detector_key(cfg.detector, ds)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -245,3 +246,23 @@ def test_no_overlay_writes_the_same_masks_and_json_without_drawing(trained, tmp_
     assert pngs and [p.relative_to(tmp_path / "with").as_posix() for p in pngs] == [n for n in names if n.endswith(".png")]
     for p in pngs:
         assert p.read_bytes() == (tmp_path / "without" / p.relative_to(tmp_path / "with")).read_bytes()
+
+
+def test_segment_reads_a_sam2_output_folder_of_the_one_video(trained, tmp_path):
+    """`import:sam2:PATH` with PATH the clip's own vos_inference.py folder (per-object PNGs), whatever its name."""
+    from PIL import Image
+
+    clip, spec, head = trained
+    src = spec[len("import:"):]
+    run = tmp_path / "sam2_run"
+    for png in sorted((Path(src) / "clip").glob("*.png")):
+        ids = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
+        for oid in (1, 2):
+            (run / f"{oid:03d}").mkdir(parents=True, exist_ok=True)
+            im = Image.fromarray((ids == oid).astype(np.uint8))
+            im.putpalette([0, 0, 0, 255, 255, 255] * 128)
+            im.save(run / f"{oid:03d}" / png.name)
+    r = _segment(["--query", "the big box"], (clip, f"import:sam2:{run}", head), tmp_path / "out", tmp_path / "c")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "out" / "segments.json").read_text())
+    assert doc["queries"][0]["status"] == "ok" and all(mask_ops.decode(f["mask"]).any() for f in doc["queries"][0]["frames"])

@@ -1,10 +1,11 @@
 """Detectors from ``--detector`` values: spec parsing, the cache key, the ready detector.
 
 A value is a ``train-detector`` checkpoint PATH, ``r50-fpn[:WEIGHTS]`` (torchvision's COCO Mask
-R-CNN), ``oracle`` (the dataset's ground-truth instances) or ``import:PATH`` (masks made by another
-system). ``detector_key(spec, dataset)`` names its content (checkpoint hash, dataset fingerprint,
-imported files) without building anything, so `detect` finds a cached result before loading a
-model; ``build_detector(spec, dataset)`` builds it. ``new_detector_model`` is the untrained model
+R-CNN), ``oracle`` (the dataset's ground-truth instances), ``import:PATH`` (masks made by another
+system, generic formats: ``cache.imports``) or ``import:<kind>:PATH`` with kind gsam2, deva, sam2
+or sam3 (the files those systems write: ``cache.system_imports``). ``detector_key(spec, dataset)``
+names its content (checkpoint hash, dataset fingerprint, imported files) without building
+anything, so `detect` finds a cached result before loading a model; ``build_detector(spec, dataset)`` builds it. ``new_detector_model`` is the untrained model
 `train-detector` starts from (pretrained bodies loaded), ``detector_model(path)`` a trained one.
 """
 
@@ -51,7 +52,8 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     if spec.startswith(IMPORT + ":"):
         path = spec[len(IMPORT) + 1:]
         if not path:
-            raise ConfigError("--detector import: needs a path, e.g. import:masks.json or import:masks_dir/")
+            raise ConfigError("--detector import: needs a path, e.g. import:masks.json, import:masks_dir/ or "
+                              "import:sam2:sam2_out/")
         return IMPORT, path
     if not spec:
         raise ConfigError("--detector is empty; pass a checkpoint, r50-fpn, oracle or import:PATH")
@@ -79,9 +81,14 @@ def detector_key(spec: str, dataset) -> str:
     if kind == ORACLE:
         return OracleDetector.key_for(dataset.fingerprint)
     if kind == IMPORT:
-        from clawcrane.cache.imports import import_fingerprint
+        from clawcrane.cache.imports import import_fingerprint, split_import
 
-        return hash_json({"detector": "import", "version": 1, "files": import_fingerprint(path)})
+        fmt, where = split_import(path)
+        if fmt is None:
+            return hash_json({"detector": "import", "version": 1, "files": import_fingerprint(where)})
+        from clawcrane.cache.system_imports import system_fingerprint
+
+        return hash_json({"detector": "import", "kind": fmt, "version": 1, "files": system_fingerprint(fmt, where)})
     if kind == R50_FPN:
         if path is None:
             from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
@@ -142,6 +149,39 @@ def maskrcnn_from_torchvision(weights_path: str | os.PathLike | None = None, *, 
                             score_threshold=score_threshold)
 
 
+def frame_stems(dataset) -> dict[str, dict[str, int]]:
+    """video id -> {frame image stem: frame index} of the videos stored as frame folders (not mp4s)."""
+    out = {}
+    for vid, video in dataset.videos.items():
+        files = getattr(video.source, "files", None)
+        if files:
+            out[vid] = {Path(f).stem: i for i, f in enumerate(files)}
+    return out
+
+
+def open_mask_source(value: str, dataset):
+    """The parsed import of ``import:VALUE`` for ``dataset`` (generic format or a system's own files).
+
+    Warns when imported frame numbers run past a video's last frame (frames are 0-based indices;
+    1-based names leave the last frame out and shift every mask by one).
+    """
+    from clawcrane.cache.imports import open_import, split_import
+
+    fmt, where = split_import(value)
+    if fmt is None:
+        return open_import(where, video_ids=list(dataset.videos))
+    from clawcrane.cache.system_imports import open_system_import
+
+    src = open_system_import(fmt, where, video_ids=list(dataset.videos), frame_stems=frame_stems(dataset))
+    for vid in src.video_ids():
+        video = dataset.videos.get(vid)
+        frames = src.frames(vid)
+        if video is not None and frames and max(frames) >= video.num_frames:
+            log.warning("%s: %s has masks for frames up to %d but %d frames (0..%d); frames past the end are ignored "
+                        "(name frames by their 0-based index)", where, vid, max(frames), video.num_frames, video.num_frames - 1)
+    return src
+
+
 def build_detector(spec: str, dataset, *, device: str = "auto", batch_size: int = 4) -> Detector:
     """The detector a ``--detector`` value names, ready to run (loads weights or imported masks).
 
@@ -152,9 +192,7 @@ def build_detector(spec: str, dataset, *, device: str = "auto", batch_size: int 
         return OracleDetector.from_dataset(dataset)
     sizes = {v: (video.height, video.width) for v, video in dataset.videos.items()}
     if kind == IMPORT:
-        from clawcrane.cache.imports import open_import
-
-        return ImportDetector(open_import(path, video_ids=list(dataset.videos)), sizes)
+        return ImportDetector(open_mask_source(path, dataset), sizes)
     if kind == R50_FPN:
         return maskrcnn_from_torchvision(path, device=device, batch_size=batch_size)
     return maskrcnn_from_checkpoint(_existing_file(path, "checkpoint"), device=device, batch_size=batch_size)

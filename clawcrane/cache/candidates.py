@@ -3,6 +3,10 @@
 Columns per video (rows sorted by frame, then descending score; candidate id = row index):
 ``frame`` int32 (K,), ``box`` float32 (K, 4) x1 y1 x2 y2 px, ``score`` float32 (K,),
 ``class_id`` int32 (K,), ``rle`` K RLE ``counts`` byte strings, ``processed_frames`` int32 (F,).
+Optional columns, written only when the detector gives them (imports of Grounded-SAM-2, DEVA,
+SAM 2, SAM 3): ``track_id`` int32 (K,) the proposer's track id (-1: none) and ``class_name`` K
+UTF-8 byte strings (b"": none). A cache without them reads as ``track_ids = class_names = None``;
+readers that do not know them ignore them, so schema 2 is unchanged.
 Attributes: ``height``, ``width``, ``num_frames``, ``fps``, ``status`` ('ok' / 'bad'), ``error``.
 """
 
@@ -45,6 +49,10 @@ class VideoCandidates:
     fps: float = 0.0
     status: str = "ok"
     error: str = ""
+    track_ids: np.ndarray | None = None
+    """(K,) int32 track id given by the proposer (-1: none), or None when it gives none."""
+    class_names: list[str] | None = None
+    """K class texts given by the proposer ("" for none), or None when it names no classes."""
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -59,6 +67,11 @@ class VideoCandidates:
         return mask_ops.decode_many([self.rles[int(r)] for r in rows], self.height, self.width)
 
     def to_record(self) -> VideoRecord:
+        extra: dict = {}
+        if self.track_ids is not None:
+            extra["track_id"] = np.asarray(self.track_ids, np.int32).reshape(-1)
+        if self.class_names is not None:
+            extra["class_name"] = [str(c).encode("utf-8") for c in self.class_names]
         return VideoRecord(
             video_id=self.video_id,
             arrays={
@@ -68,6 +81,7 @@ class VideoCandidates:
                 "class_id": np.asarray(self.class_ids, np.int32).reshape(-1),
                 "rle": [r["counts"] if isinstance(r["counts"], bytes) else r["counts"].encode() for r in self.rles],
                 "processed_frames": np.asarray(self.processed_frames, np.int32).reshape(-1),
+                **extra,
             },
             attrs={
                 "height": int(self.height),
@@ -97,6 +111,8 @@ class VideoCandidates:
             fps=float(t.get("fps", 0.0)),
             status=str(t.get("status", "ok")),
             error=str(t.get("error", "")),
+            track_ids=a["track_id"] if "track_id" in a else None,
+            class_names=[bytes(c).decode("utf-8") for c in a["class_name"]] if "class_name" in a else None,
         )
 
     @classmethod

@@ -16,6 +16,9 @@ Three formats, chosen by what PATH is:
 
 Frame file names are 0-based frame indices. A frame with an entry is a processed frame; frames
 without one are not visited. id-map instances get score 1.0 and class 0, ordered by id.
+
+The files other systems write (``import:<kind>:PATH`` with kind ``gsam2``, ``deva``, ``sam2`` or
+``sam3``) are read by ``cache.system_imports``; ``split_import`` tells the two spellings apart.
 """
 
 from __future__ import annotations
@@ -32,13 +35,27 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from clawcrane.errors import DataError
+from clawcrane.errors import ConfigError, DataError
 from clawcrane.fingerprint import file_fingerprint
 
 log = logging.getLogger(__name__)
 
 _FRAME_RE = re.compile(r"^(\d+)\.(png|npy)$")
 _FIX_JSON = "each record needs video_id, frame (0-based), segmentation {size, counts}; see `clawcrane detect --help`"
+
+IMPORT_KINDS = ("gsam2", "deva", "sam2", "sam3")
+"""Systems whose own output files ``import:<kind>:PATH`` reads (``cache.system_imports``)."""
+
+
+def split_import(value: str | os.PathLike) -> tuple[str | None, Path]:
+    """The part after ``import:`` -> (kind or None for the generic formats, PATH)."""
+    text = str(value)
+    head, sep, rest = text.partition(":")
+    if sep and head in IMPORT_KINDS:
+        if not rest:
+            raise ConfigError(f"--detector import:{head}: needs a path, e.g. import:{head}:outputs/")
+        return head, Path(rest)
+    return None, Path(text)
 
 
 @dataclass
@@ -51,6 +68,10 @@ class ImportedFrame:
     """(K,) float32."""
     class_ids: np.ndarray
     """(K,) int32."""
+    track_ids: np.ndarray | None = None
+    """(K,) int32 the system's object / track id (None: the format has none)."""
+    class_names: list[str] | None = None
+    """K class texts ("" where unknown; None: the format names no classes)."""
 
 
 def import_format(path: str | os.PathLike) -> str:
@@ -60,7 +81,8 @@ def import_format(path: str | os.PathLike) -> str:
         return "json"
     if p.is_dir():
         return "ids"
-    raise DataError(f"{p}: import path not found; pass a COCO-RLE .json file or a folder <video_id>/<frame:05d>.png|.npy")
+    raise DataError(f"{p}: import path not found; pass a COCO-RLE .json file or a folder <video_id>/<frame:05d>.png|.npy, "
+                    f"or another system's output as import:<{'|'.join(IMPORT_KINDS)}>:PATH")
 
 
 def _id_files(root: Path) -> list[Path]:
@@ -152,6 +174,20 @@ class IdMapImport:
         return id_map_to_frame(read_id_map(self._files[video_id][frame]))
 
 
+def rle_from_json(seg: dict) -> dict:
+    """A JSON segmentation ``{"size": [H, W], "counts": str | [run lengths]}`` -> compressed COCO RLE.
+
+    Raises KeyError / TypeError / ValueError on a malformed one (callers turn them into DataError).
+    """
+    H, W = (int(x) for x in seg["size"])
+    counts = seg["counts"]
+    if isinstance(counts, list):  # uncompressed RLE -> compressed
+        return mask_utils.frPyObjects({"size": [H, W], "counts": counts}, H, W)
+    if not isinstance(counts, str):
+        raise TypeError("segmentation.counts must be a string or a list of run lengths")
+    return {"size": [H, W], "counts": counts.encode("ascii")}
+
+
 class RleJsonImport:
     """A COCO-RLE JSON list; parsed at once, masks decoded when asked for."""
 
@@ -170,20 +206,10 @@ class RleJsonImport:
                 score, cat = float(r.get("score", 1.0)), int(r.get("category_id", 0))
                 per = self._frames.setdefault(video_id, {}).setdefault(frame, [])
                 if seg is not None:
-                    per.append((self._rle(seg), score, cat))
+                    per.append((rle_from_json(seg), score, cat))
             except (KeyError, TypeError, ValueError) as err:
                 raise DataError(f"{path}: record {i} is malformed ({type(err).__name__}: {err}); {_FIX_JSON}") from None
         self.key = import_fingerprint(path)
-
-    @staticmethod
-    def _rle(seg: dict) -> dict:
-        H, W = (int(x) for x in seg["size"])
-        counts = seg["counts"]
-        if isinstance(counts, list):  # uncompressed RLE -> compressed
-            return mask_utils.frPyObjects({"size": [H, W], "counts": counts}, H, W)
-        if not isinstance(counts, str):
-            raise TypeError("segmentation.counts must be a string or a list of run lengths")
-        return {"size": [H, W], "counts": counts.encode("ascii")}
 
     def video_ids(self) -> list[str]:
         return sorted(self._frames)

@@ -43,6 +43,10 @@ class FrameCandidates:
     """(K,) float32 in [0, 1]."""
     class_ids: np.ndarray
     """(K,) int32."""
+    track_ids: np.ndarray | None = None
+    """(K,) int32 track id given by the proposer (imports of trackers), -1 for none; None: no proposer ids."""
+    class_names: list[str] | None = None
+    """K class texts given by the proposer ("" for none); None: the proposer names no classes."""
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -58,7 +62,9 @@ class FrameCandidates:
 
     def select(self, rows: np.ndarray) -> FrameCandidates:
         rows = np.asarray(rows, dtype=np.int64)
-        return FrameCandidates(self.masks[rows], self.boxes[rows], self.scores[rows], self.class_ids[rows])
+        return FrameCandidates(self.masks[rows], self.boxes[rows], self.scores[rows], self.class_ids[rows],
+                               track_ids=None if self.track_ids is None else self.track_ids[rows],
+                               class_names=None if self.class_names is None else [self.class_names[int(r)] for r in rows])
 
 
 class Detector(ABC):
@@ -137,16 +143,24 @@ def fit_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
-def _frame_candidates(masks: Sequence[np.ndarray], scores, class_ids, height: int, width: int) -> FrameCandidates:
+def _frame_candidates(masks: Sequence[np.ndarray], scores, class_ids, height: int, width: int, *,
+                      track_ids=None, class_names: Sequence[str] | None = None) -> FrameCandidates:
     """Masks of one frame (any size) -> FrameCandidates at (H, W) with tight boxes."""
     if len(masks) == 0:
-        return FrameCandidates.empty(height, width)
+        fc = FrameCandidates.empty(height, width)
+        if track_ids is not None:
+            fc.track_ids = np.zeros(0, np.int32)
+        if class_names is not None:
+            fc.class_names = []
+        return fc
     m = np.stack([fit_mask(x, height, width) for x in masks])  # (K, H, W)
     return FrameCandidates(
         masks=m,
         boxes=np.stack([mask_ops.tight_box(x) for x in m]).astype(np.float32),
         scores=np.asarray(scores, np.float32).reshape(-1),
         class_ids=np.asarray(class_ids, np.int32).reshape(-1),
+        track_ids=None if track_ids is None else np.asarray(track_ids, np.int32).reshape(-1),
+        class_names=None if class_names is None else [str(c) for c in class_names],
     )
 
 
@@ -217,14 +231,17 @@ class MaskSource(Protocol):
         """Frames of ``video_id`` the import has an entry for (possibly with no masks)."""
 
     def read(self, video_id: str, frame: int):
-        """An object with ``masks`` (K, H', W') bool, ``scores`` (K,), ``class_ids`` (K,)."""
+        """An object with ``masks`` (K, H', W') bool, ``scores`` (K,), ``class_ids`` (K,), and
+        optionally ``track_ids`` (K,) and ``class_names`` (K texts), None where the format has none."""
 
 
 class ImportDetector(Detector):
-    """Serves masks made by any other system (COCO-RLE JSON, id PNGs or .npy id maps).
+    """Serves masks made by any other system (COCO-RLE JSON, id PNGs, .npy id maps, or the files
+    Grounded-SAM-2, DEVA, SAM 2 and SAM 3 write).
 
     Only frames the import has an entry for are visited. Masks of another size than the video are
-    resized (nearest neighbour) to the video's resolution.
+    resized (nearest neighbour) to the video's resolution. Track ids and class texts the source
+    gives ride along with the candidates (``FrameCandidates.track_ids`` / ``class_names``).
     """
 
     name = "import"
@@ -253,5 +270,7 @@ class ImportDetector(Detector):
                 self._resized.add(video_id)
                 log.warning("imported masks of %s are %s, the video is %dx%d; resizing (nearest)",
                             video_id, "x".join(map(str, got.masks.shape[1:])), H, W)
-            out.append(_frame_candidates(list(got.masks), got.scores, got.class_ids, H, W))
+            out.append(_frame_candidates(list(got.masks), got.scores, got.class_ids, H, W,
+                                         track_ids=getattr(got, "track_ids", None),
+                                         class_names=getattr(got, "class_names", None)))
         return out

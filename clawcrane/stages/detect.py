@@ -62,6 +62,10 @@ class DetectResult:
     gt_instances: int = 0
     gt_covered: int = 0
     annotated_frames: int = 0
+    gt_frames_skipped: int = 0
+    """Annotated frames the detector had no entry for (an import that skipped them); not in ``recall``."""
+    gt_instances_skipped: int = 0
+    """GT instances of those frames."""
     skipped_items: list[str] = field(default_factory=list)
     """Dataset items its reader skipped (rows, annotation files, clips), allowed by ``skip_bad``."""
 
@@ -196,6 +200,8 @@ def _summarise(store: Store, mine: list[str], key: str, shard, hit: bool) -> Det
         res.gt_instances += int(a.get("gt_instances", 0))
         res.gt_covered += int(a.get("gt_covered", 0))
         res.annotated_frames += int(a.get("gt_frames", 0))
+        res.gt_frames_skipped += int(a.get("gt_frames_skipped", 0))
+        res.gt_instances_skipped += int(a.get("gt_instances_skipped", 0))
     return res
 
 
@@ -210,6 +216,9 @@ def summary_lines(res: DetectResult) -> list[str]:
     if res.recall is not None:
         out.append(f"candidate recall (mask IoU >= 0.5): {res.recall:.3f} "
                    f"({res.gt_covered} of {res.gt_instances} GT instances in {res.annotated_frames} annotated frames)")
+    if res.gt_frames_skipped:
+        out.append(f"annotated frames without a detector entry: {res.gt_frames_skipped} "
+                   f"({res.gt_instances_skipped} GT instances, not counted in the recall; an import that skipped them?)")
     out += [f"bad video {v}: {err}" for v, err in res.bad]
     if res.skipped_items:
         out.append(f"skipped dataset items (--skip-bad): {len(res.skipped_items)} (warnings above; `clawcrane doctor` lists them)")

@@ -184,7 +184,8 @@ class DetectStream:
                 fc, rles = postprocess_rles(fc, score_threshold=0.0, max_per_frame=len(fc) + 1, dedup_iou=1.0)
             gt = self._gt_stats(video_id, f, rles)
             # keep only what is stored: small arrays and the RLE counts bytes (no masks, no dicts)
-            rows.append((f, fc.boxes, fc.scores, fc.class_ids, [r["counts"] for r in rles], gt))
+            rows.append((f, fc.boxes, fc.scores, fc.class_ids, [r["counts"] for r in rles], gt,
+                         fc.track_ids, fc.class_names))
         return rows
 
     def _gt_stats(self, video_id: str, frame: int, rles: list[dict]) -> tuple[int, int] | None:
@@ -212,10 +213,21 @@ class DetectStream:
             processed_frames=np.asarray(done, np.int32),
             fps=video.fps,
         )
+        # proposer track ids / class texts (imports): stored when any frame has them, -1 / "" elsewhere
+        if any(r[6] is not None for r in rows):
+            vc.track_ids = np.concatenate([np.full(k, -1, np.int32) if r[6] is None else np.asarray(r[6], np.int32)
+                                           for r, k in zip(rows, K)]).astype(np.int32)
+        if any(r[7] is not None for r in rows):
+            vc.class_names = [c for r, k in zip(rows, K) for c in (r[7] if r[7] is not None else [""] * k)]
         rec = vc.to_record()
         gts = [r[5] for r in rows if r[5] is not None]
+        # annotated frames the detector has no entry for (an import that skipped them): not in the recall above
+        seen = set(done)
+        skipped = [f for f in self.ds.annotated_frames.get(video_id, ()) if 0 <= f < video.num_frames and f not in seen]
         rec.attrs.update(processed=len(done), gt_frames=len(gts),
-                         gt_instances=sum(g[0] for g in gts), gt_covered=sum(g[1] for g in gts))
+                         gt_instances=sum(g[0] for g in gts), gt_covered=sum(g[1] for g in gts),
+                         gt_frames_skipped=len(skipped),
+                         gt_instances_skipped=sum(len(self.ds.frame_instances(video_id, f)) for f in skipped))
         self.store.write_video(rec)
 
     # -- the caller's thread: detection

@@ -77,7 +77,7 @@ class SegmentResult:
 
 def _check(config: SegmentConfig, ds: Dataset) -> None:
     if not config.detector:
-        raise ConfigError("segment needs --detector (a train-detector checkpoint PATH, r50-fpn, or import:PATH)")
+        raise ConfigError("segment needs --detector (a train-detector checkpoint PATH, r50-fpn, import:PATH or import:KIND:PATH)")
     if config.top_k < 1:
         raise ConfigError(f"--top-k {config.top_k}: must be at least 1")
     if config.abstain_below is not None and not math.isfinite(config.abstain_below):

@@ -346,6 +346,21 @@ def test_tracks_imported_over_a_cache_without_track_ids_is_refused_in_one_line(w
     assert not (tmp_path / "p.parquet").exists()
 
 
+def test_a_session_takes_tracks_imported_and_refuses_it_without_track_ids(world, tmp_path):
+    from clawcrane.api import VideoSession
+
+    dataset, features, run = world
+    imported = TrackRankConfig(device="cpu", tracks="imported")
+    with pytest.raises(ConfigError, match="--tracks imported"):
+        VideoSession(head=run, features=features, video_id="vid06", dataset=dataset, track=imported)
+    session = VideoSession(head=run, features=with_track_ids(world, tmp_path), video_id="vid06", dataset=dataset,
+                           track=imported)
+    result = session.query("the red ball")
+    ids = [int(session.vi.track_ids[t][s.k]) for t, subs in enumerate(result.submissions) for s in subs
+           if s.rank == 0 and s.k >= 0]
+    assert len(ids) == 2 and ids[0] == ids[1]  # the answer is one imported track on both frames
+
+
 def test_tracks_stays_out_of_the_key_at_its_default():
     assert "tracks" not in key_config(TrackRankConfig())
     assert key_config(TrackRankConfig(tracks="imported"))["tracks"] == "imported"

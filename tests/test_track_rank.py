@@ -344,6 +344,8 @@ def test_tracks_imported_over_a_cache_without_track_ids_is_refused_in_one_line(w
     assert "\n" not in msg and str(open_candidates(features.parent).path) in msg
     assert "import:KIND:PATH" in msg and "--tracks trm" in msg
     assert not (tmp_path / "p.parquet").exists()
+    with pytest.raises(ConfigError, match="--no-trm"):
+        track_rank.check_config(TrackRankConfig(tracks="imported", trm=False))
 
 
 def test_a_session_takes_tracks_imported_and_refuses_it_without_track_ids(world, tmp_path):

@@ -103,6 +103,8 @@ def check_config(config: TrackRankConfig) -> None:
         raise ConfigError(f"--fallback {config.fallback!r}: expected one of {', '.join(trm.FALLBACKS)}")
     if config.tracks not in TRM_TRACKS:
         raise ConfigError(f"--tracks {config.tracks!r}: expected one of {', '.join(TRM_TRACKS)}")
+    if config.tracks != "trm" and not config.trm:
+        raise ConfigError(f"--tracks {config.tracks} seeds the TRM's tracks but --no-trm turns the TRM off; drop one of them")
     if config.batch_size < 1:
         raise ConfigError(f"--batch-size {config.batch_size}: must be at least 1")
     if config.abstain_below is not None and not math.isfinite(config.abstain_below):

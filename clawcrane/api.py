@@ -56,7 +56,7 @@ from clawcrane.pipeline.language import UNK_ID, tokenize
 from clawcrane.pipeline.ranking import Submission
 from clawcrane.pipeline.scoring import score_video
 from clawcrane.stages import detect, extract
-from clawcrane.stages.track_rank import append_rows, check_config, query_submissions, video_inputs
+from clawcrane.stages.track_rank import append_rows, check_config, check_track_ids, query_submissions, video_inputs
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,8 @@ class VideoSession:
         """Read ``video_id`` (default: the only video) of the feature artifact ``features`` and load ``head``.
 
         ``dataset`` gives the video's frames (for ``Result.overlay``) and size; ``track`` the TRM
-        options (default: `track-rank`'s defaults).
+        options (default: `track-rank`'s defaults; ``tracks="imported"`` needs candidates imported from a
+        tracking system, ``detector="import:KIND:PATH"``).
         """
         self.track = dataclasses.replace(track or TrackRankConfig(), split="all")
         check_config(self.track)
@@ -271,6 +272,7 @@ class VideoSession:
         if C and int(meta.get("feat_dim", C)) != C:
             raise CacheError(f"{self.features.path}: features have C={C} but the head {self.head_path} expects "
                              f"C={meta['feat_dim']}; use the feature cache the head was trained on")
+        check_track_ids(self.track, candidates, [video_id])  # --tracks imported needs an import's track ids
         self.dataset = dataset
         video = dataset.videos.get(video_id) if dataset is not None else None
         self.vi = video_inputs(video_id, [], candidates=candidates, features=self.features,

@@ -606,11 +606,16 @@ def train_detector_cmd(dataset, out, preset, epochs, max_minutes, batch_size, lr
 @field_option(TrackRankConfig, "abstain_below", show_default="never")
 @trm_options
 @field_option(TrackRankConfig, "fallback")
+@field_option(TrackRankConfig, "tracks")
 @field_option(TrackRankConfig, "batch_size")
 @field_option(TrackRankConfig, "device")
 def track_rank_cmd(head, features, dataset_path, out, **options):
     """Score every candidate of every processed frame for each query, link them into tracks and write
     the ranked masks (query, frame, track, candidate, score, rank, RLE) to a Parquet file.
+
+    With --tracks imported the track ids of a tracking system imported by `detect --detector
+    import:KIND:PATH` (Grounded-SAM-2, DEVA, SAM 2, SAM 3) seed the linking: candidates sharing an id
+    are one track; candidates without one are linked by the TRM.
 
     A second run with the same head, caches, dataset and options finds OUT up to date.
     """
@@ -698,12 +703,13 @@ def ablate_cmd(cache, dataset_path, out, seeds, rows, **options):
 @field_option(SegmentConfig, "backbone")
 @field_option(SegmentConfig, "top_k")
 @field_option(SegmentConfig, "abstain_below", show_default="always answer")
+@field_option(SegmentConfig, "tracks")
 @field_option(SegmentConfig, "frame_stride")
 @field_option(SegmentConfig, "overlay")
 @field_option(SegmentConfig, "device")
 @field_option(SegmentConfig, "cache", default=None, show_default="$CLAWCRANE_CACHE/segment, else ~/.cache/clawcrane/segment")
 @field_option(SegmentConfig, "force")
-def segment_cmd(video, queries, queries_file, detector, head, out, backbone, top_k, abstain_below, frame_stride,
+def segment_cmd(video, queries, queries_file, detector, head, out, backbone, top_k, abstain_below, tracks, frame_stride,
                 overlay, device, cache, force):
     """Segment the objects that sentences describe in VIDEO (an mp4 or a folder of frames).
 
@@ -720,7 +726,7 @@ def segment_cmd(video, queries, queries_file, detector, head, out, backbone, top
     from clawcrane.stages import segment
 
     config = SegmentConfig(detector=detector, backbone=backbone, top_k=top_k, abstain_below=abstain_below,
-                           frame_stride=frame_stride, overlay=overlay, device=device, cache=str(cache or ""), force=force)
+                           tracks=tracks, frame_stride=frame_stride, overlay=overlay, device=device, cache=str(cache or ""), force=force)
     started = time.perf_counter()
 
     def answered(doc) -> None:  # printed as soon as the answers are known, before the overlay is drawn

@@ -71,6 +71,19 @@ def output_config(config: Any) -> dict[str, Any]:
     return {k: v for k, v in to_dict(config).items() if k not in runtime}
 
 
+def key_config(config: Any) -> dict[str, Any]:
+    """``output_config`` as an artifact key hashes it: ``LATE_FIELDS`` (output fields added after artifacts
+    were keyed) are left out while at their default, so the keys of those artifacts still hold."""
+    out = output_config(config)
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    for name in getattr(config, "LATE_FIELDS", ()):
+        f = fields[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if out.get(name) == default:
+            out.pop(name, None)
+    return out
+
+
 def option_flags(config: Any, names: tuple[str, ...] | list[str] | None = None) -> str:
     """The command-line options that give ``config``'s fields ``names`` (default: its output fields) their values.
 
@@ -159,6 +172,7 @@ SPLITS = ("test", "train", "val", "all")
 """What `track-rank`, `evaluate` and `ablate` can score; 'val' = the validation videos a head was selected on."""
 TRM_SCORE_MODES = ("mean", "max", "sum")
 TRM_FALLBACKS = ("best", "empty")
+TRM_TRACKS = ("trm", "imported")
 HEAD_SIZES = {"paper": (256, 1000, 1000), "small": (128, 128, 128)}
 """--size presets of a head: (embed_dim D, word_dim E, lstm_hidden per direction); 'paper' is the paper's width."""
 
@@ -530,6 +544,7 @@ class TrackRankConfig:
     head, link them into tracks with the TRM (paper §3.2, Eq. 7) and write the ranked masks."""
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "device")
+    LATE_FIELDS: ClassVar[tuple[str, ...]] = ("tracks",)
 
     def __post_init__(self):
         check_fields(self)
@@ -554,6 +569,10 @@ class TrackRankConfig:
     'max' is the default because it scored best on validation videos (hard-full, README)."""
     fallback: str = field(default="best", metadata={CHOICES: TRM_FALLBACKS})
     """Frames the best track misses: 'best' (the frame's best-scored candidate) or 'empty' (no mask)."""
+    tracks: str = field(default="trm", metadata={CHOICES: TRM_TRACKS})
+    """How candidates become tracks: 'trm' (the paper's Eq. 7 linking) or 'imported' (the track ids of a tracking
+    system imported with `detect --detector import:KIND:PATH` seed it: candidates sharing an id are one track, one
+    with an id never joins another id's track, those without one are linked by the TRM)."""
     batch_size: int = limits(512, 1, None)
     """(query, frame) pairs per relation-module forward (runtime only)."""
     device: str = "auto"
@@ -608,6 +627,9 @@ class SegmentConfig:
     """Tracks reported per query (rank 0 = the answer)."""
     abstain_below: float | None = None
     """Report "no matching object" for a query whose best track scores below this (unset: always answer)."""
+    tracks: str = field(default="trm", metadata={CHOICES: TRM_TRACKS})
+    """As `track-rank --tracks`: 'trm' links candidates by Eq. 7; 'imported' keeps the track ids of a
+    --detector import:KIND:PATH (gsam2, deva, sam2, sam3) and links only the rest."""
     frame_stride: int = limits(1, 1, None)
     """Detect (and answer) every S-th frame; the overlay still shows every frame."""
     overlay: bool = True

@@ -266,3 +266,24 @@ def test_segment_reads_a_sam2_output_folder_of_the_one_video(trained, tmp_path):
     assert r.exit_code == 0, r.output
     doc = json.loads((tmp_path / "out" / "segments.json").read_text())
     assert doc["queries"][0]["status"] == "ok" and all(mask_ops.decode(f["mask"]).any() for f in doc["queries"][0]["frames"])
+
+
+def test_segment_tracks_imported_follows_sam2_ids_and_is_refused_for_an_import_without_ids(trained, tmp_path):
+    from PIL import Image
+
+    clip, spec, head = trained
+    run = tmp_path / "sam2_run"  # SAM 2's palette PNGs: value = object id
+    run.mkdir()
+    for png in sorted((Path(spec[len("import:"):]) / "clip").glob("*.png")):
+        im = Image.fromarray(cv2.imread(str(png), cv2.IMREAD_GRAYSCALE))
+        im.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0, 0, 0] * 253)
+        im.save(run / png.name)
+    r = _segment(["--query", "the big box", "--tracks", "imported"], (clip, f"import:sam2:{run}", head), tmp_path / "out",
+                 tmp_path / "c")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "out" / "segments.json").read_text())
+    q = doc["queries"][0]
+    assert q["status"] == "ok" and len(q["tracks"][0]["frames"]) == len(q["frames"])  # one imported track covers every frame
+    r = _segment(["--query", "the big box", "--tracks", "imported"], trained, tmp_path / "out2", tmp_path / "c")
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert r.exit_code == 1 and len(lines) == 1 and "--tracks imported" in lines[0] and "detect-" in lines[0]

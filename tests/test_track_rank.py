@@ -19,8 +19,9 @@ from clawcrane.cache.candidates import VideoCandidates, open_candidates
 from clawcrane.cache.features import VideoFeatures, open_features
 from clawcrane.cache.store import Store
 from clawcrane.cli import main
-from clawcrane.config import EvalConfig, HeadConfig, TrackRankConfig, TrainHeadConfig
+from clawcrane.config import EvalConfig, HeadConfig, TrackRankConfig, TrainHeadConfig, key_config
 from clawcrane.datasets.records import Dataset, Query, Video
+from clawcrane.errors import ConfigError
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline import metrics as M
 from clawcrane.pipeline import ranking
@@ -279,9 +280,97 @@ def test_cli_track_rank_then_evaluate_end_to_end(world, tmp_path, monkeypatch):
     assert "P@0.5" in r.output and (tmp_path / "pred-eval" / "metrics.json").is_file()
 
 
+# ---- --tracks imported: the proposer's track ids seed the TRM ------------------------------------
+
+
+def with_track_ids(world, tmp_path):
+    """A copy of the world's caches whose candidates carry track ids (as `detect --detector import:KIND:PATH`
+    stores them) that cross colours: colour c is id c in frame 0 and id (c + 1) % 3 in frame 2."""
+    features = world[1]
+    root = tmp_path / "cache"
+    shutil.copytree(features.parent, root)
+    store = Store(next(root.glob("detect-*")))
+    for vid in store.video_ids():
+        vc = VideoCandidates.from_record(store.read(vid))
+        if len(vc):  # colour_world: per frame the candidates are red, green, blue in that order
+            colour = np.arange(len(vc)) % 3
+            vc.track_ids = np.where(vc.frames == FRAMES[0], colour, (colour + 1) % 3).astype(np.int32)
+            store.write_video(vc.to_record())
+    return root / features.name
+
+
+def tracks_by_query(pred: P.Predictions) -> dict[tuple[str, int], list[int]]:
+    """(query, track) -> the candidates of the track's rows, in frame order."""
+    out: dict[tuple[str, int], list[int]] = {}
+    for r in sorted(rows_of(pred), key=lambda r: r["frame"]):
+        if r["track_id"] >= 0:
+            out.setdefault((r["query_id"], r["track_id"]), []).append(r["candidate_id"])
+    return out
+
+
+def test_imported_track_ids_seed_the_tracks_and_the_default_ignores_them(world, tmp_path):
+    dataset, features, run = world
+    seeded = with_track_ids(world, tmp_path)
+    plain, plain_pred = predict(world, tmp_path, "plain.parquet")
+    default = track_rank.run(TrackRankConfig(device="cpu"), dataset, head=run, features=seeded, out=tmp_path / "d.parquet")
+    imported = track_rank.run(TrackRankConfig(device="cpu", tracks="imported"), dataset, head=run, features=seeded,
+                              out=tmp_path / "i.parquet")
+    assert default.key == plain.key and imported.key != plain.key  # the default leaves existing keys as they were
+    def comparable(pred):
+        return [dict(r, score=None if math.isnan(r["score"]) else r["score"]) for r in rows_of(pred)]
+
+    assert comparable(P.read_predictions(default.out)) == comparable(plain_pred)  # ... and the predictions too
+    ids = {vid: VideoCandidates.from_record(Store(next(seeded.parent.glob("detect-*"))).read(vid)).track_ids
+           for vid in ("vid06", "vid07", "vid08")}
+
+    def id_of(qid, cand):
+        return int(ids[qid.rsplit("_", 1)[0]][cand])
+
+    two_frame = lambda pred: {k: c for k, c in tracks_by_query(pred).items() if len(c) == 2 and k[0][:5] in ids}  # noqa: E731
+    by_id, by_trm = two_frame(P.read_predictions(imported.out)), two_frame(plain_pred)
+    assert by_id and by_trm
+    assert all(id_of(q, a) == id_of(q, b) for (q, _), (a, b) in by_id.items())  # one imported id per track
+    # rows 0-2 are red, green, blue in frame 0 (ids 0, 1, 2), rows 3-5 in frame 2 (ids 1, 2, 0)
+    assert {tuple(c) for c in by_id.values()} == {(0, 5), (1, 3), (2, 4)}
+    assert not any(id_of(q, a) == id_of(q, b) for (q, _), (a, b) in by_trm.items())  # the TRM's own links differ
+
+
+def test_tracks_imported_over_a_cache_without_track_ids_is_refused_in_one_line(world, tmp_path):
+    dataset, features, run = world
+    with pytest.raises(ConfigError) as err:
+        track_rank.run(TrackRankConfig(device="cpu", tracks="imported"), dataset, head=run, features=features,
+                       out=tmp_path / "p.parquet")
+    msg = str(err.value)
+    assert "\n" not in msg and str(open_candidates(features.parent).path) in msg
+    assert "import:KIND:PATH" in msg and "--tracks trm" in msg
+    assert not (tmp_path / "p.parquet").exists()
+    with pytest.raises(ConfigError, match="--no-trm"):
+        track_rank.check_config(TrackRankConfig(tracks="imported", trm=False))
+
+
+def test_a_session_takes_tracks_imported_and_refuses_it_without_track_ids(world, tmp_path):
+    from clawcrane.api import VideoSession
+
+    dataset, features, run = world
+    imported = TrackRankConfig(device="cpu", tracks="imported")
+    with pytest.raises(ConfigError, match="--tracks imported"):
+        VideoSession(head=run, features=features, video_id="vid06", dataset=dataset, track=imported)
+    session = VideoSession(head=run, features=with_track_ids(world, tmp_path), video_id="vid06", dataset=dataset,
+                           track=imported)
+    result = session.query("the red ball")
+    ids = [int(session.vi.track_ids[t][s.k]) for t, subs in enumerate(result.submissions) for s in subs
+           if s.rank == 0 and s.k >= 0]
+    assert len(ids) == 2 and ids[0] == ids[1]  # the answer is one imported track on both frames
+
+
+def test_tracks_stays_out_of_the_key_at_its_default():
+    assert "tracks" not in key_config(TrackRankConfig())
+    assert key_config(TrackRankConfig(tracks="imported"))["tracks"] == "imported"
+
+
 def test_track_rank_help_documents_every_option():
     r = CliRunner().invoke(main, ["track-rank", "--help"])
     assert r.exit_code == 0
     for opt in ("--head", "--features", "--dataset", "--out", "--split", "--top-k", "--trm / --no-trm", "--abstain-below",
-                "--gamma", "--beta", "--alpha", "--score-mode", "--fallback", "--batch-size", "--device"):
+                "--gamma", "--beta", "--alpha", "--score-mode", "--fallback", "--tracks", "--batch-size", "--device"):
         assert opt in r.output, opt

@@ -192,3 +192,55 @@ class ConsecutiveIoU:
 
     def __call__(self, s: int, t: int) -> np.ndarray:
         return self.ious.get((s, t), np.zeros((self.sizes[s], self.sizes[t])))
+
+
+# ---- imported track ids seed the linking (--tracks imported) --------------------------------------
+E0, E1 = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+
+
+def test_imported_ids_link_the_candidates_the_embeddings_would_swap():
+    # Frame 0: a = E0 (id 5), b = E1 (id 7). Frame 1: c = E1 (id 5), d = E0 (id 7). alpha = 0, so
+    # S = cosine: S(a,d) = S(b,c) = 1 > gamma, S(a,c) = S(b,d) = 0. The TRM links a-d and b-c; the
+    # proposer says a-c and b-d, and its ids win even though those pairs score 0 < gamma.
+    emb = [np.stack([E0, E1]), np.stack([E1, E0])]
+    ids = [np.array([5, 7]), np.array([5, 7])]
+    by_trm = trm.link_tracks(emb, alpha=0.0)
+    assert [tr.members for tr in by_trm] == [[(0, 0), (1, 1)], [(0, 1), (1, 0)]]
+    seeded = trm.link_tracks(emb, alpha=0.0, ids=ids)
+    assert [tr.members for tr in seeded] == [[(0, 0), (1, 0)], [(0, 1), (1, 1)]]
+    # the answer follows: a query matching a (0.9) and then c (0.8) gets the seeded track a-c
+    scores = [np.array([0.9, 0.1]), np.array([0.8, 0.2])]
+    assert [a.k for a in trm.temporal_relation(emb, scores, alpha=0.0, fallback="empty").answers] == [0, 1]
+    assert [a.k for a in trm.temporal_relation(emb, scores, alpha=0.0, fallback="empty", ids=ids).answers] == [0, 0]
+
+
+def test_a_candidate_with_an_id_never_joins_a_track_holding_another_id():
+    # v = (1, 0.3)/|.|: cos(E0, v) = 0.958 > gamma, so the TRM makes one track of all three; ids 5
+    # then 9 keep frames 0 and 1 apart, and the id-less candidate (-1) of frame 2 (v again) is linked
+    # by the TRM as usual: to id 9's track (S = 1) rather than id 5's (S = 0.958).
+    v = np.array([1.0, 0.3]) / np.hypot(1.0, 0.3)
+    emb = [E0[None], v[None], v[None]]
+    assert len(trm.link_tracks(emb, alpha=0.0)) == 1
+    seeded = trm.link_tracks(emb, alpha=0.0, ids=[np.array([5]), np.array([9]), np.array([-1])])
+    assert [tr.members for tr in seeded] == [[(0, 0)], [(1, 0), (2, 0)]]
+
+
+def test_an_imported_id_bridges_a_gap_longer_than_beta():
+    # id 5 at frames 0 and 4, nothing in between; beta = 1 ends the TRM track, the id keeps it one.
+    emb = [E0[None], np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0, 2)), E1[None]]
+    ids = [np.array([5]), np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), np.array([5])]
+    assert len(trm.link_tracks(emb, alpha=0.0, beta=1)) == 2
+    assert [tr.members for tr in trm.link_tracks(emb, alpha=0.0, beta=1, ids=ids)] == [[(0, 0), (4, 0)]]
+
+
+def test_ids_all_minus_one_link_exactly_as_the_trm():
+    rng = np.random.default_rng(3)
+    K = [3, 0, 4, 2, 5, 1]
+    emb = [rng.normal(size=(k, 4)) for k in K]
+    rles = [[strip(int(x), int(x) + 6) for x in rng.integers(0, 30, size=k)] for k in K]
+    scores = [rng.uniform(-1, 1, size=k) for k in K]
+    plain = trm.link_tracks(emb, rles, scores=scores, gamma=0.2)
+    none = trm.link_tracks(emb, rles, scores=scores, gamma=0.2, ids=[np.full(k, -1) for k in K])
+    assert [(tr.members, tr.scores) for tr in plain] == [(tr.members, tr.scores) for tr in none]
+    with pytest.raises(ValueError, match="imported ids"):
+        trm.link_tracks(emb, rles, ids=[np.full(k + 1, -1) for k in K])

@@ -14,6 +14,14 @@ the sentence embedding). Going through the frames in order:
   tracks may be intermittent;
 * candidates left unassigned start new tracks.
 
+With ``ids`` (``--tracks imported``: the track ids a tracking system such as SAM 2 or DEVA gave
+each candidate, -1 for none) the proposer's linking is kept where it gives one: candidates sharing
+an id are one track (a candidate joins the track holding its id before the Hungarian, even across
+a gap longer than ``beta``), and a candidate with an id never joins a track holding another id.
+The rest (candidates without an id, and tracks and ids not seen before) is linked by Eq. 7 as
+above; a track without an id takes the id of the first candidate with one that joins it. Within a
+frame an id is honoured once (its first candidate; a repeat goes through the TRM as if it had none).
+
 A track's score is the mean (or max, or Eq. 3's sum) of its members' query-matching scores. The answer for a
 frame is the best track's candidate there; where the best track is absent the frame takes its
 best-scored candidate (``fallback="best"``) or nothing (``fallback="empty"``). Without the TRM
@@ -97,12 +105,42 @@ class _Active:
     vec: np.ndarray  # (D,) representation for the cosine term
     last: tuple[int, int]  # (t, k) of the last matched member (its mask is the IoU term)
     misses: int = 0
+    ident: int = -1  # the imported track id it holds (-1: none)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     n = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.maximum(n, 1e-12)
+
+
+def _frame_ids(ids: np.ndarray, K: int, t: int) -> np.ndarray:
+    """Frame t's imported ids as int64 (K,), an id repeated within the frame kept on its first candidate only."""
+    out = np.asarray(ids, dtype=np.int64).reshape(-1).copy()
+    if len(out) != K:
+        raise ValueError(f"frame {t}: {K} embeddings but {len(out)} imported ids")
+    seen: set[int] = set()
+    for k, v in enumerate(out):
+        if v >= 0:
+            if int(v) in seen:
+                out[k] = -1
+            seen.add(int(v))
+    return out
+
+
+def _free_pairs(S: np.ndarray, gamma: float, matched: np.ndarray, taken: np.ndarray, held: np.ndarray,
+                ids_t: np.ndarray) -> list[tuple[int, int]]:
+    """The Hungarian over the tracks and candidates the imported ids left free; a track holding an id
+    and a candidate with another id are never paired (``held`` (A,) the tracks' ids, ``ids_t`` (K,))."""
+    free_i, free_k = np.flatnonzero(~matched), np.flatnonzero(~taken)
+    if not len(free_i) or not len(free_k):
+        return []
+    sub = S[np.ix_(free_i, free_k)]
+    allowed = (held[free_i, None] < 0) | (ids_t[None, free_k] < 0)  # (A', K') ids never conflict
+    lowest = float(np.min(sub)) if sub.size else 0.0
+    cost = np.where(allowed, sub, lowest - 1e6)  # a forbidden pair is used only when no allowed one is left
+    rows, cols = linear_sum_assignment(cost, maximize=True)
+    return [(int(free_i[r]), int(free_k[c])) for r, c in zip(rows, cols) if allowed[r, c] and sub[r, c] > gamma]
 
 
 def link_tracks(
@@ -114,14 +152,16 @@ def link_tracks(
     gamma: float = DEFAULT_GAMMA,
     beta: int = DEFAULT_BETA,
     alpha: float = DEFAULT_ALPHA,
+    ids: Sequence[np.ndarray] | None = None,
 ) -> list[Track]:
     """Link candidates of consecutive frames into tracks (Eq. 7 + Hungarian matching).
 
     ``emb[t]`` (K_t, D) text-guided embeddings of frame position t (K_t may be 0);
     ``rles[t]`` its K_t candidate RLEs, or ``iou`` a ``FrameIoU`` / ``(s, t) -> (K_s, K_t)``
     callable (share one across the queries of a video); ``scores[t]`` (K_t,) query-matching
-    scores stored on the tracks. A track is represented by its last matched candidate (embedding
-    and mask). Returns every track, in creation order.
+    scores stored on the tracks; ``ids[t]`` (K_t,) imported track ids (-1: none) that seed the
+    linking (module doc; None: the paper's TRM alone). A track is represented by its last matched
+    candidate (embedding and mask). Returns every track, in creation order.
     """
     if beta < 1:
         raise ValueError(f"beta must be >= 1, got {beta}")
@@ -132,9 +172,20 @@ def link_tracks(
         iou = FrameIoU(rles)
     if scores is not None and len(scores) != T:
         raise ValueError(f"scores has {len(scores)} frames, embeddings {T}")
+    if ids is not None and len(ids) != T:
+        raise ValueError(f"ids has {len(ids)} frames, embeddings {T}")
 
     tracks: list[Track] = []
     active: list[_Active] = []
+    holder: dict[int, _Active] = {}  # imported id -> the track holding it (ended ones too)
+
+    def join(a: _Active, t: int, k: int, E: np.ndarray, s_t: np.ndarray | None) -> None:
+        a.track.members.append((t, k))
+        if s_t is not None:
+            a.track.scores.append(float(s_t[k]))
+        a.vec = E[k]
+        a.last, a.misses = (t, k), 0
+
     for t in range(T):
         E = np.asarray(emb[t], dtype=np.float64)
         E = np.zeros((0, 0)) if E.size == 0 else _normalise(E)
@@ -146,24 +197,38 @@ def link_tracks(
             raise ValueError(f"frame {t}: {K} embeddings but {len(s_t)} scores")
 
         taken = np.zeros(K, dtype=bool)
-        matched = np.zeros(len(active), dtype=bool)
-        if active and K:
+        ids_t = None if ids is None else _frame_ids(ids[t], K, t)
+        forced: list[_Active] = []
+        if ids_t is not None:  # a candidate joins the track holding its id, ended or not
+            for k in np.flatnonzero(ids_t >= 0):
+                a = holder.get(int(ids_t[k]))
+                if a is not None:
+                    if not any(a is b for b in active):
+                        active.append(a)
+                    join(a, t, int(k), E, s_t)
+                    forced.append(a)
+                    taken[k] = True
+        matched = np.array([any(a is f for f in forced) for a in active], dtype=bool)
+        if active and K and not taken.all():
             A = np.stack([a.vec for a in active])  # (A, D) active track representations
             S = A @ E.T  # (A, K) cosine similarity
             if alpha != 0.0:
                 for i, a in enumerate(active):
                     s, k_s = a.last
                     S[i] += alpha * iou(s, t)[k_s]
-            rows, cols = linear_sum_assignment(S, maximize=True)
-            for i, k in zip(rows, cols):
-                if S[i, k] > gamma:
-                    a = active[i]
-                    a.track.members.append((t, int(k)))
-                    if s_t is not None:
-                        a.track.scores.append(float(s_t[k]))
-                    a.vec = E[k]
-                    a.last, a.misses = (t, int(k)), 0
-                    matched[i] = taken[k] = True
+            if ids_t is None:
+                rows, cols = linear_sum_assignment(S, maximize=True)
+                pairs = [(i, int(k)) for i, k in zip(rows, cols) if S[i, k] > gamma]
+            else:
+                held = np.array([a.ident for a in active], dtype=np.int64)
+                pairs = _free_pairs(S, gamma, matched, taken, held, ids_t)
+            for i, k in pairs:
+                a = active[i]
+                join(a, t, k, E, s_t)
+                matched[i] = taken[k] = True
+                if ids_t is not None and ids_t[k] >= 0 and a.ident < 0:
+                    a.ident = int(ids_t[k])
+                    holder[a.ident] = a
 
         survivors = []
         for a, m in zip(active, matched):
@@ -178,7 +243,11 @@ def link_tracks(
             if s_t is not None:
                 tr.scores.append(float(s_t[k]))
             tracks.append(tr)
-            active.append(_Active(track=tr, vec=E[k], last=(t, int(k))))
+            a = _Active(track=tr, vec=E[k], last=(t, int(k)))
+            active.append(a)
+            if ids_t is not None and ids_t[k] >= 0:
+                a.ident = int(ids_t[k])
+                holder[a.ident] = a
     return tracks
 
 
@@ -266,9 +335,10 @@ def temporal_relation(
     mode: str = "mean",
     fallback: str = "best",
     top_k: int | None = None,
+    ids: Sequence[np.ndarray] | None = None,
 ) -> TrackResult:
     """Link, rank and answer: the TRM for one query (see ``link_tracks`` for the inputs)."""
-    tracks = link_tracks(emb, rles, scores=scores, iou=iou, gamma=gamma, beta=beta, alpha=alpha)
+    tracks = link_tracks(emb, rles, scores=scores, iou=iou, gamma=gamma, beta=beta, alpha=alpha, ids=ids)
     ranked = rank_tracks(tracks, mode=mode)
     answers = frame_answers(ranked, scores, mode=mode, fallback=fallback)
     return TrackResult(tracks=ranked if top_k is None else ranked[:top_k], answers=answers)

@@ -112,7 +112,8 @@ def run(config: SegmentConfig, video: str | os.PathLike, *, head: str | os.PathL
     if not head_path.is_file():
         raise DataError(f"{head_path}: head checkpoint not found; pass the run folder or .pt of `clawcrane train-head`")
     with atomic_dir(out, command="segment", force=config.force, keep=keep) as staging:
-        track = TrackRankConfig(split="all", top_k=config.top_k, abstain_below=config.abstain_below, device=config.device)
+        track = TrackRankConfig(split="all", top_k=config.top_k, abstain_below=config.abstain_below, tracks=config.tracks,
+                                device=config.device)
         session = VideoSession.open(video, head=head_path, detector=config.detector, cache=cache, device=config.device,
                                     frame_stride=config.frame_stride, backbone=config.backbone, track=track,
                                     detector_factory=detector_factory or build_detector)

@@ -5,7 +5,10 @@ order; not only the annotated ones): the head scores every candidate (cosine wit
 and gives its text-guided embedding V^r (``pipeline.scoring``); the TRM (``pipeline.tracking``,
 Eq. 7 + Hungarian) links them into tracks and ranks the tracks; ``pipeline.ranking`` turns the
 top-k tracks into per-frame submissions (rank 0 = the answer). ``--no-trm`` takes each frame's
-argmax instead (Table 3 rows without TRM).
+argmax instead (Table 3 rows without TRM). ``--tracks imported`` seeds the TRM with the track ids of
+an imported tracking system (Grounded-SAM-2, DEVA, SAM 2, SAM 3; ``VideoCandidates.track_ids``):
+candidates sharing an id are one track, the rest is linked as usual; a candidate cache without
+track ids is refused before any work.
 
 A video's features and candidate masks are read once; the mask IoU between its frames is
 computed once (``FrameIoU``) and shared by all its queries. A video without candidates (not
@@ -40,7 +43,8 @@ from clawcrane.cache.features import FeatureCache, open_features
 from clawcrane.atomic import check_writable, clean_stale_temps
 from clawcrane.cache.predictions import COLUMNS, STAGE, existing_predictions, write_predictions
 from clawcrane.config import SPLITS as CONFIG_SPLITS
-from clawcrane.config import TrackRankConfig, output_config, to_dict
+from clawcrane.config import TRM_TRACKS
+from clawcrane.config import TrackRankConfig, key_config, to_dict
 from clawcrane.datasets.records import Dataset, Query
 from clawcrane.datasets.splits import split_queries
 from clawcrane.errors import CacheError, ConfigError, DataError, WeightsError
@@ -97,6 +101,10 @@ def check_config(config: TrackRankConfig) -> None:
         raise ConfigError(f"--score-mode {config.score_mode!r}: expected one of {', '.join(trm.SCORE_MODES)}")
     if config.fallback not in trm.FALLBACKS:
         raise ConfigError(f"--fallback {config.fallback!r}: expected one of {', '.join(trm.FALLBACKS)}")
+    if config.tracks not in TRM_TRACKS:
+        raise ConfigError(f"--tracks {config.tracks!r}: expected one of {', '.join(TRM_TRACKS)}")
+    if config.tracks != "trm" and not config.trm:
+        raise ConfigError(f"--tracks {config.tracks} seeds the TRM's tracks but --no-trm turns the TRM off; drop one of them")
     if config.batch_size < 1:
         raise ConfigError(f"--batch-size {config.batch_size}: must be at least 1")
     if config.abstain_below is not None and not math.isfinite(config.abstain_below):
@@ -118,6 +126,9 @@ class VideoInputs:
     pos: torch.Tensor | None = None
     valid: torch.Tensor | None = None
     iou: trm.FrameIoU | None = None
+    track_ids: list[np.ndarray] | None = None
+    """Imported track ids (-1: none) of each frame position's candidates, aligned with ``rows``;
+    None when the candidate cache has none (not an import of a tracking system)."""
 
     @property
     def has_candidates(self) -> bool:
@@ -135,6 +146,9 @@ def video_inputs(vid: str, queries: list[Query], *, candidates: CandidateCache, 
     frames = sorted({int(f) for f in vc.processed_frames} | {int(f) for f in vc.frames})
     rows = [vc.frame_rows(f) for f in frames]
     out = VideoInputs(frames=frames, rows=rows, height=vc.height, width=vc.width, rles=[r["counts"] for r in vc.rles])
+    if vc.track_ids is not None:
+        ids = np.asarray(vc.track_ids, np.int64)
+        out.track_ids = [ids[r] for r in rows]
     if len(vc) == 0:
         return out
     if vid not in feat_ids:
@@ -169,9 +183,10 @@ def query_submissions(emb: np.ndarray, sim: np.ndarray, vi: VideoInputs, config:
     scores = [sim[t, :k] for t, k in enumerate(sizes)]
     if not config.trm:
         return ranking.argmax_submissions(scores, top_k=config.top_k, abstain_below=config.abstain_below)
+    ids = vi.track_ids if config.tracks == "imported" else None  # a video with no import record: the TRM alone
     result = trm.temporal_relation(
         [emb[t, :k] for t, k in enumerate(sizes)], scores, iou=vi.iou, gamma=config.gamma, beta=config.beta,
-        alpha=config.alpha, mode=config.score_mode, fallback=config.fallback, top_k=config.top_k,
+        alpha=config.alpha, mode=config.score_mode, fallback=config.fallback, top_k=config.top_k, ids=ids,
     )
     if config.abstain_below is not None and ranking.best_track_score(result, config.score_mode) < config.abstain_below:
         return [[ranking.abstention()] for _ in sizes]
@@ -192,7 +207,27 @@ def _key(config: TrackRankConfig, head_fp: str, features: FeatureCache, candidat
     """``dataset_fp``: the dataset's full fingerprint as the caches record it (``FeatureCache.check_dataset``),
     so that the key is the same whether or not the clips are there."""
     upstream = {"head": head_fp, "features": features.key, "candidates": candidates.key, "dataset": dataset_fp}
-    return chain_key(STAGE, STAGE_VERSION, upstream, output_config(config))
+    return chain_key(STAGE, STAGE_VERSION, upstream, key_config(config))
+
+
+def check_track_ids(config: TrackRankConfig, candidates: CandidateCache, video_ids) -> None:
+    """Refuse ``--tracks imported`` over a candidate cache without track ids (read: its first video with candidates)."""
+    if config.tracks != "imported":
+        return
+    have = set(candidates.video_ids())
+    for vid in sorted(set(video_ids) & have):
+        vc = candidates.video(vid)
+        if vc.status != "ok" or len(vc) == 0:
+            continue
+        if vc.track_ids is not None:
+            return
+        break
+    else:
+        return  # no candidates at all: nothing to link
+    detector = str((candidates.meta.get("config") or {}).get("detector", "")) or "?"
+    raise ConfigError(f"{candidates.path}: --tracks imported needs the proposer's track ids, but this candidate cache "
+                      f"(detector {detector!r}) has none; detect with --detector import:KIND:PATH (KIND gsam2, deva, "
+                      "sam2 or sam3) and extract again, or use --tracks trm")
 
 
 def _check_dataset(features: FeatureCache, queries: list[Query], dataset: Dataset) -> None:
@@ -238,6 +273,7 @@ def run(config: TrackRankConfig, dataset: Dataset, *, head: str | os.PathLike, f
         queries = split_queries(dataset, config.split)
     if not queries:
         raise DataError(f"{dataset.root}: no queries in split {config.split!r}; pick another --split")
+    check_track_ids(config, candidates, {q.video_id for q in queries})
     head_fp = file_fingerprint(path, full=True)
     key = _key(config, head_fp, fc, candidates, dataset_fp)
     if old is not None and old.key == key:  # the same head, caches, dataset and options made it: up to date

@@ -129,8 +129,11 @@ def test_a2d_annotation_fingerprint_follows_the_annotations_not_the_clips(tmp_pa
 def test_jhmdb_reader_keeps_videos_without_frames_only_when_frames_are_not_needed(tmp_path):
     root = make_jhmdb(tmp_path / "jhmdb")
     without_frames_is_the_default_when_nothing_is_missing(read_jhmdb, root)
-    media_gone_keeps_videos_without_frames_and_drops_them_by_default(
+    intact, default, lean = media_gone_keeps_videos_without_frames_and_drops_them_by_default(
         read_jhmdb, root, "walk_video_1", root / "Rename_Images" / "walk" / "walk_video_1")
+    # J-HMDB without its frames takes the frame count from the puppet mask: the sampled frames are the same
+    assert lean.annotated_frames["walk_video_1"] == intact.annotated_frames["walk_video_1"]
+    assert "walk_video_1" in lean.videos and "walk_video_1" not in default.videos
 
 
 def test_ytvos_reader_keeps_videos_without_frames_only_when_frames_are_not_needed(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -23,3 +24,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _clawcrane_log_level_restored():
+    """Every CLI call sets the ``clawcrane`` logger's level (``--log-level``), also from module-scoped
+    fixtures; reset it to unset before each test, so a test that reads warnings with ``caplog`` does not
+    depend on which test or fixture ran before it."""
+    logging.getLogger("clawcrane").setLevel(logging.NOTSET)
+    yield

@@ -12,14 +12,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers.head_world import tiny_stage_world
 
 from clawcrane.api import Result, VideoSession
 from clawcrane.cache.predictions import read_predictions
-from clawcrane.config import DetectConfig, ExtractConfig, HeadConfig, SynthConfig, TrackRankConfig, TrainHeadConfig
-from clawcrane.datasets import open_dataset
+from clawcrane.config import TrackRankConfig
 from clawcrane.errors import ConfigError
 from clawcrane.pipeline import masks as mask_ops
-from clawcrane.stages import detect, extract, synth, track_rank, train_head
+from clawcrane.stages import track_rank
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,17 +30,11 @@ def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("api")
     n = torch.get_num_threads()
     torch.set_num_threads(1)
-    synth.run(SynthConfig(preset="tiny"), tmp / "data")
-    ds = open_dataset(tmp / "data")
-    det = detect.run(DetectConfig(detector="oracle", device="cpu"), ds, tmp / "cache")
-    ext = extract.run(ExtractConfig(backbone="resnet18", weights="none", input_size=64, cache=str(tmp / "cache"),
-                                    candidates=str(det.path), device="cpu", workers=1), dataset=ds)
-    cfg = TrainHeadConfig(head=HeadConfig(embed_dim=16, word_dim=16, lstm_hidden=16), epochs=1, device="cpu")
-    train_head.run(cfg, ds, features=ext.path, out=tmp / "head")
-    pred = track_rank.run(TrackRankConfig(split="all", device="cpu"), ds, head=tmp / "head", features=ext.path,
+    ds, features = tiny_stage_world(tmp)
+    pred = track_rank.run(TrackRankConfig(split="all", device="cpu"), ds, head=tmp / "head", features=features,
                           out=tmp / "P.parquet").out
     torch.set_num_threads(n)
-    return ds, ext.path, tmp / "head", read_predictions(pred)
+    return ds, features, tmp / "head", read_predictions(pred)
 
 
 def _answers(preds, query_id):

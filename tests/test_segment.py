@@ -17,14 +17,15 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers.head_world import tiny_stage_world
 
 from clawcrane import api, atomic
 from clawcrane.cli import main
-from clawcrane.config import DetectConfig, ExtractConfig, HeadConfig, SegmentConfig, SynthConfig, TrainHeadConfig
-from clawcrane.datasets import open_dataset, video_io
+from clawcrane.config import SegmentConfig
+from clawcrane.datasets import video_io
 from clawcrane.errors import DataError
 from clawcrane.pipeline import masks as mask_ops
-from clawcrane.stages import detect, extract, segment, synth, train_head
+from clawcrane.stages import extract, segment
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -34,13 +35,7 @@ def trained(tmp_path_factory):
     """(clip path, import spec, head run folder) - a clip of the tiny benchmark and its two boxes per frame."""
     tmp = tmp_path_factory.mktemp("seg")
     torch.set_num_threads(1)
-    synth.run(SynthConfig(preset="tiny"), tmp / "data")
-    ds = open_dataset(tmp / "data")
-    det = detect.run(DetectConfig(detector="oracle", device="cpu"), ds, tmp / "cache")
-    ext = extract.run(ExtractConfig(backbone="resnet18", weights="none", input_size=64, cache=str(tmp / "cache"),
-                                    candidates=str(det.path), device="cpu", workers=1), dataset=ds)
-    cfg = TrainHeadConfig(head=HeadConfig(embed_dim=16, word_dim=16, lstm_hidden=16), epochs=1, device="cpu")
-    train_head.run(cfg, ds, features=ext.path, out=tmp / "head")
+    tiny_stage_world(tmp)
 
     clip = tmp / "video" / "clip.mp4"
     clip.parent.mkdir()

@@ -30,11 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from clawcrane.api import VideoSession, content_dataset, default_cache_root, feature_config
 from clawcrane.atomic import atomic_dir, check_replaceable, write_json
 from clawcrane.build.detectors import build_detector
 from clawcrane.build.heads import head_file
-from clawcrane.cache.predictions import COLUMNS, Predictions, make_table, read_predictions, write_predictions
+from clawcrane.cache.predictions import Predictions, read_predictions, write_predictions
 from clawcrane.config import SegmentConfig, TrackRankConfig, to_dict
 from clawcrane.datasets.layout import open_dataset
 from clawcrane.datasets.records import Dataset
@@ -120,12 +122,10 @@ def run(config: SegmentConfig, video: str | os.PathLike, *, head: str | os.PathL
         t1 = time.perf_counter()
         results = session.query_all([q.sentence for q in ds.queries], query_ids=[q.query_id for q in ds.queries])
         answer_s = time.perf_counter() - t1
-        tables = [r.table() for r in results]
         meta = {"stage": "segment", "config": to_dict(track), "head": {"path": str(head_path)},
                 "features": {"path": str(session.features.path), "key": session.features.key},
                 "dataset": {"name": ds.name, "root": str(ds.root), "fingerprint": session.dataset.fingerprint}}
-        write_predictions(staging / PREDICTIONS_FILE, make_table({c: sum((t.column(c).to_pylist() for t in tables), [])
-                                                                  for c in COLUMNS}, meta))
+        write_predictions(staging / PREDICTIONS_FILE, pa.concat_tables([r.table(meta) for r in results]))
         preds = read_predictions(staging / PREDICTIONS_FILE)
         doc = segments_doc(preds, ds, config=config, head=head_path, backbone=session.backbone, top_k=config.top_k)
         validate_segments(doc, out / SEGMENTS_FILE)

@@ -150,3 +150,20 @@ def a2d_colour_world(tmp: Path, *, n_train: int = 6, n_test: int = 1, seed: int 
     features = _write_caches(tmp / "cache", plan, video_ids, seed=seed, flip=flip,
                              dataset={"name": ds.name, "root": str(data), "fingerprint": ds.fingerprint})
     return data, features
+
+
+def tiny_stage_world(tmp):
+    """`data synth --preset tiny` through the real stages: oracle candidates, resnet18 with seeded random
+    weights at 64 px, a head trained 1 epoch (tiny widths) in ``tmp/head``. Returns (dataset, features path)."""
+    from clawcrane.config import DetectConfig, ExtractConfig, HeadConfig, SynthConfig, TrainHeadConfig
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import detect, extract, synth, train_head
+
+    synth.run(SynthConfig(preset="tiny"), tmp / "data")
+    ds = open_dataset(tmp / "data")
+    det = detect.run(DetectConfig(detector="oracle", device="cpu"), ds, tmp / "cache")
+    ext = extract.run(ExtractConfig(backbone="resnet18", weights="none", input_size=64, cache=str(tmp / "cache"),
+                                    candidates=str(det.path), device="cpu", workers=1), dataset=ds)
+    cfg = TrainHeadConfig(head=HeadConfig(embed_dim=16, word_dim=16, lstm_hidden=16), epochs=1, device="cpu")
+    train_head.run(cfg, ds, features=ext.path, out=tmp / "head")
+    return ds, ext.path

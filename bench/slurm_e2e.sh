@@ -36,6 +36,9 @@ if [ -z "${PYTHON:-}" ]; then
     if [ -x "$REPO/.venv/bin/python" ]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=$(command -v python3); fi
 fi
 [ -x "$PYTHON" ] || fail "no python at $PYTHON (set PYTHON=)"
+# absolute (not resolved through the venv symlink): the jobs run in SLURM's spool folder, where a
+# relative PATH entry such as .venv/bin finds nothing
+PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")"
 # The job file runs `clawcrane`: the entry point of PYTHON's environment, importing this checkout.
 export PATH="$(dirname "$PYTHON"):$PATH"
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"

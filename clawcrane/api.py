@@ -47,7 +47,7 @@ from clawcrane.cache.features import open_features
 from clawcrane.cache.predictions import COLUMNS, make_table
 from clawcrane.config import DetectConfig, ExtractConfig, TrackRankConfig
 from clawcrane.datasets.layout import open_dataset
-from clawcrane.datasets.own_video import FINGERPRINT_SAMPLE_BYTES
+from clawcrane.datasets.own_video import FINGERPRINT_SAMPLE_BYTES, check_query_id
 from clawcrane.datasets.records import Dataset, Query, Video
 from clawcrane.errors import CacheError, ConfigError, DataError, WeightsError
 from clawcrane.fingerprint import hash_json, tree_fingerprint
@@ -220,6 +220,9 @@ class Result:
         from clawcrane.atomic import atomic_path
         from clawcrane.stages.render import render_overlays
 
+        if self.video.source is None:
+            raise ConfigError(f"overlay: the frames of video {self.video.video_id!r} are unknown to this session; open it "
+                              f"with VideoSession.open(VIDEO, ...) or pass dataset= to VideoSession")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".overlay-") as tmp:
@@ -273,6 +276,14 @@ class VideoSession:
             raise CacheError(f"{self.features.path}: features have C={C} but the head {self.head_path} expects "
                              f"C={meta['feat_dim']}; use the feature cache the head was trained on")
         check_track_ids(self.track, candidates, [video_id])  # --tracks imported needs an import's track ids
+        if dataset is not None:
+            if not isinstance(dataset, Dataset):
+                raise ConfigError(f"dataset= takes a clawcrane Dataset (clawcrane.datasets.open_dataset(PATH)), "
+                                  f"got {type(dataset).__name__}")
+            self.features.check_dataset(dataset)  # the frames drawn must be the ones the features came from
+            if video_id not in dataset.videos:
+                raise ConfigError(f"{dataset.root}: has no video {video_id!r}, which {self.features.path} holds; "
+                                  f"pass the dataset the features were extracted from")
         self.dataset = dataset
         video = dataset.videos.get(video_id) if dataset is not None else None
         self.vi = video_inputs(video_id, [], candidates=candidates, features=self.features,
@@ -293,6 +304,8 @@ class VideoSession:
              track: TrackRankConfig | None = None, detector_factory: Callable[..., Any] | None = None) -> VideoSession:
         """Detect and extract ``video`` (an mp4 or a frame folder) into ``cache`` (default: segment's root) unless cached; open it."""
         t0 = time.perf_counter()
+        if cache and Path(cache).exists() and not Path(cache).is_dir():
+            raise ConfigError(f"{cache}: is a file, not a cache folder; pass cache= a folder (it is created if absent)")
         ds = open_dataset(video, queries=["(session)"])
         if ds.name != "video" or len(ds.videos) != 1:
             raise ConfigError(f"{video}: a session opens one video (an mp4 or a frame folder), not a {ds.name} dataset")
@@ -330,14 +343,31 @@ class VideoSession:
 
     def query(self, sentence: str, *, query_id: str | None = None) -> Result:
         """Answer one sentence (head + TRM on the tensors in memory)."""
-        return self.query_all([sentence], query_ids=[query_id] if query_id else None)[0]
+        if not isinstance(sentence, str):
+            raise ConfigError(f"query: takes one sentence (a string), got {type(sentence).__name__}; "
+                              f"use query_all(list) for several")
+        return self.query_all([sentence], query_ids=[query_id] if query_id is not None else None)[0]
 
     def query_all(self, sentences: Sequence[str], *, query_ids: Sequence[str] | None = None) -> list[Result]:
         """Answer several sentences at once (one head pass); ``query_ids`` default to q1, q2, ..."""
-        if not sentences or any(not str(s).strip() for s in sentences):
+        if isinstance(sentences, (str, bytes)):
+            raise ConfigError(f"query_all: takes a list of sentences, got one string {sentences!r:.60}; "
+                              f"use query(sentence) or query_all([sentence])")
+        sentences = list(sentences)
+        bad = next((s for s in sentences if not isinstance(s, str)), None)
+        if bad is not None:
+            raise ConfigError(f"query: sentences must be strings, got {type(bad).__name__} {bad!r:.60}")
+        if not sentences or any(not s.strip() for s in sentences):
             raise ConfigError("query: every sentence must hold at least one word")
         if query_ids is None:
             query_ids = [f"q{self._asked + i + 1}" for i in range(len(sentences))]
+        if isinstance(query_ids, (str, bytes)) or len(query_ids) != len(sentences):
+            n = "one string" if isinstance(query_ids, (str, bytes)) else f"{len(query_ids)} ids"
+            raise ConfigError(f"query_all: query_ids must be a list with one id per sentence "
+                              f"({len(sentences)} sentences, got {n})")
+        query_ids = [check_query_id(q, "query_ids") for q in query_ids]
+        if len(set(query_ids)) != len(query_ids):
+            raise ConfigError(f"query_all: query_ids must be unique, got {query_ids}")
         self._asked += len(sentences)
         t0 = time.perf_counter()
         vi = self.vi
@@ -356,6 +386,11 @@ class VideoSession:
         for qid, sentence, subs in zip(query_ids, sentences, subs_all):
             unknown = self.unknown_words(sentence)
             n_words = len(tokenize(sentence, self.head_config.max_words))
+            n_all = len(tokenize(sentence, 10**6))
+            if self.head_config.text_encoder == "lstm" and n_all > n_words:
+                log.warning("%r: %d words, but the head reads only the first %d (its max_words); the words from %r on "
+                            "are ignored: shorten the sentence", sentence, n_all, n_words,
+                            tokenize(sentence, 10**6)[n_words])
             if unknown and len(unknown) > UNKNOWN_WARN_FRACTION * n_words:
                 log.warning("%r: %d of %d words are unknown to the head (%s); it reads them as <unk>, so the answer "
                             "rests on the other words", sentence, len(unknown), n_words, ", ".join(unknown))

@@ -241,7 +241,8 @@ def check_replaceable(out: str | os.PathLike, *, command: str, force: bool = Fal
     """Refuse to replace ``out`` unless it is absent, an empty folder, or a folder ``atomic_dir`` wrote (or ``force``).
 
     Even with ``force``, ``out`` may not hold any of ``keep`` (the command's inputs), the current
-    folder, the home folder or a file-system root.
+    folder, the home folder or a file-system root; and a folder inside one of ``keep`` is replaced
+    only when it holds nothing but what the command wrote (``force`` would delete part of the input).
     """
     out = Path(out)
     if out.is_symlink():
@@ -255,9 +256,16 @@ def check_replaceable(out: str | os.PathLike, *, command: str, force: bool = Fal
         what = f"holds the input {held[0]}" if held else "holds the current folder, or is the home folder or a root"
         raise ConfigError(f"{out}: {what}, so it is never replaced, not even with --force; choose a new {flag} "
                           f"(`clawcrane {command} ... {flag} NEW_DIR`)")
-    if force:
+    within = [Path(k) for k in keep if _inside(out, Path(k))]
+    if force and not within:
         return
     foreign = foreign_files(out)
+    if foreign and within:  # a folder of an input's tree: --force would delete part of the input
+        raise ConfigError(
+            f"{out}: lies inside the input {within[0]} and holds {len(foreign)} file(s) `clawcrane {command}` did not "
+            f"write (e.g. {foreign[0]}), so it is not replaced, not even with --force; choose a {flag} outside "
+            f"{within[0]} (`clawcrane {command} ... {flag} NEW_DIR`)"
+        )
     if foreign:
         raise ConfigError(
             f"{out}: holds {len(foreign)} file(s) `clawcrane {command}` did not write or that changed since it wrote them "

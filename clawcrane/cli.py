@@ -251,7 +251,7 @@ def report_cmd(predictions: str, dataset_path: str, out_dir: str | None, head: s
     from clawcrane.stages import report
 
     config = config_from(ReportConfig, options)
-    ds = open_dataset(dataset_path, split=None)
+    ds = open_dataset(dataset_path, split=None, frames=False)  # scores need annotations only; absent clips draw on grey
     res = report.run(config, predictions=predictions, dataset=ds, out_dir=out_dir, head=head, ablation=ablation)
     m = res.metrics
     click.echo(f"report: {res.samples} samples, P@0.5 {100 * m['P@0.5']:.1f}, mAP (COCO) {100 * m['mAP_coco']:.1f}, "

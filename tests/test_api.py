@@ -6,6 +6,7 @@ with seeded random weights at 64 px, a head trained 1 epoch), shared by the modu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import cv2
@@ -17,7 +18,7 @@ from helpers.head_world import tiny_stage_world
 from clawcrane.api import Result, VideoSession
 from clawcrane.cache.predictions import read_predictions
 from clawcrane.config import TrackRankConfig
-from clawcrane.errors import ConfigError
+from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.stages import track_rank
 
@@ -106,3 +107,58 @@ def test_query_all_numbers_queries_and_an_empty_sentence_is_refused(world):
         session.query("  ")
     with pytest.raises(ConfigError, match="holds"):
         VideoSession(head=head, features=features)  # several videos: which one must be said
+
+
+def test_query_all_refuses_what_it_would_misread_before_any_work(world):
+    ds, features, head, _ = world
+    session = VideoSession(head=head, features=features, video_id=sorted(ds.videos)[0], dataset=ds)
+    # a bare string is a sequence of characters: answering 'r', 'e', 'd' ... would be silently wrong
+    with pytest.raises(ConfigError, match="list of sentences"):
+        session.query_all("the red ball")
+    with pytest.raises(ConfigError, match="must be strings"):
+        session.query_all(["the red ball", 3])
+    with pytest.raises(ConfigError, match="one sentence"):
+        session.query(["the red ball"])
+    # zip() would drop the third sentence without a word
+    with pytest.raises(ConfigError, match="one id per sentence"):
+        session.query_all(["a", "b", "c"], query_ids=["x", "y"])
+    with pytest.raises(ConfigError, match="unique"):
+        session.query_all(["a", "b"], query_ids=["x", "x"])
+    # ids name output folders (masks/<query_id>/): a path would write outside them
+    for bad in ("../escape", "/tmp/abs", "a/b", "", ".hidden"):
+        with pytest.raises(DataError, match="cannot name an output folder"):
+            session.query_all(["a"], query_ids=[bad])
+    assert session.query("a", query_id="my-query_1.v2").query_id == "my-query_1.v2"
+
+
+def test_a_sentence_longer_than_the_head_reads_is_answered_with_a_warning(world, caplog):
+    ds, features, head, _ = world
+    session = VideoSession(head=head, features=features, video_id=sorted(ds.videos)[0], dataset=ds)
+    limit = session.head_config.max_words
+    words = ["the"] * limit + ["ball"]  # one word past the limit: 'ball' is never read
+    with caplog.at_level(logging.WARNING, logger="clawcrane.api"):
+        session.query(" ".join(words))
+    assert any(f"only the first {limit}" in m and "'ball'" in m for m in caplog.messages), caplog.messages
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="clawcrane.api"):
+        session.query(" ".join(["the"] * limit))
+    assert not [m for m in caplog.messages if "only the first" in m]
+
+
+def test_session_checks_its_dataset_cache_and_frames(world, tmp_path):
+    ds, features, head, _ = world
+    vid = sorted(ds.videos)[0]
+    with pytest.raises(ConfigError, match="takes a clawcrane Dataset"):
+        VideoSession(head=head, features=features, video_id=vid, dataset=str(ds.root))
+    other = dataclasses.replace(ds, fingerprint="another", annotation_fingerprint="another")
+    with pytest.raises(CacheError, match="pass the --dataset the caches were built from"):
+        VideoSession(head=head, features=features, video_id=vid, dataset=other)
+    # without the dataset the session answers, but cannot draw: a one-line error, not a traceback
+    r = VideoSession(head=head, features=features, video_id=vid).query("the ball")
+    with pytest.raises(ConfigError, match="frames of video"):
+        r.overlay(tmp_path / "o.mp4")
+    assert not (tmp_path / "o.mp4").exists()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a cache folder"):
+        VideoSession.open(tmp_path / "v.mp4", head=head, detector="oracle", cache=afile)

@@ -30,6 +30,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import h5py
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -37,6 +38,7 @@ from helpers.dataset_builders import make_clip
 from helpers.head_world import colour_world
 
 import clawcrane.datasets
+import clawcrane.errors
 from clawcrane import atomic
 from clawcrane.cache import predictions as P
 from clawcrane.cache.store import VERIFY_ENV, Store, escape_id
@@ -1001,3 +1003,131 @@ def test_export_refuses_a_dataset_other_than_the_predictions_were_made_for(synth
     assert_refused(invoke("export", pred, "--format", "png", "--dataset", synth.D2, "--out", tmp_path / "E"), before, *sroots,
                    says=(str(pred), "fingerprint", "--dataset"))
     assert not (tmp_path / "E").exists()
+
+
+# ---- found by the second hostile pass ------------------------------------------------------------------
+@pytest.mark.parametrize("qid", ["../../escaped", "/tmp/clawcrane-abs-escape", "sub/dir"])
+def test_segment_refuses_a_queries_file_id_that_is_a_path(world, tmp_path, roots, qid):
+    # the id names masks/<query_id>/: '../..' or an absolute path would write outside --out
+    qf = tmp_path / "queries.json"
+    qf.write_text(json.dumps([{"query_id": qid, "query": "the red ball"}]))
+    clip = make_clip(tmp_path / "clip.mp4")
+    before = snapshot(*roots)
+    r = invoke("segment", clip, "--queries-file", qf, "--detector", "oracle", "--head", world[2], "--out", tmp_path / "seg",
+               "--cache", tmp_path / "segcache", "--device", "cpu")
+    assert_refused(r, before, *roots, says=(str(qf), "cannot name an output folder"))
+    assert not (tmp_path / "seg").exists() and not Path("/tmp/clawcrane-abs-escape").exists()
+
+
+def test_force_never_replaces_a_folder_inside_an_input(synth, tmp_path, sroots):
+    pred = tmp_path / "p.parquet"
+    ok(*synth_track_rank(synth, synth.C, pred))
+    data = tmp_path / "D"
+    shutil.copytree(synth.D, data)
+    before = snapshot(*sroots)
+    # --out is the dataset's own Release/ folder: --force would delete the clips and annotations
+    r = invoke("report", pred, "--dataset", data, "--out", data / "Release", "--force")
+    assert_refused(r, before, *sroots, says=(str(data / "Release"), "inside the input", "not even with --force"))
+    # a folder inside the input that the command wrote itself is still replaced (no foreign files)
+    ok("report", pred, "--dataset", data, "--out", data / "report")
+    ok("report", pred, "--dataset", data, "--out", data / "report", "--force")
+
+
+def test_cache_verify_accepts_a_video_without_candidates_and_flags_a_bad_position_shape():
+    from clawcrane.cache.store import VideoRecord
+    from clawcrane.cache.verify import check_features
+
+    # a video where the detector found nothing: every column has 0 rows, positions (0, 10)
+    empty = VideoRecord("v", arrays={"frame": np.zeros(0, np.int32), "feat": np.zeros((0, 8), np.float16),
+                                     "pos": np.zeros((0, 10), np.float32)})
+    assert check_features(empty, np.zeros(0, np.int32)) == []
+    bad = VideoRecord("v", arrays={"frame": np.zeros(2, np.int32), "feat": np.zeros((2, 8), np.float16),
+                                   "pos": np.zeros((2, 9), np.float32)})
+    assert check_features(bad, None) == ["pos has shape (2, 9), expected (N, 10)"]
+
+
+def test_ablate_does_not_write_over_its_own_report_edited_by_hand(tmp_path):
+    from clawcrane.stages import ablate
+
+    out = tmp_path / "table"
+    out.mkdir()
+    md = "| # | method | P@0.5 |\n"
+    report = ablate.sealed({"config": {}, "rows": [], "dataset": {}, "track_rank": {}}, md)
+    atomic.write_json(out / "ablation.json", report)
+    atomic.write_text(out / "ablation.md", md)
+    ablate.check_out(out, "test")  # as written: a re-run may replace both
+    (out / "ablation.md").write_text(md + "my note\n")
+    with pytest.raises(clawcrane.errors.ConfigError, match="changed since `clawcrane ablate` wrote it"):
+        ablate.check_out(out, "test")
+    (out / "ablation.md").write_text(md)
+    edited = json.loads((out / "ablation.json").read_text())
+    edited["rows"] = [{"name": "mine"}]
+    (out / "ablation.json").write_text(json.dumps(edited))
+    with pytest.raises(clawcrane.errors.ConfigError, match="ablation.json: changed since"):
+        ablate.check_out(out, "test")
+
+
+def test_report_refuses_the_training_curves_of_another_run(synth, tmp_path, sroots):
+    pred = tmp_path / "p.parquet"
+    ok(*synth_track_rank(synth, synth.C, pred))
+    other = tmp_path / "other-run"
+    other.mkdir()
+    shutil.copy(synth.run / "metrics.json", other / "metrics.json")  # a run's history without the head that predicted
+    before = snapshot(*sroots)
+    r = invoke("report", pred, "--dataset", synth.D, "--head", other, "--out", tmp_path / "R")
+    assert_refused(r, before, *sroots, says=(str(other / "metrics.json"), "another train-head run"))
+    moved = tmp_path / "moved-run"
+    shutil.copytree(synth.run, moved)  # the same run, moved: its best.pt is the one that predicted
+    ok("report", pred, "--dataset", synth.D, "--head", moved, "--out", tmp_path / "R")
+
+
+def test_report_refuses_an_ablation_of_another_dataset(synth, tmp_path, sroots):
+    from clawcrane.config import AblateConfig
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import ablate
+
+    pred = tmp_path / "p.parquet"
+    ok(*synth_track_rank(synth, synth.C, pred))
+    table = tmp_path / "table"
+    atomic.write_json(table / "ablation.json", ablate.report_json(AblateConfig(), TrackRankConfig(), synth.ext,
+                                                                  open_dataset(synth.D2, frames=False), []))
+    before = snapshot(*sroots)
+    r = invoke("report", pred, "--dataset", synth.D, "--ablation", table, "--out", tmp_path / "R")
+    assert_refused(r, before, *sroots, says=(str(table / "ablation.json"), str(synth.D2), "not on --dataset"))
+
+
+def test_report_of_a_dataset_without_its_clips_draws_the_gallery_on_grey(synth, tmp_path):
+    pred = tmp_path / "p.parquet"
+    ok(*synth_track_rank(synth, synth.C, pred))
+    data = tmp_path / "D"
+    shutil.copytree(synth.D, data)
+    shutil.rmtree(data / "Release" / "clips320H")  # a node with the annotations only
+    r = ok("report", pred, "--dataset", data, "--out", tmp_path / "R")
+    assert "gallery" in r.output and (tmp_path / "R" / "index.html").is_file()
+
+
+def test_detect_refuses_an_import_that_covers_no_frame_of_the_dataset(synth, tmp_path, sroots):
+    from clawcrane.cache.imports import write_id_map
+
+    imp = tmp_path / "imp"
+    for vid in ("s0000", "s0001"):  # the dataset's ids, but frame numbers past every video's end
+        write_id_map(imp / vid / "00900.png", np.ones((8, 8), np.uint16))
+    before = snapshot(*sroots)
+    r = invoke("detect", synth.D, "--detector", f"import:{imp}", "--cache", tmp_path / "c")
+    assert_refused(r, before, *sroots, says=(str(imp), "no imported mask falls on a frame", "0-based index"))
+
+
+def test_detect_warns_about_videos_an_import_does_not_cover(synth, tmp_path, caplog):
+    from clawcrane.cache.imports import write_id_map
+    from clawcrane.datasets import open_dataset
+
+    ds = open_dataset(synth.D)
+    vid = sorted(ds.videos)[0]
+    video = ds.videos[vid]
+    imp = tmp_path / "imp"
+    write_id_map(imp / vid / "00000.png", np.ones((video.height, video.width), np.uint16))
+    caplog.set_level("WARNING", logger="clawcrane")
+    r = invoke("--log-level", "warning", "detect", synth.D, "--detector", f"import:{imp}", "--cache", tmp_path / "c")
+    assert r.exit_code == 0, r.output
+    n = len(ds.videos)
+    assert any(f"{n - 1} of {n} videos have no imported mask" in m for m in caplog.messages), caplog.messages

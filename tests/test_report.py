@@ -191,7 +191,7 @@ def test_without_head_ablation_or_gallery_the_page_has_tables_and_the_curve_only
 
 def test_bad_inputs_are_one_line_errors_and_leave_files_alone(tmp_path, made, monkeypatch):
     ds, pred = made
-    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, split=None: ds, raising=False)
+    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, split=None, frames=True: ds, raising=False)
     run = CliRunner().invoke
 
     def fails(args, *words):
@@ -239,7 +239,7 @@ def test_bad_inputs_are_one_line_errors_and_leave_files_alone(tmp_path, made, mo
 
 def test_default_out_is_beside_the_predictions_and_help_names_every_section(tmp_path, made, monkeypatch):
     ds, pred = made
-    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, split=None: ds, raising=False)
+    monkeypatch.setattr(clawcrane.datasets, "open_dataset", lambda path, split=None, frames=True: ds, raising=False)
     r = CliRunner().invoke(main, ["--log-level", "error", "report", str(pred), "--dataset", str(tmp_path)])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "pred-report" / "index.html").is_file()

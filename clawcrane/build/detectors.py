@@ -22,7 +22,7 @@ import torch
 from clawcrane.build.device import resolve_device
 from clawcrane.build.weights import efficientnet_file, load_coco_state_dict, load_state
 from clawcrane.cache.checkpoints import KIND_DETECTOR, load_checkpoint
-from clawcrane.errors import ConfigError, WeightsError
+from clawcrane.errors import ConfigError, DataError, WeightsError
 from clawcrane.fingerprint import file_fingerprint, hash_json
 from clawcrane.pipeline.detectors import Detector, ImportDetector, OracleDetector
 from clawcrane.pipeline.maskrcnn import (
@@ -169,16 +169,26 @@ def open_mask_source(value: str, dataset):
 
     fmt, where = split_import(value)
     if fmt is None:
-        return open_import(where, video_ids=list(dataset.videos))
-    from clawcrane.cache.system_imports import open_system_import
+        src = open_import(where, video_ids=list(dataset.videos))
+    else:
+        from clawcrane.cache.system_imports import open_system_import
 
-    src = open_system_import(fmt, where, video_ids=list(dataset.videos), frame_stems=frame_stems(dataset))
-    for vid in src.video_ids():
-        video = dataset.videos.get(vid)
-        frames = src.frames(vid)
-        if video is not None and frames and max(frames) >= video.num_frames:
+        src = open_system_import(fmt, where, video_ids=list(dataset.videos), frame_stems=frame_stems(dataset))
+    imported = set(src.video_ids())
+    covered, lacking = [], []
+    for vid, video in dataset.videos.items():
+        frames = src.frames(vid) if vid in imported else frozenset()
+        if frames and max(frames) >= video.num_frames:
             log.warning("%s: %s has masks for frames up to %d but %d frames (0..%d); frames past the end are ignored "
                         "(name frames by their 0-based index)", where, vid, max(frames), video.num_frames, video.num_frames - 1)
+        (covered if any(f < video.num_frames for f in frames) else lacking).append(vid)
+    if dataset.videos and not covered:
+        raise DataError(f"{where}: no imported mask falls on a frame of the dataset's {len(dataset.videos)} videos "
+                        f"(e.g. {lacking[0]}: frames 0..{dataset.videos[lacking[0]].num_frames - 1}); name each "
+                        f"video's output by its video id and each frame by its 0-based index")
+    if lacking:
+        log.warning("%s: %d of %d videos have no imported mask on any of their frames (e.g. %s); they get no candidates "
+                    "and their queries no answer", where, len(lacking), len(dataset.videos), ", ".join(lacking[:3]))
     return src
 
 

@@ -119,8 +119,9 @@ def check_features(rec: VideoRecord, candidate_frames: np.ndarray | None) -> lis
     for name in ("feat", "pos", "feat_flip", "pos_flip"):
         if name in a and not np.isfinite(np.asarray(a[name], np.float32)).all():
             out.append(f"{name} has non-finite values")
-    if "pos" in a and np.asarray(a["pos"]).reshape(len(a["pos"]), -1).shape[1] != 10:
-        out.append(f"pos has {np.asarray(a['pos']).shape[1:]} columns, expected 10")
+    pos = np.asarray(a["pos"]) if "pos" in a else None
+    if pos is not None and (pos.ndim != 2 or pos.shape[1] != 10):  # (N, 10), N may be 0 on a frame-less video
+        out.append(f"pos has shape {pos.shape}, expected (N, 10)")
     if candidate_frames is not None and "frame" in a:
         if len(a["frame"]) != len(candidate_frames):
             out.append(f"{len(a['frame'])} rows but the candidate cache has {len(candidate_frames)}")

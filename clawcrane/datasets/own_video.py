@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,16 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 QUERY_SUFFIXES = (".csv", ".json", ".txt")
 DEFAULT_FOLDER_FPS = 25.0
 FINGERPRINT_SAMPLE_BYTES = 8192
+QUERY_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+"""A query id names a folder of the output (masks/<query_id>/): letters, digits, _ . - only, no path."""
+
+
+def check_query_id(qid: object, where: str) -> str:
+    """``qid`` when it is a safe folder name (``QUERY_ID_PATTERN``); else a one-line error naming ``where``."""
+    if not isinstance(qid, str) or not QUERY_ID_PATTERN.fullmatch(qid):
+        raise DataError(f"{where}: query id {qid!r:.60} cannot name an output folder; use 1-100 letters, digits, "
+                        f"'_', '.' or '-' (not starting with '.' or '-'), e.g. q1")
+    return qid
 
 
 def is_video_file(path: Path) -> bool:
@@ -126,13 +137,14 @@ def read_queries_file(path: str | os.PathLike) -> list[tuple[str | None, str]]:
     raise DataError(f"{path}: unknown queries file type {suffix!r}; use .csv (column query), .json or .txt")
 
 
-def make_queries(video_id: str, items: Sequence[tuple[str | None, str]]) -> list[Query]:
-    """Queries with ids ``q1, q2, ...`` where none was given; duplicate ids raise."""
+def make_queries(video_id: str, items: Sequence[tuple[str | None, str]], *, source: str = "") -> list[Query]:
+    """Queries with ids ``q1, q2, ...`` where none was given; duplicate or unsafe ids raise (naming ``source``)."""
     queries, seen = [], set()
+    where = source or video_id
     for n, (qid, sentence) in enumerate(items, start=1):
-        qid = qid or f"q{n}"
+        qid = check_query_id(qid or f"q{n}", where)
         if qid in seen:
-            raise DataError(f"query id {qid!r} is used twice for {video_id}; give each query its own id")
+            raise DataError(f"{where}: query id {qid!r} is used twice for {video_id}; give each query its own id")
         seen.add(qid)
         queries.append(Query(query_id=qid, video_id=video_id, sentence=sentence))
     return queries
@@ -170,7 +182,7 @@ def read_own_video(
         items += read_queries_file(qfile)
     for i, text in enumerate(queries or (), start=1):
         items.append((None, _sentence(text, f"query {i} given on the command line")))
-    query_list = make_queries(video_id, items)
+    query_list = make_queries(video_id, items, source=str(qfile) if qfile is not None else "")
 
     base = path.parent if path.is_file() else path
     key = hash_json(

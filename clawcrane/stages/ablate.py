@@ -15,6 +15,7 @@ own up-to-date check). Writes ``TABLE/ablation.md`` (Table 3 layout, then P@0.5 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -315,6 +316,40 @@ def is_ablation_report(report: Path) -> bool:
     return isinstance(data, dict) and {"config", "rows", "dataset", "track_rank"} <= set(data)
 
 
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _canonical(report: dict[str, Any]) -> str:
+    """The text a report's ``digests.json`` covers: everything but the digests, as write_json writes it."""
+    return json.dumps({k: v for k, v in report.items() if k != "digests"}, indent=2, sort_keys=True, default=str)
+
+
+def sealed(report: dict[str, Any], md: str) -> dict[str, Any]:
+    """``report`` with the digests of itself and of ``md``, so a later run can tell a hand edit (``edited_by_hand``)."""
+    report = {k: v for k, v in report.items() if k != "digests"}
+    return dict(report, digests={"md": _digest(md), "json": _digest(_canonical(report))})
+
+
+def edited_by_hand(report: Path, md: Path) -> Path | None:
+    """The file of an earlier ablate run changed since ablate wrote it (None: both as written, or no digests)."""
+    try:
+        data = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return None
+    digests = data.get("digests") if isinstance(data, dict) else None
+    if not isinstance(digests, dict):  # written before digests were recorded: nothing to compare
+        return None
+    if digests.get("json") != _digest(_canonical(data)):
+        return report
+    try:
+        if md.exists() and digests.get("md") != _digest(md.read_text()):
+            return md
+    except (OSError, UnicodeDecodeError):
+        return md
+    return None
+
+
 def check_out(out: Path, split: str) -> None:
     """Refuse a TABLE folder whose ablation.json / ablation.md ablate did not write (before any training)."""
     if out.exists() and not out.is_dir():
@@ -328,6 +363,10 @@ def check_out(out: Path, split: str) -> None:
         theirs = report if report.exists() else md
         raise ConfigError(f"{theirs}: was not written by `clawcrane ablate`, so it is left as it is; choose another --out "
                           f"(`clawcrane ablate ... --out NEW_DIR`) or move the file away")
+    edited = edited_by_hand(report, md) if report.exists() else None
+    if edited is not None:
+        raise ConfigError(f"{edited}: changed since `clawcrane ablate` wrote it (edited by hand?), so it is not written "
+                          f"over; choose another --out (`clawcrane ablate ... --out NEW_DIR`) or move the file away")
 
 
 def report_json(config: AblateConfig, track: TrackRankConfig, features: Path, dataset: Dataset,
@@ -394,6 +433,6 @@ def run(config: AblateConfig, dataset: Dataset, *, cache: str | os.PathLike, out
              f"{config.val_fraction:g} of the train videos, track score {base_track.score_mode} unless the row says)")
     md = markdown(results, title)
     report = report_json(config, base_track, features, dataset, results, dataset_fp=dataset_fp)
-    write_json(out / split_name("ablation.json", config.split), report)
+    write_json(out / split_name("ablation.json", config.split), sealed(report, md))  # a later run spots hand edits
     write_text(out / split_name("ablation.md", config.split), md)
     return AblateResult(out=out, rows=results, markdown=md, seconds=time.perf_counter() - t_start)

@@ -41,6 +41,7 @@ from clawcrane.cache.predictions import read_predictions
 from clawcrane.config import EvalConfig, ReportConfig
 from clawcrane.datasets.records import Dataset, Query
 from clawcrane.errors import ClawcraneError, ConfigError
+from clawcrane.fingerprint import file_fingerprint
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline import metrics as M
 from clawcrane.pipeline import overlay as O
@@ -361,6 +362,29 @@ def _ablation_section(path: Path, doc: dict[str, Any]) -> R.Section:
     return R.Section("ablation", "Ablation (Table 3)", f'<p class="note">{note}</p>' + "".join(body))
 
 
+def check_head_of(history: Path, head_meta: dict[str, Any], predictions: str | os.PathLike) -> None:
+    """Refuse a --head run other than the one that made ``predictions`` (its checkpoint's fingerprint, or its folder)."""
+    recorded, fp = head_meta.get("path"), head_meta.get("fingerprint")
+    if not recorded:
+        return  # predictions that do not say which head made them: nothing to compare
+    run = history.parent
+    if Path(recorded).resolve().parent == run.resolve():
+        return
+    if fp and any(file_fingerprint(pt, full=True) == fp for pt in sorted(run.glob("*.pt"))):
+        return  # the run folder was moved or copied: one of its checkpoints is the one that predicted
+    raise ConfigError(f"{history}: belongs to another train-head run than the one that made {predictions} "
+                      f"(head {recorded}); pass that run's folder as --head, or leave --head out")
+
+
+def check_ablation_of(path: Path, doc: dict[str, Any], dataset: Dataset) -> None:
+    """Refuse an ablation.json made on another dataset than ``--dataset`` (annotation fingerprints compared)."""
+    info = doc.get("dataset") or {}
+    theirs, ours = info.get("annotation_fingerprint"), dataset.annotation_fingerprint
+    if theirs and ours and theirs != ours:
+        raise ConfigError(f"{path}: was made on dataset {info.get('name', '?')!r} at {info.get('root', '?')}, not on "
+                          f"--dataset {dataset.root}; pass the ablation of this dataset, or leave --ablation out")
+
+
 # ---- the stage -----------------------------------------------------------------------------------
 def run(config: ReportConfig, *, predictions: str | os.PathLike, dataset: Dataset, out_dir: str | os.PathLike | None = None,
         head: str | os.PathLike | None = None, ablation: str | os.PathLike | None = None) -> ReportResult:
@@ -374,6 +398,10 @@ def run(config: ReportConfig, *, predictions: str | os.PathLike, dataset: Datase
     ablation_doc = read_ablation(ablation) if ablation is not None else None
 
     preds = read_predictions(predictions)
+    if head_doc is not None:
+        check_head_of(head_doc[0], preds.meta.get("head") or {}, predictions)
+    if ablation_doc is not None:
+        check_ablation_of(ablation_doc[0], ablation_doc[1], dataset)
     queries = evaluate.checked_queries(preds, dataset, config.split)
     sc = evaluate.score(ev_config, preds, dataset, queries)
     ious = M.top1_ious(sc.samples)

@@ -393,13 +393,14 @@ def extract_cmd(cache, candidates, backbone, weights, levels, input_size, mask_t
 @field_option(DetectConfig, "score_threshold")
 @field_option(DetectConfig, "max_per_frame")
 @field_option(DetectConfig, "dedup_iou")
+@field_option(DetectConfig, "refine_masks")
 @field_option(DetectConfig, "batch_size")
 @field_option(DetectConfig, "device")
 @click.option("--shard", default=None, metavar="I/N", help=SHARD_HELP)
 @field_option(DetectConfig, "workers")
 @field_option(DetectConfig, "skip_bad")
 def detect(dataset, detector, cache_dir, frame_stride, train_frames, score_threshold, max_per_frame, dedup_iou,
-           batch_size, device, shard, workers, skip_bad):
+           refine_masks, batch_size, device, shard, workers, skip_bad):
     """Detect candidate objects in every frame of DATASET -> candidate cache (HDF5, COCO RLE masks).
 
     Resumable: a killed run continues where it stopped (finished videos are kept). A second run
@@ -435,8 +436,8 @@ def detect(dataset, detector, cache_dir, frame_stride, train_frames, score_thres
     shard_i, num_shards = stage.parse_shard(shard)
     cfg = DetectConfig(
         detector=detector, frame_stride=frame_stride, train_frames=train_frames, score_threshold=score_threshold,
-        max_per_frame=max_per_frame, dedup_iou=dedup_iou, batch_size=batch_size, device=device,
-        shard=shard_i, num_shards=num_shards, workers=workers, skip_bad=skip_bad,
+        max_per_frame=max_per_frame, dedup_iou=dedup_iou, refine_masks=refine_masks, batch_size=batch_size,
+        device=device, shard=shard_i, num_shards=num_shards, workers=workers, skip_bad=skip_bad,
     )
     ds = open_dataset(dataset)
     res = stage.run(cfg, ds, cache_dir)

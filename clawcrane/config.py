@@ -343,6 +343,7 @@ class DetectConfig:
 
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("detector", "batch_size", "device", "shard", "num_shards", "workers",
                                                  "skip_bad")
+    LATE_FIELDS: ClassVar[tuple[str, ...]] = ("refine_masks",)
 
     def __post_init__(self):
         check_fields(self)
@@ -362,6 +363,10 @@ class DetectConfig:
     """Keep at most this many candidates per frame (highest scores first)."""
     dedup_iou: float = limits(0.7, 0, 1)
     """Drop a candidate whose mask IoU with a higher-scored kept one exceeds this (mask NMS; 1.0 keeps all)."""
+    refine_masks: str = field(default="none", metadata={CHOICES: ("none", "grabcut")})
+    """'grabcut': re-decide each kept candidate's outline within 2 pixels from the frame's colours (OpenCV
+    GrabCut on a crop around the mask; a detector's masks only, never ground truth or imports); 'none': as
+    the detector pasted them."""
     batch_size: int = limits(4, 1, None)
     """Frames per detector call (runtime only; batches never mix videos)."""
     device: str = "auto"

@@ -147,5 +147,12 @@ def test_shard_option_and_slurm_defaults():
     assert stage.parse_shard("1/3") == (1, 3)
     assert stage.parse_shard(None, {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "4", "SLURM_ARRAY_TASK_COUNT": "2"}) == (1, 2)
     assert stage.parse_shard(None, {}) == (0, 1)
+    # --array=0-6:2 runs tasks 0, 2, 4, 6 (count 4, step 2): task 4 is the third of four shards, not 4/4
+    stepped = {"SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_STEP": "2"}
+    assert [stage.parse_shard(None, dict(stepped, SLURM_ARRAY_TASK_ID=str(t))) for t in (0, 2, 4, 6)] == \
+        [(0, 4), (1, 4), (2, 4), (3, 4)]
+    # --array=1,4,5 (count 3, no even step): task 4 maps to no shard; refused rather than guessed
+    with pytest.raises(ConfigError, match="evenly stepped range"):
+        stage.parse_shard(None, {"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "3"})
     with pytest.raises(ConfigError, match="0 <= I < N"):
         stage.parse_shard("3/3")

@@ -12,6 +12,8 @@ Pure: no file is read here. ``build.detectors`` turns a ``--detector`` value int
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -274,3 +276,18 @@ class ImportDetector(Detector):
                                          track_ids=getattr(got, "track_ids", None),
                                          class_names=getattr(got, "class_names", None)))
         return out
+
+
+def refine_candidates(frame: np.ndarray, fc: FrameCandidates, *, method: str, min_score: float) -> FrameCandidates:
+    """``fc`` with the masks of candidates scoring >= ``min_score`` refined on ``frame`` (``mask_refine``).
+
+    Candidates below ``min_score`` are left as they are: the detect stage drops them next.
+    """
+    from clawcrane.pipeline.mask_refine import refine_masks
+
+    keep = np.flatnonzero(fc.scores >= min_score)
+    if method == "none" or len(keep) == 0:
+        return fc
+    masks = fc.masks.copy()
+    masks[keep] = refine_masks(frame, fc.masks[keep], method=method)
+    return dataclasses.replace(fc, masks=masks)

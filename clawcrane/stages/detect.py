@@ -27,7 +27,7 @@ from clawcrane.build.detectors import build_detector, detector_key
 from clawcrane.build.device import resolve_device
 from clawcrane.cache.candidates import SCHEMA, STAGE
 from clawcrane.cache.store import Store, artifact_dir
-from clawcrane.config import DetectConfig, option_flags, output_config
+from clawcrane.config import DetectConfig, key_config, option_flags, output_config
 from clawcrane.datasets.records import Dataset
 from clawcrane.datasets.validate import split_problems
 from clawcrane.errors import CacheError, ConfigError, DataError
@@ -82,7 +82,7 @@ class DetectResult:
 def cache_key(config: DetectConfig, dataset: Dataset, key_fn=detector_key) -> tuple[str, str]:
     """(artifact key, detector key); computing them never builds a model."""
     dkey = key_fn(config.detector, dataset)
-    key = chain_key(STAGE, STAGE_VERSION, {"dataset": dataset.fingerprint, "detector": dkey}, output_config(config))
+    key = chain_key(STAGE, STAGE_VERSION, {"dataset": dataset.fingerprint, "detector": dkey}, key_config(config))
     return key, dkey
 
 
@@ -126,6 +126,11 @@ def _check(config: DetectConfig) -> None:
         raise ConfigError(f"--max-per-frame {config.max_per_frame}: must be >= 1")
     if not (0.0 <= config.dedup_iou <= 1.0 and 0.0 <= config.score_threshold <= 1.0):
         raise ConfigError("--dedup-iou and --score-threshold must lie in [0, 1]")
+    if config.refine_masks not in ("none", "grabcut"):
+        raise ConfigError(f"--refine-masks {config.refine_masks!r}: expected 'none' or 'grabcut'")
+    if config.refine_masks != "none" and (config.detector == "oracle" or config.detector.startswith("import:")):
+        raise ConfigError(f"--refine-masks {config.refine_masks} refines a Mask R-CNN's masks; --detector "
+                          f"{config.detector} gives its masks as they are: leave --refine-masks out")
     resolve_device(config.device)  # a bad --device fails before anything is written, whatever the detector
 
 

@@ -23,7 +23,14 @@ from clawcrane.config import DetectConfig
 from clawcrane.datasets.records import Dataset, Video
 from clawcrane.errors import DataError
 from clawcrane.pipeline import masks as mask_ops
-from clawcrane.pipeline.detectors import Detector, FrameCandidates, candidate_recall, fit_mask, postprocess_rles
+from clawcrane.pipeline.detectors import (
+    Detector,
+    FrameCandidates,
+    candidate_recall,
+    fit_mask,
+    postprocess_rles,
+    refine_candidates,
+)
 from clawcrane.progress import progress
 
 log = logging.getLogger(__name__)
@@ -256,6 +263,9 @@ class DetectStream:
                         fcs = self.det.detect(imgs, [(video_id, f) for f in frames])
                         if len(fcs) != len(frames):
                             raise RuntimeError(f"detector {self.det.name} returned {len(fcs)} results for {len(frames)} frames")
+                        if self.cfg.refine_masks != "none" and self.det.needs_pixels and not self.det.exact:
+                            fcs = [refine_candidates(img, fc, method=self.cfg.refine_masks,
+                                                     min_score=self.cfg.score_threshold) for img, fc in zip(imgs, fcs)]
                         self._put(self.q_out, ("result", video_id, frames, fcs))
                         bar.update(len(frames))
                     elif item[0] == "bad" and not self.cfg.skip_bad:

@@ -3,7 +3,8 @@
 ``--shard I/N`` (0-based I) owns the sorted video ids at positions i with i % N == I: disjoint,
 deterministic, and the same split for every stage, so shard I of `extract` reads exactly what
 shard I of `detect` wrote. Without ``--shard``, SLURM array variables decide (task ids need not
-start at 0: ``SLURM_ARRAY_TASK_MIN`` is subtracted); outside SLURM it is 0/1.
+start at 0: ``SLURM_ARRAY_TASK_MIN`` is subtracted, and a stepped range such as ``--array=0-6:2``
+is divided by ``SLURM_ARRAY_TASK_STEP``); outside SLURM it is 0/1.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ def parse_shard(text: str | None, env: Mapping[str, str] | None = None) -> tuple
     if not text:
         if "SLURM_ARRAY_TASK_ID" not in env or "SLURM_ARRAY_TASK_COUNT" not in env:
             return 0, 1
-        i = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+        task, low = int(env["SLURM_ARRAY_TASK_ID"]), int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+        step = max(int(env.get("SLURM_ARRAY_TASK_STEP") or 1), 1)  # --array=0-6:2 runs tasks 0, 2, 4, 6
         n = int(env["SLURM_ARRAY_TASK_COUNT"])
+        i, off = divmod(task - low, step)
+        if off or not 0 <= i < n:  # e.g. --array=1,4,5: the task ids are no evenly stepped range
+            raise ConfigError(f"SLURM array task {task} (min {low}, step {step}, count {n}) does not map to one of "
+                              f"{n} shards; submit an evenly stepped range such as --array=0-{n - 1}, or pass "
+                              f"--shard I/N explicitly")
     else:
         try:
             i, n = (int(t) for t in text.split("/"))

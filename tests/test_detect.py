@@ -260,3 +260,38 @@ def test_video_ending_before_its_frame_count_is_bad_and_its_early_batches_are_dr
     assert [v for v, _ in res.bad] == ["vid02"] and f"frame {T}" in res.bad[0][1]
     vc = open_candidates(res.path).video("vid02")
     assert vc.status == "bad" and len(vc) == 0 and len(vc.processed_frames) == 0
+
+
+def test_refine_masks_rewrites_kept_masks_from_the_frame_and_keys_a_new_folder(data, tmp_path, monkeypatch):
+    from clawcrane.config import key_config
+    from clawcrane.stages import detect_stream
+
+    ds = load_dataset(data)
+    seen = []
+
+    def block(frame, fc, *, method, min_score):  # stands in for GrabCut: every mask becomes the top-left 4x4 block
+        seen.append((frame.shape, method, min_score))
+        masks = np.zeros_like(fc.masks)
+        masks[:, :4, :4] = True
+        return dataclasses.replace(fc, masks=masks)
+
+    monkeypatch.setattr(detect_stream, "refine_candidates", block)
+    plain = run(ds, tmp_path, **KEEP_ALL)
+    refined = run(ds, tmp_path, refine_masks="grabcut", **KEEP_ALL)
+    assert refined.path != plain.path  # an output option: its own folder
+    # the frames themselves (H, W, 3) reach the refinement, with the stage's score threshold
+    assert seen and all(s == ((H, W, 3), "grabcut", 0.0) for s in seen)
+    for vid in sorted(ds.videos):
+        v = open_candidates(refined.path).video(vid)
+        assert len(v) and all(np.array_equal(m, np.pad(np.ones((4, 4), bool), ((0, H - 4), (0, W - 4)))) for m in v.masks())
+    # 'none' is keyed as before the option existed: caches written then stay valid
+    assert "refine_masks" not in key_config(DetectConfig(detector="x"))
+    assert key_config(DetectConfig(detector="x", refine_masks="grabcut"))["refine_masks"] == "grabcut"
+
+
+def test_refine_masks_is_refused_for_ground_truth_and_imports(data, tmp_path):
+    ds = load_dataset(data)
+    for spec in ("oracle", "import:/some/where"):
+        with pytest.raises(ConfigError, match="--refine-masks grabcut refines a Mask R-CNN"):
+            stage.run(DetectConfig(detector=spec, refine_masks="grabcut"), ds, tmp_path)
+    assert not list(tmp_path.iterdir())

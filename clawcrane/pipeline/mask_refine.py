@@ -25,7 +25,7 @@ REFINE_METHODS = ("none", "grabcut")
 """Values of `detect --refine-masks`."""
 DEFAULT_BAND = 2
 """Pixels the outline may move either way."""
-DEFAULT_ITERATIONS = 2
+DEFAULT_ITERATIONS = 1
 """GrabCut iterations (colour model + graph cut rounds)."""
 
 

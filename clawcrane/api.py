@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import torch
 
 from clawcrane.build.detectors import build_detector
 from clawcrane.build.device import resolve_device
@@ -54,7 +55,7 @@ from clawcrane.fingerprint import hash_json, tree_fingerprint
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline.language import UNK_ID, tokenize
 from clawcrane.pipeline.ranking import Submission
-from clawcrane.pipeline.scoring import score_video
+from clawcrane.pipeline.scoring import score_video, video_objects
 from clawcrane.stages import detect, extract
 from clawcrane.stages.track_rank import append_rows, check_config, check_track_ids, query_submissions, video_inputs
 
@@ -297,6 +298,7 @@ class VideoSession:
         """True when ``open`` found both the candidates and the features in the cache."""
         self.backbone = str((self.features.meta.get("config") or {}).get("backbone", ""))
         self._asked = 0
+        self._objects: torch.Tensor | None = None
 
     @classmethod
     def open(cls, video: str | os.PathLike, *, head: str | os.PathLike, detector: str, cache: str | os.PathLike | None = None,
@@ -374,7 +376,10 @@ class VideoSession:
         subs_all: list[list[list[Submission]]]
         if vi.has_candidates:
             text, lengths = sentence_inputs(self.head_config, self.vocab, list(sentences), cache_root=self.features.path.parent)
-            emb, sim = score_video(self.model, text, lengths, vi.feat, vi.pos, vi.valid, batch_size=self.track.batch_size)
+            if self._objects is None:  # the sentence-free part of the head, once per session
+                self._objects = video_objects(self.model, vi.feat, vi.pos, vi.valid)
+            emb, sim = score_video(self.model, text, lengths, vi.feat, vi.pos, vi.valid, batch_size=self.track.batch_size,
+                                   objects=self._objects)
             emb, sim = emb.cpu().numpy(), sim.cpu().numpy()
             subs_all = [query_submissions(emb[i], sim[i], vi, self.track) for i in range(len(sentences))]
         else:

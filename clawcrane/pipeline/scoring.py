@@ -32,6 +32,15 @@ def _pairs(Q: int, T: int, batch_size: int, device):
         yield start, q_of[start : start + batch_size], t_of[start : start + batch_size]
 
 
+def video_objects(model: RetrievalHead, feat: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(T, N, D) f_V of a video's candidates, as ``score_video`` computes it (padding zeroed first)."""
+    device = next(model.parameters()).device
+    model.eval()
+    m = valid.to(device)[..., None].float()
+    with torch.no_grad():
+        return model.objects(feat.to(device, torch.float32) * m, pos.to(device, torch.float32) * m)
+
+
 @torch.no_grad()
 def score_video(
     model: RetrievalHead,
@@ -42,13 +51,15 @@ def score_video(
     valid: torch.Tensor,
     *,
     batch_size: int = 512,
+    objects: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Embeddings and scores of one video's candidates for Q queries.
 
     ``text`` (Q, L) word ids or (Q, L, S) token states, ``lengths`` (Q,); ``feat`` (T, N, C),
     ``pos`` (T, N, 10) (or 10 + M with motion), ``valid`` (T, N) bool: the video's frames with their candidates padded
     to N. Returns ``emb`` (Q, T, N, D) L2-normalised V^r (zeros on padding) and ``sim`` (Q, T, N)
-    cosine similarities (-inf on padding). Runs on the model's device.
+    cosine similarities (-inf on padding). Runs on the model's device. ``objects``: the video's
+    f_V from ``video_objects`` (query-independent), so a session that asks many sentences computes it once.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -65,7 +76,7 @@ def score_video(
 
     sent, f_t = model.text(text, lengths.to(device))  # (Q, D), (Q, D) or None
     sent = F.normalize(sent, dim=-1)
-    f_V = model.objects(feat, pos)  # (T, N, D), query-independent
+    f_V = model.objects(feat, pos) if objects is None else objects.to(device)  # (T, N, D), query-independent
     D = f_V.shape[-1]
     if model.relation is not None and f_t is None:
         f_V = model.relation(f_V, valid, None, pos)  # vanilla attention: no sentence, once per frame

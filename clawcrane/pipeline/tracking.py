@@ -212,10 +212,14 @@ def link_tracks(
         if active and K and not taken.all():
             A = np.stack([a.vec for a in active])  # (A, D) active track representations
             S = A @ E.T  # (A, K) cosine similarity
-            if alpha != 0.0:
+            if alpha != 0.0:  # one IoU row lookup per source frame (most tracks last matched on frame t - 1)
+                by_frame: dict[int, tuple[list[int], list[int]]] = {}
                 for i, a in enumerate(active):
-                    s, k_s = a.last
-                    S[i] += alpha * iou(s, t)[k_s]
+                    rows_i, ks = by_frame.setdefault(a.last[0], ([], []))
+                    rows_i.append(i)
+                    ks.append(a.last[1])
+                for s, (rows_i, ks) in by_frame.items():
+                    S[rows_i] += alpha * iou(s, t)[ks]
             if ids_t is None:
                 rows, cols = linear_sum_assignment(S, maximize=True)
                 pairs = [(i, int(k)) for i, k in zip(rows, cols) if S[i, k] > gamma]

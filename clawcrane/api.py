@@ -302,7 +302,7 @@ class VideoSession:
 
     @classmethod
     def open(cls, video: str | os.PathLike, *, head: str | os.PathLike, detector: str, cache: str | os.PathLike | None = None,
-             device: str = "auto", frame_stride: int = 1, backbone: str = "auto",
+             device: str = "auto", frame_stride: int = 1, refine_masks: str = "none", backbone: str = "auto",
              track: TrackRankConfig | None = None, detector_factory: Callable[..., Any] | None = None) -> VideoSession:
         """Detect and extract ``video`` (an mp4 or a frame folder) into ``cache`` (default: segment's root) unless cached; open it."""
         t0 = time.perf_counter()
@@ -320,7 +320,8 @@ class VideoSession:
         _, _, _, meta = load_head(head_path)
         content = content_dataset(ds)
         # skip_bad: an undecodable clip is reported here in the session's words
-        det_cfg = DetectConfig(detector=detector, frame_stride=frame_stride, device=device, skip_bad=True)
+        det_cfg = DetectConfig(detector=detector, frame_stride=frame_stride, refine_masks=refine_masks, device=device,
+                               skip_bad=True)
         det = detect.run(det_cfg, content, cache, detector_factory=detector_factory or build_detector)
         if det.bad:
             raise DataError(f"{video}: the video could not be decoded ({det.bad[0][1]}); re-encode it as mp4 (H.264/mp4v)")

@@ -706,12 +706,13 @@ def ablate_cmd(cache, dataset_path, out, seeds, rows, **options):
 @field_option(SegmentConfig, "abstain_below", show_default="always answer")
 @field_option(SegmentConfig, "tracks")
 @field_option(SegmentConfig, "frame_stride")
+@field_option(SegmentConfig, "refine_masks")
 @field_option(SegmentConfig, "overlay")
 @field_option(SegmentConfig, "device")
 @field_option(SegmentConfig, "cache", default=None, show_default="$CLAWCRANE_CACHE/segment, else ~/.cache/clawcrane/segment")
 @field_option(SegmentConfig, "force")
 def segment_cmd(video, queries, queries_file, detector, head, out, backbone, top_k, abstain_below, tracks, frame_stride,
-                overlay, device, cache, force):
+                refine_masks, overlay, device, cache, force):
     """Segment the objects that sentences describe in VIDEO (an mp4 or a folder of frames).
 
     Detection and features run once per video and are cached by its content, so asking new
@@ -727,7 +728,8 @@ def segment_cmd(video, queries, queries_file, detector, head, out, backbone, top
     from clawcrane.stages import segment
 
     config = SegmentConfig(detector=detector, backbone=backbone, top_k=top_k, abstain_below=abstain_below,
-                           tracks=tracks, frame_stride=frame_stride, overlay=overlay, device=device, cache=str(cache or ""), force=force)
+                           tracks=tracks, frame_stride=frame_stride, refine_masks=refine_masks, overlay=overlay, device=device,
+                           cache=str(cache or ""), force=force)
     started = time.perf_counter()
 
     def answered(doc) -> None:  # printed as soon as the answers are known, before the overlay is drawn

@@ -637,6 +637,9 @@ class SegmentConfig:
     --detector import:KIND:PATH (gsam2, deva, sam2, sam3) and links only the rest."""
     frame_stride: int = limits(1, 1, None)
     """Detect (and answer) every S-th frame; the overlay still shows every frame."""
+    refine_masks: str = field(default="none", metadata={CHOICES: ("none", "grabcut")})
+    """As `detect --refine-masks`: 'grabcut' re-decides each candidate's outline within 2 pixels from the
+    frame's colours (a Mask R-CNN checkpoint or r50-fpn only)."""
     overlay: bool = True
     """Draw overlay.mp4 and contact_sheet.png (on a long video the slowest part of a cached call); without it only the
     masks, predictions and segments.json are written."""

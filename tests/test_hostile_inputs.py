@@ -1131,3 +1131,11 @@ def test_detect_warns_about_videos_an_import_does_not_cover(synth, tmp_path, cap
     assert r.exit_code == 0, r.output
     n = len(ds.videos)
     assert any(f"{n - 1} of {n} videos have no imported mask" in m for m in caplog.messages), caplog.messages
+
+
+def test_segment_refine_masks_with_ground_truth_candidates_is_refused(world, tmp_path, roots):
+    clip = make_clip(tmp_path / "clip.mp4")
+    before = snapshot(*roots)
+    r = invoke("segment", clip, "--query", "the red ball", "--detector", "oracle", "--refine-masks", "grabcut",
+               "--head", world[2], "--out", tmp_path / "seg", "--cache", tmp_path / "segcache", "--device", "cpu")
+    assert_refused(r, before, *roots, says=("--refine-masks grabcut", "leave --refine-masks out"))

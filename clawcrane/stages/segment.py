@@ -117,7 +117,8 @@ def run(config: SegmentConfig, video: str | os.PathLike, *, head: str | os.PathL
         track = TrackRankConfig(split="all", top_k=config.top_k, abstain_below=config.abstain_below, tracks=config.tracks,
                                 device=config.device)
         session = VideoSession.open(video, head=head_path, detector=config.detector, cache=cache, device=config.device,
-                                    frame_stride=config.frame_stride, backbone=config.backbone, track=track,
+                                    frame_stride=config.frame_stride, refine_masks=config.refine_masks,
+                                    backbone=config.backbone, track=track,
                                     detector_factory=detector_factory or build_detector)
         t1 = time.perf_counter()
         results = session.query_all([q.sentence for q in ds.queries], query_ids=[q.query_id for q in ds.queries])

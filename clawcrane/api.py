@@ -353,8 +353,8 @@ class VideoSession:
 
     def query_all(self, sentences: Sequence[str], *, query_ids: Sequence[str] | None = None) -> list[Result]:
         """Answer several sentences at once (one head pass); ``query_ids`` default to q1, q2, ..."""
-        if isinstance(sentences, (str, bytes)):
-            raise ConfigError(f"query_all: takes a list of sentences, got one string {sentences!r:.60}; "
+        if not isinstance(sentences, Sequence) or isinstance(sentences, (str, bytes)):
+            raise ConfigError(f"query_all: takes a list of sentences, got {type(sentences).__name__} {sentences!r:.60}; "
                               f"use query(sentence) or query_all([sentence])")
         sentences = list(sentences)
         bad = next((s for s in sentences if not isinstance(s, str)), None)
@@ -364,8 +364,9 @@ class VideoSession:
             raise ConfigError("query: every sentence must hold at least one word")
         if query_ids is None:
             query_ids = [f"q{self._asked + i + 1}" for i in range(len(sentences))]
-        if isinstance(query_ids, (str, bytes)) or len(query_ids) != len(sentences):
-            n = "one string" if isinstance(query_ids, (str, bytes)) else f"{len(query_ids)} ids"
+        if not isinstance(query_ids, Sequence) or isinstance(query_ids, (str, bytes)) or len(query_ids) != len(sentences):
+            n = (f"{len(query_ids)} ids" if isinstance(query_ids, Sequence) and not isinstance(query_ids, (str, bytes))
+                 else f"a {type(query_ids).__name__}")
             raise ConfigError(f"query_all: query_ids must be a list with one id per sentence "
                               f"({len(sentences)} sentences, got {n})")
         query_ids = [check_query_id(q, "query_ids") for q in query_ids]

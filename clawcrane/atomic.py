@@ -228,6 +228,25 @@ def foreign_files(folder: str | os.PathLike) -> list[str]:
     return out
 
 
+PRECIOUS_SUFFIXES = (".pt", ".pth", ".h5", ".hdf5", ".parquet", ".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v",
+                     ".mpg", ".mpeg", ".mat", ".npy")
+"""Files ``--force`` never deletes: checkpoints, caches, predictions, videos, annotation arrays."""
+PRECIOUS_NAMES = ("meta.json", "videoset.csv", "a2d_annotation.txt", "meta_expressions.json", MANIFEST)
+"""Likewise: an artifact's metadata, the benchmark datasets' index files, another command's output manifest."""
+
+
+def precious_file(folder: str | os.PathLike, foreign: list[str]) -> str | None:
+    """The first of ``foreign`` (files under ``folder``) that is data ``--force`` must not delete, else None.
+
+    ``--force`` is for a folder of notes or an older output; a dataset, a cache, a train-head run, predictions,
+    videos or another command's output (its own manifest, below ``folder``) are never replaced by it."""
+    for f in foreign:
+        p = Path(f)
+        if p.suffix.lower() in PRECIOUS_SUFFIXES or p.name in PRECIOUS_NAMES:
+            return f
+    return None
+
+
 def _inside(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
@@ -257,8 +276,6 @@ def check_replaceable(out: str | os.PathLike, *, command: str, force: bool = Fal
         raise ConfigError(f"{out}: {what}, so it is never replaced, not even with --force; choose a new {flag} "
                           f"(`clawcrane {command} ... {flag} NEW_DIR`)")
     within = [Path(k) for k in keep if _inside(out, Path(k))]
-    if force and not within:
-        return
     foreign = foreign_files(out)
     if foreign and within:  # a folder of an input's tree: --force would delete part of the input
         raise ConfigError(
@@ -266,6 +283,15 @@ def check_replaceable(out: str | os.PathLike, *, command: str, force: bool = Fal
             f"write (e.g. {foreign[0]}), so it is not replaced, not even with --force; choose a {flag} outside "
             f"{within[0]} (`clawcrane {command} ... {flag} NEW_DIR`)"
         )
+    precious = precious_file(out, foreign) if force else None
+    if precious is not None:
+        raise ConfigError(
+            f"{out}: holds {precious}, data `clawcrane {command}` did not write (a dataset, cache, checkpoint, predictions, "
+            f"video or another command's output), which --force never deletes; choose a new {flag} "
+            f"(`clawcrane {command} ... {flag} NEW_DIR`)"
+        )
+    if force and not within:
+        return
     if foreign:
         raise ConfigError(
             f"{out}: holds {len(foreign)} file(s) `clawcrane {command}` did not write or that changed since it wrote them "

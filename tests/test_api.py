@@ -115,8 +115,12 @@ def test_query_all_refuses_what_it_would_misread_before_any_work(world):
     # a bare string is a sequence of characters: answering 'r', 'e', 'd' ... would be silently wrong
     with pytest.raises(ConfigError, match="list of sentences"):
         session.query_all("the red ball")
+    with pytest.raises(ConfigError, match="list of sentences"):
+        session.query_all(None)
     with pytest.raises(ConfigError, match="must be strings"):
         session.query_all(["the red ball", 3])
+    with pytest.raises(ConfigError, match="one id per sentence"):
+        session.query_all(["a"], query_ids=(q for q in ["x"]))  # a generator has no length to check
     with pytest.raises(ConfigError, match="one sentence"):
         session.query(["the red ball"])
     # zip() would drop the third sentence without a word

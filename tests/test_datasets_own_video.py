@@ -90,3 +90,11 @@ def test_empty_command_line_query_and_split_are_refused(clip):
         read_own_video(clip, queries=["a dog", "  "])
     with pytest.raises(ConfigError):
         read_own_video(clip, queries=["a dog"], split="test")
+
+
+def test_an_automatic_query_id_never_takes_an_id_given_to_another_query():
+    from clawcrane.datasets.own_video import make_queries
+
+    # the first query has no id (would be q1) and the second was given q1 by the user: the first becomes q2
+    qs = make_queries("v", [(None, "the red circle"), ("q1", "the dog")])
+    assert [q.query_id for q in qs] == ["q2", "q1"]

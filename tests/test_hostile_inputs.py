@@ -1139,3 +1139,76 @@ def test_segment_refine_masks_with_ground_truth_candidates_is_refused(world, tmp
     r = invoke("segment", clip, "--query", "the red ball", "--detector", "oracle", "--refine-masks", "grabcut",
                "--head", world[2], "--out", tmp_path / "seg", "--cache", tmp_path / "segcache", "--device", "cpu")
     assert_refused(r, before, *roots, says=("--refine-masks grabcut", "leave --refine-masks out"))
+
+
+@pytest.mark.parametrize("what", ["cache", "dataset", "run"])
+def test_force_never_deletes_a_cache_a_dataset_or_a_run_that_is_not_an_input(synth, tmp_path, sroots, what):
+    # report names none of these as inputs; --force is for notes or an older output, not for data
+    pred = tmp_path / "p.parquet"
+    ok(*synth_track_rank(synth, synth.C, pred))
+    victim = tmp_path / what
+    shutil.copytree({"cache": synth.C, "dataset": synth.D2, "run": synth.run}[what], victim)
+    before = snapshot(*sroots)
+    r = invoke("report", pred, "--dataset", synth.D, "--out", victim, "--force")
+    assert_refused(r, before, *sroots, says=(str(victim), "--force never deletes"))
+
+
+def test_export_force_does_not_delete_the_dataset_it_was_not_given(synth, tmp_path, sroots):
+    pred = tmp_path / "p.parquet"
+    ok(*synth_track_rank(synth, synth.C, pred))
+    data = tmp_path / "D"
+    shutil.copytree(synth.D, data)
+    before = snapshot(*sroots)
+    r = invoke("export", pred, "--format", "png", "--out", data / "Release", "--force")  # no --dataset given
+    assert_refused(r, before, *sroots, says=("--force never deletes",))
+
+
+def test_segment_force_does_not_delete_the_import_it_reads(world, tmp_path, roots):
+    imp = tmp_path / "imp"
+    imp.mkdir()
+    (imp / "masks.json").write_text("[]")
+    (imp / "notes.txt").write_text("mine")
+    clip = make_clip(tmp_path / "clip.mp4")
+    before = snapshot(*roots)
+    r = invoke("segment", clip, "--query", "the red ball", "--detector", f"import:{imp / 'masks.json'}", "--head", world[2],
+               "--out", imp, "--force", "--cache", tmp_path / "segcache", "--device", "cpu")
+    assert_refused(r, before, *roots, says=(str(imp), "holds the input"))
+
+
+@pytest.mark.parametrize("frame", [-1, 1.5, "3", True])
+def test_detect_refuses_an_import_record_whose_frame_is_no_frame_index(synth, tmp_path, sroots, frame):
+    imp = tmp_path / "imp.json"
+    imp.write_text(json.dumps([{"video_id": "s0000", "frame": frame, "segmentation": None}]))
+    before = snapshot(*sroots)
+    r = invoke("detect", synth.D, "--detector", f"import:{imp}", "--cache", tmp_path / "c")
+    assert_refused(r, before, *sroots, says=(str(imp), "record 0", "0-based frame index"))
+
+
+@pytest.mark.parametrize("env", [{"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "2"},
+                                 {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": ""},
+                                 {"SLURM_ARRAY_TASK_ID": "1"}])
+def test_unusable_slurm_array_variables_are_one_line(synth, tmp_path, sroots, monkeypatch, env):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    before = snapshot(*sroots)
+    r = invoke("detect", synth.D, "--detector", "oracle", "--cache", tmp_path / "c")
+    assert_refused(r, before, *sroots, says=("SLURM_ARRAY_TASK_ID", "--shard I/N"))
+
+
+def test_report_refuses_an_ablation_json_edited_by_hand(synth, tmp_path, sroots):
+    from clawcrane.config import AblateConfig
+    from clawcrane.datasets import open_dataset
+    from clawcrane.stages import ablate
+
+    pred = tmp_path / "p.parquet"
+    ok(*synth_track_rank(synth, synth.C, pred))
+    table = tmp_path / "table"
+    report = ablate.report_json(AblateConfig(), TrackRankConfig(), synth.ext, open_dataset(synth.D, frames=False), [])
+    atomic.write_json(table / "ablation.json", ablate.sealed(report, "| table |\n"))
+    ok("report", pred, "--dataset", synth.D, "--ablation", table, "--out", tmp_path / "R")  # as ablate wrote it
+    forged = json.loads((table / "ablation.json").read_text())
+    forged["config"]["epochs"] = 999
+    (table / "ablation.json").write_text(json.dumps(forged))
+    before = snapshot(*sroots)
+    r = invoke("report", pred, "--dataset", synth.D, "--ablation", table, "--out", tmp_path / "R2")
+    assert_refused(r, before, *sroots, says=(str(table / "ablation.json"), "edited by hand"))

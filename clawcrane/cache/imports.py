@@ -202,8 +202,12 @@ class RleJsonImport:
         self._frames: dict[str, dict[int, list[tuple[dict, float, int]]]] = {}
         for i, r in enumerate(records):
             try:
-                video_id, frame, seg = str(r["video_id"]), int(r["frame"]), r["segmentation"]
+                video_id, frame, seg = str(r["video_id"]), r["frame"], r["segmentation"]
+                if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
+                    raise ValueError(f"frame {frame!r} is not a 0-based frame index (an integer >= 0)")
                 score, cat = float(r.get("score", 1.0)), int(r.get("category_id", 0))
+                if not 0.0 <= score <= 1.0:  # NaN fails too
+                    raise ValueError(f"score {score!r} is not in [0, 1]")
                 per = self._frames.setdefault(video_id, {}).setdefault(frame, [])
                 if seg is not None:
                     per.append((rle_from_json(seg), score, cat))

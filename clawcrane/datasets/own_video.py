@@ -141,8 +141,11 @@ def make_queries(video_id: str, items: Sequence[tuple[str | None, str]], *, sour
     """Queries with ids ``q1, q2, ...`` where none was given; duplicate or unsafe ids raise (naming ``source``)."""
     queries, seen = [], set()
     where = source or video_id
+    given = {q for q, _ in items if q}
     for n, (qid, sentence) in enumerate(items, start=1):
-        qid = check_query_id(qid or f"q{n}", where)
+        if not qid:  # q<n>, or the next q<m> no query was given explicitly
+            qid = next(f"q{m}" for m in range(n, n + len(items) + 1) if f"q{m}" not in given)
+        qid = check_query_id(qid, where)
         if qid in seen:
             raise DataError(f"{where}: query id {qid!r} is used twice for {video_id}; give each query its own id")
         seen.add(qid)

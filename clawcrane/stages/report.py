@@ -124,8 +124,14 @@ def read_ablation(ablation: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
     if not path.is_file():
         raise ConfigError(f"{ablation}: no {ABLATION_FILE}; pass the file `clawcrane ablate --out TABLE` wrote "
                           "(TABLE/ablation.json)")
+    if path.suffix == ".md" and (path.parent / ABLATION_FILE).is_file():
+        raise ConfigError(f"{path}: the page reads the table from {path.parent / ABLATION_FILE}; pass that file or the folder")
     if not ablate.is_ablation_report(path):
         raise ConfigError(f"{path}: was not written by `clawcrane ablate`; pass TABLE/ablation.json of an ablate run")
+    edited = ablate.edited_by_hand(path, path.with_suffix(".md"))
+    if edited == path:  # the numbers on the page must be the ones ablate measured (ablation.md is not read)
+        raise ConfigError(f"{path}: changed since `clawcrane ablate` wrote it (edited by hand?), so its numbers are not "
+                          f"shown; re-run `clawcrane ablate` or pass an unedited ablation.json")
     return path, json.loads(path.read_text())
 
 

@@ -107,6 +107,10 @@ def run(config: SegmentConfig, video: str | os.PathLike, *, head: str | os.PathL
     out = Path(out)
     cache = Path(config.cache) if config.cache else default_cache_root()
     keep = (video, head, cache) + ((queries_file,) if queries_file else ())  # inputs that not even --force may delete
+    if config.detector.startswith("import:"):  # the imported masks are an input too
+        from clawcrane.cache.imports import split_import
+
+        keep += (split_import(config.detector[len("import:"):])[1],)
     check_replaceable(out, command="segment", force=config.force, keep=keep)  # before any work (atomic_dir checks again)
     ds = open_dataset(video, queries=list(queries), queries_file=queries_file)
     _check(config, ds)

@@ -19,11 +19,17 @@ def parse_shard(text: str | None, env: Mapping[str, str] | None = None) -> tuple
     """'I/N' (0-based I) -> (I, N); None or '': from SLURM array variables, else (0, 1)."""
     env = os.environ if env is None else env
     if not text:
-        if "SLURM_ARRAY_TASK_ID" not in env or "SLURM_ARRAY_TASK_COUNT" not in env:
+        if "SLURM_ARRAY_TASK_ID" not in env:
             return 0, 1
-        task, low = int(env["SLURM_ARRAY_TASK_ID"]), int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-        step = max(int(env.get("SLURM_ARRAY_TASK_STEP") or 1), 1)  # --array=0-6:2 runs tasks 0, 2, 4, 6
-        n = int(env["SLURM_ARRAY_TASK_COUNT"])
+        names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP")
+        try:
+            task, n, low, step = (int(env.get(k) or d) for k, d in zip(names, ("", "", "0", "1")))
+        except ValueError:
+            shown = ", ".join(f"{k}={env.get(k)!r}" for k in names if k in env)
+            raise ConfigError(f"SLURM array variables {shown} cannot give a shard (SLURM_ARRAY_TASK_ID and "
+                              f"SLURM_ARRAY_TASK_COUNT are both needed, as integers); run inside an sbatch --array job, or pass "
+                              f"--shard I/N explicitly") from None
+        step = max(step, 1)  # --array=0-6:2 runs tasks 0, 2, 4, 6
         i, off = divmod(task - low, step)
         if off or not 0 <= i < n:  # e.g. --array=1,4,5: the task ids are no evenly stepped range
             raise ConfigError(f"SLURM array task {task} (min {low}, step {step}, count {n}) does not map to one of "

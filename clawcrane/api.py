@@ -320,8 +320,11 @@ class VideoSession:
         _, _, _, meta = load_head(head_path)
         content = content_dataset(ds)
         # skip_bad: an undecodable clip is reported here in the session's words
+        # an import's masks were already chosen by the system that made them, on its own score scale: keep them all
+        # (a detector's candidates keep detect's default score threshold)
+        floor = {"score_threshold": 0.0} if str(detector).startswith("import:") else {}
         det_cfg = DetectConfig(detector=detector, frame_stride=frame_stride, refine_masks=refine_masks, device=device,
-                               skip_bad=True)
+                               skip_bad=True, **floor)
         det = detect.run(det_cfg, content, cache, detector_factory=detector_factory or build_detector)
         if det.bad:
             raise DataError(f"{video}: the video could not be decoded ({det.bad[0][1]}); re-encode it as mp4 (H.264/mp4v)")

@@ -166,3 +166,29 @@ def test_session_checks_its_dataset_cache_and_frames(world, tmp_path):
     afile.write_text("x")
     with pytest.raises(ConfigError, match="is a file, not a cache folder"):
         VideoSession.open(tmp_path / "v.mp4", head=head, detector="oracle", cache=afile)
+
+
+def test_a_session_keeps_every_imported_mask_whatever_its_score(tmp_path, monkeypatch):
+    from helpers.dataset_builders import make_clip
+
+    from clawcrane import api
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(config, *a, **k):
+        seen.append(config)
+        raise Stop
+
+    monkeypatch.setattr(api.detect, "run", capture)
+    clip = make_clip(tmp_path / "clip.mp4")
+    head = tmp_path / "head.pt"
+    torch.save({}, head)
+    monkeypatch.setattr(api, "load_head", lambda p: (None, None, None, {}))
+    for spec, floor in ((f"import:{tmp_path / 'masks.json'}", 0.0), ("runs/det/final.pt", 0.3)):
+        with pytest.raises(Stop):
+            VideoSession.open(clip, head=head, detector=spec, cache=tmp_path / "cache")
+        # imported scores are another system's scale (an export's are ~0.05): none is dropped by detect's 0.3
+        assert seen[-1].score_threshold == floor

@@ -105,12 +105,29 @@ def _train_detector(config: QuickstartConfig, dataset, out: Path) -> tuple[str, 
     final, metrics = out / "final.pt", out / "metrics.json"
     if final.is_file() and metrics.is_file():
         log.info("%s: trained detector found; reused", final)
-        return str(final), True, _det_note(json.loads(metrics.read_text()))
+        m = json.loads(metrics.read_text())
+        _warn_if_weak(m, out)
+        return str(final), True, _det_note(m)
     cfg = TrainDetectorConfig(dataset=str(dataset.root), out=str(out), preset="lite", epochs=config.detector_epochs,
                               max_minutes=config.detector_minutes, seed=config.seed, device=config.device,
                               resume=(out / "last.pt").is_file())
     res = train_detector.run(cfg, dataset=dataset)
+    _warn_if_weak(res.metrics, out)
     return str(res.checkpoint), False, _det_note(res.metrics)
+
+
+WEAK_DETECTOR_AP = 0.3
+"""Below this class-agnostic mask AP the quickstart's candidates are too poor for its table to mean anything."""
+
+
+def _warn_if_weak(m: dict[str, Any], out: Path) -> None:
+    """A time-budgeted detector on a busy machine trains too few steps: say so, with the fixes."""
+    ap = m.get("agnostic_AP")
+    if m.get("test_frames") and ap is not None and ap < WEAK_DETECTOR_AP:
+        log.warning("the detector reached class-agnostic mask AP %.3f in %s steps (about 300 in 5 minutes on a quiet "
+                    "2-core machine; is it busy?), so the candidates and the table below are poor; remove %s and re-run "
+                    "with more time (`clawcrane quickstart --detector-minutes 15`), or use ground-truth candidates "
+                    "(`make quickstart DETECTOR=oracle`)", ap, m.get("steps"), out)
 
 
 def _det_note(m: dict[str, Any]) -> str:

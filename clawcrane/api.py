@@ -308,6 +308,13 @@ class VideoSession:
         t0 = time.perf_counter()
         if cache and Path(cache).exists() and not Path(cache).is_dir():
             raise ConfigError(f"{cache}: is a file, not a cache folder; pass cache= a folder (it is created if absent)")
+        from clawcrane.datasets.layout import detect_layout
+
+        layout = detect_layout(video)
+        if layout != "video":
+            raise ConfigError(f"{video}: a session opens one video (an mp4 or a frame folder), not a dataset ({layout} layout); "
+                              f"for a video of an extracted dataset use VideoSession(head=..., features=..., video_id=..., "
+                              f"dataset=...)")
         ds = open_dataset(video, queries=["(session)"])
         if ds.name != "video" or len(ds.videos) != 1:
             raise ConfigError(f"{video}: a session opens one video (an mp4 or a frame folder), not a {ds.name} dataset")

@@ -162,6 +162,8 @@ def test_session_checks_its_dataset_cache_and_frames(world, tmp_path):
     with pytest.raises(ConfigError, match="frames of video"):
         r.overlay(tmp_path / "o.mp4")
     assert not (tmp_path / "o.mp4").exists()
+    with pytest.raises(ConfigError, match=r"a session opens one video .* not a dataset \(a2d layout\); for a video of an extracted"):
+        VideoSession.open(ds.root, head=head, detector="oracle")  # the dataset folder, not one of its clips
     afile = tmp_path / "afile"
     afile.write_text("x")
     with pytest.raises(ConfigError, match="is a file, not a cache folder"):

@@ -1006,6 +1006,15 @@ def test_export_refuses_a_dataset_other_than_the_predictions_were_made_for(synth
 
 
 # ---- found by the second hostile pass ------------------------------------------------------------------
+def predictions_and_dataset_copy(synth, tmp_path) -> tuple[Path, Path]:
+    """Predictions of the synthetic world's head (track-rank) and a copy of its dataset, both under ``tmp_path``."""
+    pred = tmp_path / "p.parquet"
+    ok(*synth_track_rank(synth, synth.C, pred))
+    data = tmp_path / "D"
+    shutil.copytree(synth.D, data)
+    return pred, data
+
+
 @pytest.mark.parametrize("qid", ["../../escaped", "/tmp/clawcrane-abs-escape", "sub/dir"])
 def test_segment_refuses_a_queries_file_id_that_is_a_path(world, tmp_path, roots, qid):
     # the id names masks/<query_id>/: '../..' or an absolute path would write outside --out
@@ -1020,10 +1029,7 @@ def test_segment_refuses_a_queries_file_id_that_is_a_path(world, tmp_path, roots
 
 
 def test_force_never_replaces_a_folder_inside_an_input(synth, tmp_path, sroots):
-    pred = tmp_path / "p.parquet"
-    ok(*synth_track_rank(synth, synth.C, pred))
-    data = tmp_path / "D"
-    shutil.copytree(synth.D, data)
+    pred, data = predictions_and_dataset_copy(synth, tmp_path)
     before = snapshot(*sroots)
     # --out is the dataset's own Release/ folder: --force would delete the clips and annotations
     r = invoke("report", pred, "--dataset", data, "--out", data / "Release", "--force")
@@ -1097,10 +1103,7 @@ def test_report_refuses_an_ablation_of_another_dataset(synth, tmp_path, sroots):
 
 
 def test_report_of_a_dataset_without_its_clips_draws_the_gallery_on_grey(synth, tmp_path):
-    pred = tmp_path / "p.parquet"
-    ok(*synth_track_rank(synth, synth.C, pred))
-    data = tmp_path / "D"
-    shutil.copytree(synth.D, data)
+    pred, data = predictions_and_dataset_copy(synth, tmp_path)
     shutil.rmtree(data / "Release" / "clips320H")  # a node with the annotations only
     r = ok("report", pred, "--dataset", data, "--out", tmp_path / "R")
     assert "gallery" in r.output and (tmp_path / "R" / "index.html").is_file()
@@ -1154,10 +1157,7 @@ def test_force_never_deletes_a_cache_a_dataset_or_a_run_that_is_not_an_input(syn
 
 
 def test_export_force_does_not_delete_the_dataset_it_was_not_given(synth, tmp_path, sroots):
-    pred = tmp_path / "p.parquet"
-    ok(*synth_track_rank(synth, synth.C, pred))
-    data = tmp_path / "D"
-    shutil.copytree(synth.D, data)
+    pred, data = predictions_and_dataset_copy(synth, tmp_path)
     before = snapshot(*sroots)
     r = invoke("export", pred, "--format", "png", "--out", data / "Release", "--force")  # no --dataset given
     assert_refused(r, before, *sroots, says=("--force never deletes",))

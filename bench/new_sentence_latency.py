@@ -73,7 +73,7 @@ def main() -> None:
                        features=base_feat, out=head)
     asked = sentences(args.sentences)
     say(f"\none new sentence on a cached {args.frames}-frame video ({args.size} head, TRM on, {len(asked)} sentences)")
-    say("| K | open (s) | median (ms) | p90 (ms) | median / 50 ms | median without the per-video object cache (ms) |")
+    say("| K | open (s) | median (ms) | p90 (ms) | median / 50 ms | median without the per-video head context (ms) |")
     say("|---|---|---|---|---|---|")
     for K in (5, 10, 20):
         ds, feat = moving_world(args.work / f"latency-c{C}", videos=1, T=args.frames, K=K, channels=C)
@@ -88,8 +88,8 @@ def main() -> None:
             ms.append(1000 * (time.perf_counter() - t))
             assert len(r.frames) == args.frames
         uncached = []
-        for s in asked:  # as before the session kept the head's sentence-free object embeddings
-            session._objects = None
+        for s in asked:  # as if the session kept none of the head's sentence-free work
+            session._context = None
             t = time.perf_counter()
             session.query(s)
             uncached.append(1000 * (time.perf_counter() - t))

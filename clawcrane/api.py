@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import torch
 
 from clawcrane.build.detectors import build_detector
 from clawcrane.build.device import resolve_device
@@ -55,13 +54,17 @@ from clawcrane.fingerprint import hash_json, tree_fingerprint
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline.language import UNK_ID, tokenize
 from clawcrane.pipeline.ranking import Submission
-from clawcrane.pipeline.scoring import score_video, video_objects
+from clawcrane.pipeline.head import FrameContext
+from clawcrane.pipeline.scoring import score_video, video_context
 from clawcrane.stages import detect, extract
 from clawcrane.stages.track_rank import append_rows, check_config, check_track_ids, query_submissions, video_inputs
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_WARN_FRACTION = 0.5
+CONTEXT_BUDGET = 2**26
+"""Most numbers (4 bytes each) a ``VideoSession`` keeps of the head's sentence-free work on its video;
+a longer video (T N^2 48 above it) recomputes that work per sentence instead."""
 """Warn when more than this fraction of a sentence's words is unknown to a bi-LSTM head."""
 
 
@@ -298,7 +301,7 @@ class VideoSession:
         """True when ``open`` found both the candidates and the features in the cache."""
         self.backbone = str((self.features.meta.get("config") or {}).get("backbone", ""))
         self._asked = 0
-        self._objects: torch.Tensor | None = None
+        self._context: FrameContext | None = None
 
     @classmethod
     def open(cls, video: str | os.PathLike, *, head: str | os.PathLike, detector: str, cache: str | os.PathLike | None = None,
@@ -388,10 +391,11 @@ class VideoSession:
         subs_all: list[list[list[Submission]]]
         if vi.has_candidates:
             text, lengths = sentence_inputs(self.head_config, self.vocab, list(sentences), cache_root=self.features.path.parent)
-            if self._objects is None:  # the sentence-free part of the head, once per session
-                self._objects = video_objects(self.model, vi.feat, vi.pos, vi.valid)
+            T, N = vi.valid.shape  # (T, N) frames, candidates
+            if self._context is None and T * N * N * 48 <= CONTEXT_BUDGET:  # the head's sentence-free work, once
+                self._context = video_context(self.model, vi.feat, vi.pos, vi.valid)
             emb, sim = score_video(self.model, text, lengths, vi.feat, vi.pos, vi.valid, batch_size=self.track.batch_size,
-                                   objects=self._objects)
+                                   context=self._context)
             emb, sim = emb.cpu().numpy(), sim.cpu().numpy()
             subs_all = [query_submissions(emb[i], sim[i], vi, self.track) for i in range(len(sentences))]
         else:

@@ -15,6 +15,7 @@ import pytest
 import torch
 from helpers.head_world import tiny_stage_world
 
+from clawcrane import api
 from clawcrane.api import Result, VideoSession
 from clawcrane.cache.predictions import read_predictions
 from clawcrane.config import TrackRankConfig
@@ -56,6 +57,19 @@ def test_a_session_answers_every_query_exactly_as_track_rank_does(world):
             got = {f: c["segmentation"]["counts"].encode() if c["segmentation"] else None for f, c in zip(r.frames, r.to_coco_rle())}
             for f, (cand, rle) in want.items():
                 assert got[f] == (rle if cand >= 0 else None)
+
+
+def test_a_video_over_the_context_budget_is_answered_the_same_without_a_cached_context(world, monkeypatch):
+    ds, features, head, _ = world
+    vid = sorted(ds.videos)[0]
+    sentences = [q.sentence for q in ds.queries if q.video_id == vid]
+    cached = VideoSession(head=head, features=features, video_id=vid, dataset=ds)
+    want = [r.to_coco_rle() for r in cached.query_all(sentences)]
+    assert cached._context is not None  # a tiny video: its sentence-free work is kept
+    monkeypatch.setattr(api, "CONTEXT_BUDGET", 0)
+    uncached = VideoSession(head=head, features=features, video_id=vid, dataset=ds)
+    assert [r.to_coco_rle() for r in uncached.query_all(sentences)] == want
+    assert uncached._context is None  # recomputed per call instead
 
 
 def test_result_views_agree_with_each_other(world, tmp_path):

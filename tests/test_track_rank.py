@@ -27,7 +27,7 @@ from clawcrane.pipeline import metrics as M
 from clawcrane.pipeline import ranking
 from clawcrane.pipeline import tracking as trm
 from clawcrane.pipeline.head import RetrievalHead
-from clawcrane.pipeline.scoring import score_video
+from clawcrane.pipeline.scoring import score_video, video_context
 from clawcrane.stages import evaluate, track_rank, train_head
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -100,6 +100,16 @@ def test_score_video_equals_the_heads_own_forward_for_every_pair(relation, ranks
                 args = (text[q : q + 1], lengths[q : q + 1], feat[t : t + 1] * valid[t, :, None], pos[t : t + 1] * valid[t, :, None], valid[t : t + 1])
                 torch.testing.assert_close(sim[q, t], model(*args)[0])
                 torch.testing.assert_close(emb[q, t], model.embed_objects(*args)[0])
+    # a session's cached video_context gives the same numbers, whatever the chunking, and for one query
+    # (frames sliced, not gathered)
+    context = video_context(model, feat, pos, valid)
+    for batch_size in (1, 3, 512):
+        emb2, sim2 = score_video(model, text, lengths, feat, pos, valid, batch_size=batch_size, context=context)
+        torch.testing.assert_close(emb2, emb)
+        torch.testing.assert_close(sim2, sim)
+    emb1, sim1 = score_video(model, text[1:], lengths[1:], feat, pos, valid, batch_size=2, context=context)
+    torch.testing.assert_close(emb1[0], emb[1])
+    torch.testing.assert_close(sim1[0], sim[1])
 
 
 # ---- pipeline.ranking -------------------------------------------------------------------------

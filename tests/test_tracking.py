@@ -244,3 +244,15 @@ def test_ids_all_minus_one_link_exactly_as_the_trm():
     assert [(tr.members, tr.scores) for tr in plain] == [(tr.members, tr.scores) for tr in none]
     with pytest.raises(ValueError, match="imported ids"):
         trm.link_tracks(emb, rles, ids=[np.full(k + 1, -1) for k in K])
+
+
+def test_a_bridged_track_is_matched_on_the_mask_it_last_had():
+    # Identical embeddings: only the IoU term decides. Frame 0: A (left), B (right); frame 1: B alone;
+    # frame 2: left and right again. A skipped frame 1 (beta = 2 keeps it), so at frame 2 A is compared
+    # on its frame-0 mask (IoU 1 with the left one) while B uses its frame-1 mask (IoU 1 with the right):
+    # A takes the left candidate, B the right, S = 1 + 0.5 each.
+    left, right = strip(0, 10), strip(20, 30)
+    emb = [np.ones((2, 3)), np.ones((1, 3)), np.ones((2, 3))]
+    rles = [[left, right], [right], [left, right]]
+    tracks = trm.link_tracks(emb, rles, gamma=0.5, beta=2, alpha=0.5)
+    assert [tr.members for tr in tracks] == [[(0, 0), (2, 0)], [(0, 1), (1, 0), (2, 1)]]

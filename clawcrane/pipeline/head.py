@@ -23,6 +23,7 @@ positional or relational parameters.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +58,35 @@ class ObjectEncoder(nn.Module):
         if self.w_p is not None:
             v = v + self.w_p(pos[..., self.pos_slice])
         return v
+
+
+@dataclass(frozen=True)
+class FrameContext:
+    """The sentence-free part of the head's per-sentence terms for B frames (``RetrievalHead.frame_context``).
+
+    A session that asks many sentences of one video computes it once; ``relate_with`` and
+    ``rank_with`` then do only the work that depends on the sentence.
+    """
+
+    valid: torch.Tensor
+    """(B, N) bool, False on padding rows."""
+    f_V: torch.Tensor
+    """(B, N, D) object features (Eq. 2, 4), after the relation module when it ignores the sentence."""
+    relation: dict[str, torch.Tensor] = field(default_factory=dict)
+    """The TSRM's ``context`` (empty unless the relation reads the sentence)."""
+    ranks: dict[str, torch.Tensor] = field(default_factory=dict)
+    """The rank term's ``context`` (empty without ranks)."""
+
+    def select(self, index: torch.Tensor | slice) -> "FrameContext":
+        """The context of frames ``index`` (a slice views, an index tensor gathers)."""
+        return FrameContext(valid=self.valid[index], f_V=self.f_V[index],
+                            relation={k: v[index] for k, v in self.relation.items()},
+                            ranks={k: v[index] for k, v in self.ranks.items()})
+
+    def numel(self) -> int:
+        """Numbers held (what a session's cache costs, at 4 bytes each)."""
+        tensors = [self.valid, self.f_V, *self.relation.values(), *self.ranks.values()]
+        return sum(t.numel() for t in tensors)
 
 
 class MotionTerm(nn.Module):
@@ -123,6 +153,23 @@ class RetrievalHead(nn.Module):
         if self.ranks is None:
             return torch.zeros(valid.shape, device=valid.device)
         return self.ranks(feat, sent, pos, valid, self.speed(pos))
+
+    def frame_context(self, f_V, feat, pos, valid) -> FrameContext:
+        """The sentence-free tensors of ``relate`` and ``rank_term`` for B frames; ``f_V`` (B, N, D) as ``relate`` takes it."""
+        relation = self.relation.context(f_V, valid, pos) if self.per_sentence_objects else {}
+        ranks = self.ranks.context(feat, pos, valid, self.speed(pos)) if self.ranks is not None else {}
+        return FrameContext(valid=valid, f_V=f_V, relation=relation, ranks=ranks)
+
+    def relate_with(self, ctx: FrameContext, f_t) -> torch.Tensor:
+        """``relate`` from a ``frame_context`` (``f_t`` (B, D) or None)."""
+        F_o = self.relation.forward_with(ctx.relation, ctx.valid, f_t) if ctx.relation else ctx.f_V
+        return F.normalize(F_o, dim=-1) * ctx.valid[..., None]
+
+    def rank_with(self, ctx: FrameContext, sent) -> torch.Tensor:
+        """``rank_term`` from a ``frame_context`` (``sent`` (B, D) normalised)."""
+        if self.ranks is None:
+            return torch.zeros(ctx.valid.shape, device=ctx.valid.device)
+        return self.ranks.forward_with(ctx.ranks, sent, ctx.valid)
 
     def encode(self, text, lengths, feat, pos, valid) -> tuple[torch.Tensor, torch.Tensor]:
         """(objects (B, N, D), sentence (B, D)), both L2-normalised; padded objects are zeros."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -59,7 +59,7 @@ def monotone(subs: Sequence[Submission]) -> list[Submission]:
         score = float(np.float32(s.score))
         if out and math.isfinite(out[-1].score) and not score < out[-1].score:
             score = float32_below(out[-1].score)
-        out.append(replace(s, rank=r, score=score))
+        out.append(Submission(k=s.k, track_id=s.track_id, score=score, rank=r))
     return out
 
 

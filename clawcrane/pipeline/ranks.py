@@ -56,23 +56,37 @@ def axis_values(pos: torch.Tensor, speed: torch.Tensor | None = None) -> torch.T
     return torch.stack(cols, dim=-1)
 
 
+def order_pairs(values: torch.Tensor, valid: torch.Tensor, kappa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sentence-free half of ``soft_counts``: ``below`` (B, N, N, A), [b, n, m, a] = sigmoid((v_a(n) - v_a(m)) / kappa_a),
+    how surely m lies before n on axis a; and ``others`` (B, N, N) bool, m is another valid candidate than n."""
+    B, N, A = values.shape  # (B, N, A) batch, candidates, axes
+    diff = values[:, :, None, :] - values[:, None, :, :]  # (B, N, N, A) [b, n, m] = v(n) - v(m)
+    others = valid[:, None, :] & ~torch.eye(N, dtype=torch.bool, device=values.device)[None]  # (B, N, N)
+    return torch.sigmoid(diff / kappa), others
+
+
+def counts_from(below: torch.Tensor, others: torch.Tensor,
+                weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``soft_counts`` from ``order_pairs``' output and the (B, N, N) or (B, N) weights."""
+    B, N, _, A = below.shape  # (B, N, N, A) batch, candidates, candidates, axes
+    if weights.dim() == 2:
+        weights = weights[:, None, :].expand(B, N, N)
+    w = weights * others  # (B, N, N) weight of m seen from n
+    before = torch.einsum("bnm,bnma->bna", w, below)
+    total = w.sum(dim=2)  # (B, N)
+    return before, total[..., None] - before, total
+
+
 def soft_counts(values: torch.Tensor, weights: torch.Tensor, valid: torch.Tensor,
                 kappa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(before, after) (B, N, A) weighted counts of the other candidates, and their total weight (B, N).
 
     ``values`` (B, N, A); ``weights`` (B, N, N) in [0, 1], [b, n, m] the weight of m seen from n
-    (or (B, N): the same for every n); ``valid`` (B, N) bool; ``kappa`` (A,).
+    (or (B, N): the same for every n); ``valid`` (B, N) bool; ``kappa`` (A,). after = total - before,
+    as sigmoid(-x) = 1 - sigmoid(x).
     """
-    B, N, A = values.shape  # (B, N, A) batch, candidates, axes
-    if weights.dim() == 2:
-        weights = weights[:, None, :].expand(B, N, N)
-    diff = values[:, :, None, :] - values[:, None, :, :]  # (B, N, N, A) [b, n, m] = v(n) - v(m)
-    below = torch.sigmoid(diff / kappa)  # m lies before n on the axis
-    others = valid[:, None, :] & ~torch.eye(N, dtype=torch.bool, device=values.device)[None]  # (B, N, N)
-    w = (weights * others)[..., None]  # (B, N, N, 1) weight of m seen from n
-    before = (w * below).sum(dim=2)
-    after = (w * (1.0 - below)).sum(dim=2)
-    return before, after, w.squeeze(-1).sum(dim=2)
+    below, others = order_pairs(values, valid, kappa)
+    return counts_from(below, others, weights)
 
 
 class TextGuidedRanks(nn.Module):
@@ -96,26 +110,49 @@ class TextGuidedRanks(nn.Module):
                                  nn.Linear(hidden, hidden))
         self.w_k = nn.Linear(embed_dim, hidden)
 
+    def context(self, feat: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor,
+                speed: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The sentence-free tensors of ``forward`` for B frames (a video session computes them once):
+        ``a`` (B, N, H) appearance codes, ``below`` (B, N, N, A) and ``others`` (B, N, N) of ``order_pairs``."""
+        values = axis_values(pos, speed if self.axes > 3 else None)[..., : self.axes]
+        below, others = order_pairs(values, valid, self.kappa)
+        return {"a": F.normalize(self.w_a(feat), dim=-1), "below": below, "others": others}
+
+    def alike_with(self, a: torch.Tensor, sent: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(B, N, N) look-alike weights from the codes ``a`` (B, N, H): sum_h gamma_h (a_nh - a_mh)^2 expanded
+        as q_n + q_m - 2 <gamma a_n, a_m>, so no (B, N, N, H) tensor is formed."""
+        gamma = F.softplus(self.w_g(sent))  # (B, H) which differences count
+        ga = a * gamma[:, None, :]  # (B, N, H)
+        q = (ga * a).sum(-1)  # (B, N)
+        d = (q[:, :, None] + q[:, None, :] - 2 * torch.einsum("bnh,bmh->bnm", ga, a)).clamp(min=0)  # (B, N, N)
+        return torch.sigmoid(self.bias - d) * valid[:, None, :]
+
     def alike(self, feat: torch.Tensor, sent: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """(B, N, N) look-alike weights w_nm in (0, 1) (0 towards padding).
 
         ``feat`` (B, N, C) pooled features, ``sent`` (B, D) L2-normalised sentence embeddings.
         """
-        a = F.normalize(self.w_a(feat), dim=-1)  # (B, N, H) appearance codes
-        gamma = F.softplus(self.w_g(sent))  # (B, H) which differences count
-        d = ((a[:, :, None, :] - a[:, None, :, :]) ** 2 * gamma[:, None, None, :]).sum(-1)  # (B, N, N)
-        return torch.sigmoid(self.bias - d) * valid[:, None, :]
+        return self.alike_with(F.normalize(self.w_a(feat), dim=-1), sent, valid)
 
-    def features(self, feat: torch.Tensor, sent: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor,
-                 speed: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, N, 3A + 1 + 6A) g_n: counts, balance, total, then the counts' ordinal bins."""
-        w = self.alike(feat, sent, valid)  # (B, N, N)
-        values = axis_values(pos, speed if self.axes > 3 else None)[..., : self.axes]
-        before, after, total = soft_counts(values, w, valid, self.kappa)
+    def features_with(self, ctx: dict[str, torch.Tensor], sent: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(B, N, 3A + 1 + 6A) g_n from a ``context``: counts, balance, total, then the counts' ordinal bins."""
+        w = self.alike_with(ctx["a"], sent, valid)  # (B, N, N)
+        before, after, total = counts_from(ctx["below"], ctx["others"], w)
         balance = (before - after) / (1.0 + total[..., None])
         counts = torch.cat([before, after], dim=-1)[..., None]  # (B, N, 2A, 1)
         bins = torch.exp(-(counts - self.ordinals) ** 2 / (2 * ORDINAL_WIDTH**2)).flatten(-2)  # (B, N, 2A K)
         return torch.cat([before, after, balance, total[..., None], bins], dim=-1)
+
+    def features(self, feat: torch.Tensor, sent: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor,
+                 speed: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N, 3A + 1 + 6A) g_n: counts, balance, total, then the counts' ordinal bins."""
+        return self.features_with(self.context(feat, pos, valid, speed), sent, valid)
+
+    def forward_with(self, ctx: dict[str, torch.Tensor], sent: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """``forward`` from a ``context`` of the same frames."""
+        g = self.features_with(ctx, sent, valid)  # (B, N, 9A + 1)
+        score = torch.einsum("bnh,bh->bn", self.mlp(g), self.w_k(sent)) / math.sqrt(self.hidden)
+        return score * valid
 
     def forward(self, feat: torch.Tensor, sent: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor,
                 speed: torch.Tensor | None = None) -> torch.Tensor:
@@ -124,6 +161,4 @@ class TextGuidedRanks(nn.Module):
         ``feat`` (B, N, C) pooled features, ``sent`` (B, D) L2-normalised sentence embeddings,
         ``pos`` (B, N, >=8) p_i, ``valid`` (B, N), ``speed`` (B, N) or None.
         """
-        g = self.features(feat, sent, pos, valid, speed)  # (B, N, 9A + 1)
-        score = torch.einsum("bnh,bh->bn", self.mlp(g), self.w_k(sent)) / math.sqrt(self.hidden)
-        return score * valid
+        return self.forward_with(self.context(feat, pos, valid, speed), sent, valid)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from clawcrane.config import RELATIONS
@@ -101,6 +102,8 @@ class TextGuidedRelation(nn.Module):
     """TSRM (Eq. 5-6): keys and values come from objects fused with the sentence feature f_t.
 
     ``nonlinear``: f_o = ReLU(LayerNorm(W_o [f_V; f_t])) (``text``); else the linear W_o (``text-linear``).
+    W_o [f_V; f_t] = W_oV f_V + W_ot f_t: the first half and W_q f_V do not depend on the sentence, so
+    ``context`` computes them once per frame and ``forward_with`` adds each sentence's part.
     """
 
     def __init__(self, dim: int, nonlinear: bool = False):
@@ -111,13 +114,23 @@ class TextGuidedRelation(nn.Module):
         self.w_k = nn.Linear(dim, dim)
         self.w_v = nn.Linear(dim, dim)
 
-    def fuse(self, f_V: torch.Tensor, f_t: torch.Tensor | None) -> torch.Tensor:
-        """Eq. 5: f_o = W_o(Concat(f_V, f_t)) (B, N, D) (then LayerNorm + ReLU when nonlinear), f_t broadcast to every object."""
+    def context(self, f_V: torch.Tensor, valid: torch.Tensor, pos: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The sentence-free tensors of ``forward`` for B frames: ``q`` = W_q f_V and ``o`` = W_oV f_V, each (B, N, D)."""
         B, N, D = f_V.shape  # (B, N, D) batch, candidates, channels
+        return {"q": self.w_q(f_V), "o": f_V @ self.w_o.weight[:, :D].T}
+
+    def fuse_with(self, ctx: dict[str, torch.Tensor], f_t: torch.Tensor | None) -> torch.Tensor:
+        """Eq. 5 from a ``context``: f_o (B, N, D) = W_oV f_V + W_ot f_t + b, f_t (B, D) broadcast to every object."""
         if f_t is None:
             raise ValueError("the text-guided relation module needs the sentence feature f_t")
-        f_o = self.w_o(torch.cat([f_V, f_t[:, None, :].expand(B, N, f_t.shape[-1])], dim=-1))
+        D = ctx["o"].shape[-1]
+        f_o = ctx["o"] + F.linear(f_t, self.w_o.weight[:, D:], self.w_o.bias)[:, None, :]
         return f_o if self.fuse_act is None else self.fuse_act(f_o)
+
+    def fuse(self, f_V: torch.Tensor, f_t: torch.Tensor | None) -> torch.Tensor:
+        """Eq. 5: f_o = W_o(Concat(f_V, f_t)) (B, N, D) (then LayerNorm + ReLU when nonlinear), f_t broadcast to every object."""
+        D = f_V.shape[-1]
+        return self.fuse_with({"o": f_V @ self.w_o.weight[:, :D].T}, f_t)
 
     def attention(self, f_V: torch.Tensor, f_t: torch.Tensor, valid: torch.Tensor,
                   pos: torch.Tensor | None = None) -> torch.Tensor:
@@ -127,11 +140,15 @@ class TextGuidedRelation(nn.Module):
         logits = torch.einsum("bnd,bmd->bnm", self.w_q(f_V), self.w_k(f_o)) / math.sqrt(D)
         return torch.softmax(logits.masked_fill(~valid[:, None, :], float("-inf")), dim=-1)
 
+    def forward_with(self, ctx: dict[str, torch.Tensor], valid: torch.Tensor, f_t: torch.Tensor | None) -> torch.Tensor:
+        """``forward`` from a ``context`` of the same frames."""
+        f_o = self.fuse_with(ctx, f_t)  # (B, N, D)
+        f_v = self.w_v(f_o)
+        return f_v + masked_attention(ctx["q"], self.w_k(f_o), f_v, valid)
+
     def forward(self, f_V: torch.Tensor, valid: torch.Tensor, f_t: torch.Tensor | None = None,
                 pos: torch.Tensor | None = None) -> torch.Tensor:
-        f_o = self.fuse(f_V, f_t)  # (B, N, D)
-        f_v = self.w_v(f_o)
-        return f_v + masked_attention(self.w_q(f_V), self.w_k(f_o), f_v, valid)
+        return self.forward_with(self.context(f_V, valid, pos), valid, f_t)
 
 
 class GeometricTextRelation(TextGuidedRelation):
@@ -145,37 +162,37 @@ class GeometricTextRelation(TextGuidedRelation):
         self.geo_w = nn.Linear(H, 1)  # w_0: the sentence-independent part
         self.geo_t = nn.Linear(dim, H)  # W_t: the sentence picks direction and distance
 
-    def logits(self, f_V: torch.Tensor, f_o: torch.Tensor, f_t: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """(B, N, N) attention logits of object n (row) on object m (column)."""
+    def context(self, f_V: torch.Tensor, valid: torch.Tensor, pos: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The parent's ``q``, ``o`` plus ``s`` = W_s f_V (B, N, D), the pair codes ``g`` (B, N, N, H), their
+        sentence-free logit ``g0`` (B, N, N) and ``others`` (B, N, N): the valid candidates other than n."""
+        if pos is None:
+            raise ValueError("the text-geo relation module needs the candidates' positions p_i")
         B, N, D = f_V.shape  # (B, N, D) batch, candidates, channels
-        content = torch.einsum("bnd,bmd->bnm", self.w_q(f_V), self.w_k(f_o)) / math.sqrt(D)
         g = self.geo(pair_geometry(pos))  # (B, N, N, H)
-        geometry = self.geo_w(g).squeeze(-1) + torch.einsum("bnmh,bh->bnm", g, self.geo_t(f_t))
-        return content + geometry
-
-    def weights(self, f_V: torch.Tensor, f_o: torch.Tensor, f_t: torch.Tensor, pos: torch.Tensor,
-                valid: torch.Tensor) -> torch.Tensor:
-        """(B, N, N) softmax weights over the *other* valid candidates; a row without any is zeros."""
-        B, N, D = f_V.shape  # (B, N, D) batch, candidates, channels
         others = valid[:, None, :] & ~torch.eye(N, dtype=torch.bool, device=f_V.device)[None]  # (B, N, N)
-        logits = self.logits(f_V, f_o, f_t, pos).masked_fill(~others, float("-inf"))
-        attn = torch.softmax(logits, dim=-1)
+        return {**super().context(f_V, valid, pos), "s": self.w_s(f_V), "g": g, "g0": self.geo_w(g).squeeze(-1),
+                "others": others}
+
+    def weights_with(self, ctx: dict[str, torch.Tensor], f_o: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+        """(B, N, N) softmax weights of object n (row) over the *other* valid candidates m; a row without any is zeros."""
+        D = f_o.shape[-1]
+        content = torch.einsum("bnd,bmd->bnm", ctx["q"], self.w_k(f_o)) / math.sqrt(D)
+        geometry = ctx["g0"] + torch.einsum("bnmh,bh->bnm", ctx["g"], self.geo_t(f_t))
+        others = ctx["others"]
+        attn = torch.softmax((content + geometry).masked_fill(~others, float("-inf")), dim=-1)
         return torch.where(others.any(dim=-1, keepdim=True), attn, torch.zeros_like(attn))  # alone: no context
 
     def attention(self, f_V: torch.Tensor, f_t: torch.Tensor, valid: torch.Tensor,
                   pos: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N, N) the weights ``forward`` uses (geometry term and self-exclusion included)."""
-        if pos is None:
-            raise ValueError("the text-geo relation module needs the candidates' positions p_i")
-        return self.weights(f_V, self.fuse(f_V, f_t), f_t, pos, valid)
+        ctx = self.context(f_V, valid, pos)
+        return self.weights_with(ctx, self.fuse_with(ctx, f_t), f_t)
 
-    def forward(self, f_V: torch.Tensor, valid: torch.Tensor, f_t: torch.Tensor | None = None,
-                pos: torch.Tensor | None = None) -> torch.Tensor:
-        if pos is None:
-            raise ValueError("the text-geo relation module needs the candidates' positions p_i")
-        f_o = self.fuse(f_V, f_t)  # (B, N, D)
-        attn = self.weights(f_V, f_o, f_t, pos, valid)  # (B, N, N)
-        return self.w_s(f_V) + torch.einsum("bnm,bmd->bnd", attn, self.w_v(f_o))
+    def forward_with(self, ctx: dict[str, torch.Tensor], valid: torch.Tensor, f_t: torch.Tensor | None) -> torch.Tensor:
+        """``forward`` from a ``context`` of the same frames."""
+        f_o = self.fuse_with(ctx, f_t)  # (B, N, D)
+        attn = self.weights_with(ctx, f_o, f_t)  # (B, N, N)
+        return ctx["s"] + torch.einsum("bnm,bmd->bnd", attn, self.w_v(f_o))
 
 
 def build_relation(kind: str, dim: int) -> nn.Module | None:

@@ -99,15 +99,6 @@ class Track:
         return dict(self.members)
 
 
-@dataclass
-class _Active:
-    track: Track
-    vec: np.ndarray  # (D,) representation for the cosine term
-    last: tuple[int, int]  # (t, k) of the last matched member (its mask is the IoU term)
-    misses: int = 0
-    ident: int = -1  # the imported track id it holds (-1: none)
-
-
 def _normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     n = np.linalg.norm(x, axis=-1, keepdims=True)
@@ -143,6 +134,26 @@ def _free_pairs(S: np.ndarray, gamma: float, matched: np.ndarray, taken: np.ndar
     return [(int(free_i[r]), int(free_k[c])) for r, c in zip(rows, cols) if allowed[r, c] and sub[r, c] > gamma]
 
 
+def _unit_frames(emb: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """All frames' embeddings L2-normalised in one (sum K_t, D) float64 array, and the (T + 1,) offsets of each frame."""
+    blocks, sizes = [], []
+    for t, e in enumerate(emb):
+        E = np.asarray(e, dtype=np.float64)
+        if E.size == 0:
+            sizes.append(0)
+            continue
+        if E.ndim != 2:
+            raise ValueError(f"frame {t}: embeddings must be (K, D), got shape {E.shape}")
+        if blocks and E.shape[1] != blocks[0].shape[1]:
+            raise ValueError(f"frame {t}: embeddings of width {E.shape[1]}, earlier frames {blocks[0].shape[1]}")
+        blocks.append(E)
+        sizes.append(len(E))
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    unit = _normalise(np.concatenate(blocks)) if blocks else np.zeros((0, 0))
+    return unit, offsets
+
+
 def link_tracks(
     emb: Sequence[np.ndarray],
     rles: Sequence[Sequence[dict]] | None = None,
@@ -162,6 +173,9 @@ def link_tracks(
     scores stored on the tracks; ``ids[t]`` (K_t,) imported track ids (-1: none) that seed the
     linking (module doc; None: the paper's TRM alone). A track is represented by its last matched
     candidate (embedding and mask). Returns every track, in creation order.
+
+    The state of every track lives in flat arrays indexed by track (its last member, its misses, its
+    id), so one frame costs a handful of array operations and one Hungarian, whatever the track count.
     """
     if beta < 1:
         raise ValueError(f"beta must be >= 1, got {beta}")
@@ -174,84 +188,96 @@ def link_tracks(
         raise ValueError(f"scores has {len(scores)} frames, embeddings {T}")
     if ids is not None and len(ids) != T:
         raise ValueError(f"ids has {len(ids)} frames, embeddings {T}")
+    unit, offsets = _unit_frames(emb)  # (G, D) every candidate g = offsets[t] + k, normalised
+    G = len(unit)  # candidates of the whole video
+    flat_scores = None
+    if scores is not None:
+        parts = [np.asarray(scores[t], dtype=np.float64).reshape(-1) for t in range(T)]
+        for t, s_t in enumerate(parts):
+            if len(s_t) != offsets[t + 1] - offsets[t]:
+                raise ValueError(f"frame {t}: {offsets[t + 1] - offsets[t]} embeddings but {len(s_t)} scores")
+        flat_scores = np.concatenate(parts) if parts else np.zeros(0)
 
-    tracks: list[Track] = []
-    active: list[_Active] = []
-    holder: dict[int, _Active] = {}  # imported id -> the track holding it (ended ones too)
+    # per track n (at most one per candidate): its last member (t, k, g), misses in a row, imported id
+    last_t, last_k, last_g = (np.zeros(G, dtype=np.int64) for _ in range(3))
+    misses, ident = np.zeros(G, dtype=np.int64), np.full(G, -1, dtype=np.int64)
+    owner = np.full(G, -1, dtype=np.int64)  # the track of each candidate
+    active = np.zeros(0, dtype=np.int64)  # (A,) tracks still open, in creation order (revived ones last)
+    n_tracks = 0
+    holder: dict[int, int] = {}  # imported id -> the track holding it (ended ones too)
 
-    def join(a: _Active, t: int, k: int, E: np.ndarray, s_t: np.ndarray | None) -> None:
-        a.track.members.append((t, k))
-        if s_t is not None:
-            a.track.scores.append(float(s_t[k]))
-        a.vec = E[k]
-        a.last, a.misses = (t, k), 0
+    def join(n: np.ndarray, t: int, k: np.ndarray) -> None:
+        last_t[n], last_k[n], last_g[n] = t, k, offsets[t] + k
+        misses[n] = 0
+        owner[offsets[t] + k] = n
 
     for t in range(T):
-        E = np.asarray(emb[t], dtype=np.float64)
-        E = np.zeros((0, 0)) if E.size == 0 else _normalise(E)
-        if E.ndim != 2:
-            raise ValueError(f"frame {t}: embeddings must be (K, D), got shape {E.shape}")
-        K, D = E.shape  # (K, D) candidates of frame t, embedding width
-        s_t = None if scores is None else np.asarray(scores[t], dtype=np.float64).reshape(-1)
-        if s_t is not None and len(s_t) != K:
-            raise ValueError(f"frame {t}: {K} embeddings but {len(s_t)} scores")
-
+        K = int(offsets[t + 1] - offsets[t])  # candidates of frame t
+        E = unit[offsets[t] : offsets[t + 1]]  # (K, D)
         taken = np.zeros(K, dtype=bool)
         ids_t = None if ids is None else _frame_ids(ids[t], K, t)
-        forced: list[_Active] = []
+        forced: list[int] = []
         if ids_t is not None:  # a candidate joins the track holding its id, ended or not
             for k in np.flatnonzero(ids_t >= 0):
-                a = holder.get(int(ids_t[k]))
-                if a is not None:
-                    if not any(a is b for b in active):
-                        active.append(a)
-                    join(a, t, int(k), E, s_t)
-                    forced.append(a)
+                n = holder.get(int(ids_t[k]))
+                if n is not None:
+                    if not (active == n).any():
+                        active = np.append(active, n)
+                    join(np.array([n]), t, np.array([k]))
+                    forced.append(n)
                     taken[k] = True
-        matched = np.array([any(a is f for f in forced) for a in active], dtype=bool)
-        if active and K and not taken.all():
-            A = np.stack([a.vec for a in active])  # (A, D) active track representations
-            S = A @ E.T  # (A, K) cosine similarity
-            if alpha != 0.0:  # one IoU row lookup per source frame (most tracks last matched on frame t - 1)
-                by_frame: dict[int, tuple[list[int], list[int]]] = {}
-                for i, a in enumerate(active):
-                    rows_i, ks = by_frame.setdefault(a.last[0], ([], []))
-                    rows_i.append(i)
-                    ks.append(a.last[1])
-                for s, (rows_i, ks) in by_frame.items():
-                    S[rows_i] += alpha * iou(s, t)[ks]
+        matched = np.isin(active, forced) if forced else np.zeros(len(active), dtype=bool)  # (A,)
+        if len(active) and K and not taken.all():
+            S = unit[last_g[active]] @ E.T  # (A, K) cosine similarity
+            if alpha != 0.0:  # one IoU lookup per source frame (most tracks last matched on frame t - 1)
+                src = last_t[active]
+                if src.min() == src.max():  # the usual case: every track last matched on one frame
+                    S += alpha * iou(int(src[0]), t)[last_k[active]]
+                else:
+                    for s in np.unique(src):
+                        rows = np.flatnonzero(src == s)
+                        S[rows] += alpha * iou(int(s), t)[last_k[active[rows]]]
             if ids_t is None:
                 rows, cols = linear_sum_assignment(S, maximize=True)
-                pairs = [(i, int(k)) for i, k in zip(rows, cols) if S[i, k] > gamma]
+                ok = S[rows, cols] > gamma
+                rows, cols = rows[ok], cols[ok]
             else:
-                held = np.array([a.ident for a in active], dtype=np.int64)
-                pairs = _free_pairs(S, gamma, matched, taken, held, ids_t)
-            for i, k in pairs:
-                a = active[i]
-                join(a, t, k, E, s_t)
-                matched[i] = taken[k] = True
-                if ids_t is not None and ids_t[k] >= 0 and a.ident < 0:
-                    a.ident = int(ids_t[k])
-                    holder[a.ident] = a
+                pairs = _free_pairs(S, gamma, matched, taken, ident[active], ids_t)
+                rows = np.array([i for i, _ in pairs], dtype=np.int64)
+                cols = np.array([k for _, k in pairs], dtype=np.int64)
+            join(active[rows], t, cols)
+            matched[rows] = True
+            taken[cols] = True
+            if ids_t is not None:
+                for n, k in zip(active[rows], cols):
+                    if ids_t[k] >= 0 and ident[n] < 0:
+                        ident[n] = ids_t[k]
+                        holder[int(ids_t[k])] = int(n)
+        misses[active[~matched]] += 1
+        active = active[misses[active] < beta]
 
-        survivors = []
-        for a, m in zip(active, matched):
-            if not m:
-                a.misses += 1
-            if a.misses < beta:
-                survivors.append(a)
-        active = survivors
+        new_k = np.flatnonzero(~taken)
+        new = n_tracks + np.arange(len(new_k))
+        join(new, t, new_k)
+        n_tracks += len(new_k)
+        active = np.concatenate([active, new])
+        if ids_t is not None:
+            for n, k in zip(new, new_k):
+                if ids_t[k] >= 0:
+                    ident[n] = ids_t[k]
+                    holder[int(ids_t[k])] = int(n)
 
-        for k in np.flatnonzero(~taken):
-            tr = Track(track_id=len(tracks), members=[(t, int(k))])
-            if s_t is not None:
-                tr.scores.append(float(s_t[k]))
-            tracks.append(tr)
-            a = _Active(track=tr, vec=E[k], last=(t, int(k)))
-            active.append(a)
-            if ids_t is not None and ids_t[k] >= 0:
-                a.ident = int(ids_t[k])
-                holder[a.ident] = a
+    order = np.lexsort((np.arange(G), owner))  # candidates by track, then by frame
+    frame_of = np.repeat(np.arange(T), np.diff(offsets))  # (G,) t of each candidate
+    k_of = np.arange(G) - offsets[frame_of]
+    bounds = np.searchsorted(owner[order], np.arange(n_tracks + 1))
+    ts, ks = frame_of[order].tolist(), k_of[order].tolist()
+    ss = flat_scores[order].tolist() if flat_scores is not None else None
+    tracks = []
+    for n in range(n_tracks):
+        lo, hi = int(bounds[n]), int(bounds[n + 1])
+        tracks.append(Track(track_id=n, members=list(zip(ts[lo:hi], ks[lo:hi])),
+                            scores=ss[lo:hi] if ss is not None else []))
     return tracks
 
 

@@ -75,7 +75,26 @@ def _fail(ctx: click.Context, message: str, *, same_on_every_rank: bool = False)
 
 
 class _Group(click.Group):
-    """Click group that turns library errors and file-system errors into one line and exit 1."""
+    """Click group that turns library errors and file-system errors into one line and exit 1, and a
+    command line click refuses (unknown option, bad value, missing argument) into one line and exit 2."""
+
+    def main(self, *args, **kwargs):
+        if not kwargs.pop("standalone_mode", True):
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as err:
+            where = err.ctx.command_path if err.ctx is not None else "clawcrane"
+            message = " ".join(err.format_message().split()).rstrip(".")
+            click.echo(f"error: {message}; see `{where} --help`", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context):
         try:

@@ -72,3 +72,15 @@ def test_cli_turns_library_errors_into_one_line_and_exit_1():
         main.commands.pop("_boom")
     assert r.exit_code == 1
     assert r.output.strip() == "error: x.mp4: cannot open video; re-encode it"
+
+
+@pytest.mark.parametrize("args,says", [
+    (["detect", "ds", "--refine-masks", "bogus"], "'bogus' is not one of 'none', 'grabcut'; see `clawcrane detect --help`"),
+    (["train-head"], "Missing option '--features'; see `clawcrane train-head --help`"),
+    (["nosuch"], "No such command 'nosuch'; see `clawcrane --help`"),
+])
+def test_a_command_line_click_refuses_is_one_line_and_exit_2(args, says):
+    r = CliRunner().invoke(main, args, prog_name="clawcrane")
+    assert r.exit_code == 2
+    assert len(r.output.strip().splitlines()) == 1 and "Usage:" not in r.output
+    assert r.output.startswith("error: ") and says in r.output

@@ -409,7 +409,8 @@ def extract_cmd(cache, candidates, backbone, weights, levels, input_size, mask_t
               help="Cache root; the candidates go to CACHE/detect-<key>/ (a new folder when an output-affecting option changes).")
 @field_option(DetectConfig, "frame_stride")
 @field_option(DetectConfig, "train_frames")
-@field_option(DetectConfig, "score_threshold")
+@field_option(DetectConfig, "score_threshold", default=None,
+              show_default=f"{DetectConfig.score_threshold} for a detector, 0 for --detector import:... (every imported mask)")
 @field_option(DetectConfig, "max_per_frame")
 @field_option(DetectConfig, "dedup_iou")
 @field_option(DetectConfig, "refine_masks")
@@ -453,6 +454,8 @@ def detect(dataset, detector, cache_dir, frame_stride, train_frames, score_thres
     from clawcrane.stages import detect as stage
 
     shard_i, num_shards = stage.parse_shard(shard)
+    if score_threshold is None:  # another system chose its masks on its own score scale: keep them all
+        score_threshold = 0.0 if str(detector).startswith("import:") else DetectConfig.score_threshold
     cfg = DetectConfig(
         detector=detector, frame_stride=frame_stride, train_frames=train_frames, score_threshold=score_threshold,
         max_per_frame=max_per_frame, dedup_iou=dedup_iou, refine_masks=refine_masks, batch_size=batch_size,

@@ -229,6 +229,22 @@ def test_detect_cli_prints_candidate_recall_for_an_import(world, tmp_path):
     assert "candidate recall (mask IoU >= 0.5): 1.000" in r.output
 
 
+def test_detect_cli_keeps_every_imported_mask_unless_a_score_threshold_is_given(world, tmp_path):
+    # every GT mask imported with score 0.1 (another system's low scale): the default keeps them all
+    # (recall 1.0); --score-threshold 0.3, the detectors' default, keeps none (recall 0.0)
+    ds, gt = world
+    recs = [{"video_id": vid, "frame": f, "score": 0.1,
+             "segmentation": {k: (v.decode() if isinstance(v, bytes) else v)
+                              for k, v in mask_utils.encode(np.asfortranarray(m.astype(np.uint8))).items()}}
+            for vid, frames in gt.items() for f, objects in frames.items() for _, m, _ in objects]
+    (tmp_path / "low.json").write_text(json.dumps(recs))
+    args = ["detect", str(ds.root), "--detector", f"import:{tmp_path / 'low.json'}", "--device", "cpu"]
+    r = CliRunner().invoke(main, args + ["--cache", str(tmp_path / "c")])
+    assert r.exit_code == 0 and "candidate recall (mask IoU >= 0.5): 1.000" in r.output, r.output
+    r = CliRunner().invoke(main, args + ["--cache", str(tmp_path / "c2"), "--score-threshold", "0.3"])
+    assert r.exit_code == 0 and "candidate recall (mask IoU >= 0.5): 0.000" in r.output, r.output
+
+
 def test_recall_line_names_annotated_frames_an_import_skipped(world, tmp_path):
     ds, gt = world
     vid = sorted(gt)[0]

@@ -24,6 +24,7 @@ CLI_ONLY_DEFAULTS = {
     ("segment", "cache"),  # None: the default cache root
     ("extract", "shard"), ("detect", "shard"),  # I/N text, parsed into shard and num_shards
     ("extract", "candidates"), ("extract", "dataset"),  # an existing path or nothing ('' in the config)
+    ("detect", "score_threshold"),  # None: the field's 0.3 for a detector, 0 for an import
 }
 """Options whose command-line default differs on purpose from the field's (they are parsed into it)."""
 STAGE_CHECKED_CHOICES = {("export", "format")}

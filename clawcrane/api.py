@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +51,7 @@ from clawcrane.errors import CacheError, ConfigError, DataError, WeightsError
 from clawcrane.fingerprint import hash_json, tree_fingerprint
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline.language import UNK_ID, tokenize
-from clawcrane.pipeline.ranking import Submission
+from clawcrane.pipeline.ranking import Submission, summarise_tracks
 from clawcrane.pipeline.head import FrameContext
 from clawcrane.pipeline.scoring import score_video, video_context
 from clawcrane.stages import detect, extract
@@ -175,20 +173,9 @@ class Result:
 
     def tracks(self) -> list[Track]:
         """The top-k tracks: the answer's first (the track holding most rank-0 rows), then by mean score."""
-        scores: dict[int, list[float]] = defaultdict(list)
-        present: dict[int, set[int]] = defaultdict(set)
-        answers: dict[int, int] = defaultdict(int)
-        for f, subs in zip(self.frames, self.submissions):
-            for s in subs:
-                if s.k >= 0 and s.track_id >= 0 and math.isfinite(s.score):
-                    scores[s.track_id].append(float(s.score))
-                    present[s.track_id].add(int(f))
-                    if s.rank == 0:
-                        answers[s.track_id] += 1
-        best = max(answers, key=lambda k: (answers[k], -k)) if answers else None
-        ranked = sorted(scores, key=lambda k: (k != best, -sum(scores[k]) / len(scores[k]), k))
-        return [Track(rank=i, track_id=int(k), score=sum(scores[k]) / len(scores[k]), frames=tuple(sorted(present[k])))
-                for i, k in enumerate(ranked)]
+        rows = ((f, s) for f, subs in zip(self.frames, self.submissions) for s in subs)
+        return [Track(rank=i, track_id=tr.track_id, score=tr.score, frames=tr.frames)
+                for i, tr in enumerate(summarise_tracks(rows))]
 
     def table(self, meta: dict[str, Any] | None = None) -> pa.Table:
         """The rows in the predictions-file layout (``cache.predictions.COLUMNS``)."""

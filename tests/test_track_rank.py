@@ -384,3 +384,15 @@ def test_track_rank_help_documents_every_option():
     for opt in ("--head", "--features", "--dataset", "--out", "--split", "--top-k", "--trm / --no-trm", "--abstain-below",
                 "--gamma", "--beta", "--alpha", "--score-mode", "--fallback", "--tracks", "--batch-size", "--device"):
         assert opt in r.output, opt
+
+
+def test_summarised_tracks_put_the_answers_track_first_whatever_its_mean():
+    # track 3 is the answer (rank 0) on frames 0 and 2, track 5 only on frame 1: 3 comes first although
+    # its mean (0.9 + 0.8 + 0.7) / 3 = 0.8 is below 5's 0.95. The trackless fallback row (frame 2) and the
+    # abstention (frame 3) belong to no track.
+    S = ranking.Submission
+    rows = [(0, S(0, 3, 0.9, 0)), (0, S(1, 5, 0.95, 1)), (1, S(0, 5, 0.95, 0)), (1, S(1, 3, 0.8, 1)),
+            (2, S(0, 3, 0.7, 0)), (2, S(2, -1, 0.99, 1)), (3, ranking.abstention())]
+    got = ranking.summarise_tracks(rows)
+    assert [(t.track_id, t.frames) for t in got] == [(3, (0, 1, 2)), (5, (0, 1))]
+    assert got[0].score == pytest.approx(0.8) and got[1].score == pytest.approx(0.95)

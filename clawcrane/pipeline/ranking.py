@@ -22,7 +22,8 @@ Pure python + numpy; no file I/O.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,3 +106,35 @@ def argmax_submissions(scores: Sequence[np.ndarray], *, top_k: int, abstain_belo
 def best_track_score(result: TrackResult, mode: str = "mean") -> float:
     """Score of the query's best track (-inf without any track)."""
     return result.tracks[0].score(mode) if result.tracks else float("-inf")
+
+
+@dataclass(frozen=True)
+class TrackSummary:
+    """One track as the submitted rows show it (what `segment`'s JSON and ``Result.tracks`` report)."""
+
+    track_id: int
+    score: float
+    """Mean score of the track's submitted rows (the TRM's track score in ``mean`` mode)."""
+    frames: tuple[int, ...]
+    """Frames where one of its rows was submitted, ascending."""
+
+
+def summarise_tracks(rows: Iterable[tuple[int, Submission]]) -> list[TrackSummary]:
+    """(frame, submission) rows of one query -> its tracks: the answer's track first (the one holding most
+    rank-0 rows; ties: the lower id), then by descending mean score, then by id.
+
+    Rows without a candidate, without a track or with a non-finite score are not part of any track.
+    """
+    scores: dict[int, list[float]] = defaultdict(list)
+    present: dict[int, set[int]] = defaultdict(set)
+    answers: dict[int, int] = defaultdict(int)
+    for frame, s in rows:
+        if s.k >= 0 and s.track_id >= 0 and math.isfinite(s.score):
+            scores[s.track_id].append(float(s.score))
+            present[s.track_id].add(int(frame))
+            if s.rank == 0:
+                answers[s.track_id] += 1
+    best = max(answers, key=lambda n: (answers[n], -n)) if answers else None
+    mean = {n: sum(v) / len(v) for n, v in scores.items()}
+    ranked = sorted(scores, key=lambda n: (n != best, -mean[n], n))
+    return [TrackSummary(track_id=int(n), score=mean[n], frames=tuple(sorted(present[n]))) for n in ranked]

@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from clawcrane.config import SegmentConfig, TrackRankConfig, to_dict
 from clawcrane.datasets.layout import open_dataset
 from clawcrane.datasets.records import Dataset
 from clawcrane.errors import ConfigError, DataError
+from clawcrane.pipeline.ranking import Submission, summarise_tracks
 from clawcrane.stages.render import MASK_DIR, RenderResult, render_overlays
 
 __all__ = ["run", "segments_doc", "validate_segments", "default_cache_root", "content_dataset", "feature_config"]
@@ -178,24 +178,17 @@ def segments_doc(preds: Predictions, ds: Dataset, *, config: SegmentConfig, head
     for q in ds.queries:
         t = groups.get(q.query_id)
         rows = t.to_pylist() if t is not None else []
-        frames, answer_tracks = [], defaultdict(int)
-        scores: dict[int, list[float]] = defaultdict(list)
-        present: dict[int, set[int]] = defaultdict(set)
+        frames, subs = [], []
         for r in sorted(rows, key=lambda r: (r["frame"], r["rank"])):
-            if r["candidate_id"] >= 0 and r["track_id"] >= 0 and math.isfinite(r["score"]):
-                scores[r["track_id"]].append(float(r["score"]))
-                present[r["track_id"]].add(int(r["frame"]))
+            subs.append((int(r["frame"]), Submission(k=int(r["candidate_id"]), track_id=int(r["track_id"]),
+                                                     score=float(r["score"]), rank=int(r["rank"]))))
             if r["rank"] != 0:
                 continue
             has = r["candidate_id"] >= 0
-            if has:
-                answer_tracks[r["track_id"]] += 1
             mask = {"size": [int(r["height"]), int(r["width"])], "counts": r["rle"].decode("ascii")} if has else None
             frames.append({"frame": int(r["frame"]), "mask": mask, "score": _num(r["score"]) if has else None})
-        best = max(answer_tracks, key=lambda k: (answer_tracks[k], -k)) if answer_tracks else None
-        ranked = sorted(scores, key=lambda k: (k != best, -sum(scores[k]) / len(scores[k]), k))[:top_k]
-        tracks = [{"rank": i, "track_id": int(k), "score": sum(scores[k]) / len(scores[k]), "frames": sorted(present[k])}
-                  for i, k in enumerate(ranked)]
+        tracks = [{"rank": i, "track_id": tr.track_id, "score": tr.score, "frames": list(tr.frames)}
+                  for i, tr in enumerate(summarise_tracks(subs)[:top_k])]
         status = "ok" if any(f["mask"] is not None for f in frames) else "no_match"
         queries.append({"query_id": q.query_id, "sentence": q.sentence, "status": status,
                         "message": NO_MATCH if status == "no_match" else "",

@@ -1,5 +1,7 @@
 """Video decoding, frame folders, and the CLI's error contract."""
 
+import struct
+
 import cv2
 import numpy as np
 import pytest
@@ -36,6 +38,17 @@ def test_truncated_mp4_names_the_file_and_the_fix(tmp_path):
         list(Mp4Frames(p).iter())
         Mp4Frames(p).read(29)
     assert str(p) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_mp4_without_its_index_is_one_clawcrane_error_and_nothing_from_ffmpeg(tmp_path, capfd):
+    # an 'ftyp' box and media data but no 'moov' index: ffmpeg would print "moov atom not found" itself
+    path = tmp_path / "nomoov.mp4"
+    path.write_bytes(struct.pack(">I", 24) + b"ftypisom" + struct.pack(">I", 512) + b"isomiso2"
+                     + struct.pack(">I", 8 + 4000) + b"mdat" + bytes(range(256)) * 15 + bytes(160))
+    capfd.readouterr()
+    with pytest.raises(DataError, match="nomoov.mp4: cannot open video"):
+        Mp4Frames(path).info()
+    assert "moov" not in capfd.readouterr().err
 
 
 def test_missing_video_is_a_data_error(tmp_path):

@@ -18,6 +18,9 @@ import numpy as np
 
 from clawcrane.errors import DataError
 
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+"""ffmpeg's own messages ('moov atom not found', decode warnings) stay off stderr: an unreadable video is
+reported by ClawCrane in one line naming the file. Set OPENCV_FFMPEG_LOGLEVEL=32 to see them."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 

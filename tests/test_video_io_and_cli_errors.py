@@ -1,6 +1,9 @@
 """Video decoding, frame folders, and the CLI's error contract."""
 
+import os
 import struct
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -40,15 +43,18 @@ def test_truncated_mp4_names_the_file_and_the_fix(tmp_path):
     assert str(p) in str(err.value) and "\n" not in str(err.value)
 
 
-def test_an_mp4_without_its_index_is_one_clawcrane_error_and_nothing_from_ffmpeg(tmp_path, capfd):
-    # an 'ftyp' box and media data but no 'moov' index: ffmpeg would print "moov atom not found" itself
+def test_an_mp4_without_its_index_is_one_clawcrane_error_and_nothing_from_ffmpeg(tmp_path):
+    # an 'ftyp' box and media data but no 'moov' index: ffmpeg would print "moov atom not found" itself.
+    # In a fresh process (ffmpeg's log level is read there), with the variable unset as a user's shell has it.
     path = tmp_path / "nomoov.mp4"
     path.write_bytes(struct.pack(">I", 24) + b"ftypisom" + struct.pack(">I", 512) + b"isomiso2"
                      + struct.pack(">I", 8 + 4000) + b"mdat" + bytes(range(256)) * 15 + bytes(160))
-    capfd.readouterr()
-    with pytest.raises(DataError, match="nomoov.mp4: cannot open video"):
-        Mp4Frames(path).info()
-    assert "moov" not in capfd.readouterr().err
+    code = ("import sys\nfrom clawcrane.datasets.video_io import Mp4Frames\nfrom clawcrane.errors import DataError\n"
+            "try:\n    Mp4Frames(sys.argv[1]).info()\nexcept DataError as err:\n    print(err)\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, timeout=120)
+    assert "nomoov.mp4: cannot open video" in r.stdout
+    assert "moov" not in r.stderr and "moov atom" not in r.stdout, (r.stdout, r.stderr)
 
 
 def test_missing_video_is_a_data_error(tmp_path):

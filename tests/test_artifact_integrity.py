@@ -104,7 +104,8 @@ def test_completeness_follows_the_list_of_videos_and_old_artifacts_fall_back_to_
         listed.require_complete()
     assert str(err.value) == (f"{listed.path}: incomplete artifact, 1 of 3 videos done (2 missing: v/2, v/3); the run that "
                               f"wrote it was killed or failed: complete it with `clawcrane x --cache {listed.path.parent}` "
-                              "(it resumes where it stopped)")
+                              "(it resumes where it stopped; with --shard or a SLURM array, re-running the failed "
+                              "shard's task does the same for its videos)")
     counted = write(tmp_path / "b", {"stage": "detect", "dataset": {"num_videos": 2}})  # schema 1 of detect
     assert counted.completeness().missing_count == 1
     assert write(tmp_path / "c").completeness().complete  # nothing recorded: nothing to tell

@@ -147,6 +147,8 @@ def test_query_all_refuses_what_it_would_misread_before_any_work(world):
         with pytest.raises(DataError, match="cannot name an output folder"):
             session.query_all(["a"], query_ids=[bad])
     assert session.query("a", query_id="my-query_1.v2").query_id == "my-query_1.v2"
+    with pytest.raises(DataError, match="is 300 characters long; .* at most 100"):  # says why, not only what
+        session.query_all(["a"], query_ids=["q" * 300])
 
 
 def test_a_sentence_longer_than_the_head_reads_is_answered_with_a_warning(world, caplog):

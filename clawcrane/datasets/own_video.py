@@ -38,6 +38,9 @@ QUERY_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 def check_query_id(qid: object, where: str) -> str:
     """``qid`` when it is a safe folder name (``QUERY_ID_PATTERN``); else a one-line error naming ``where``."""
     if not isinstance(qid, str) or not QUERY_ID_PATTERN.fullmatch(qid):
+        if isinstance(qid, str) and len(qid) > 100:
+            raise DataError(f"{where}: query id {qid[:40]!r}... is {len(qid)} characters long; an id names an output "
+                            f"folder, so use at most 100 (letters, digits, '_', '.' or '-'), e.g. q1")
         raise DataError(f"{where}: query id {qid!r:.60} cannot name an output folder; use 1-100 letters, digits, "
                         f"'_', '.' or '-' (not starting with '.' or '-'), e.g. q1")
     return qid

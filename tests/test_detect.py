@@ -27,6 +27,7 @@ from helpers.detect_world import (
 from clawcrane.build.detectors import detector_key, parse_spec
 from clawcrane.cache.candidates import open_candidates
 from clawcrane.cache.store import Store
+from clawcrane.datasets.records import LazyFpsVideo
 from clawcrane.config import DetectConfig
 from clawcrane.errors import CacheError, ConfigError, DataError
 from clawcrane.pipeline import masks as mask_ops
@@ -295,3 +296,21 @@ def test_refine_masks_is_refused_for_ground_truth_and_imports(data, tmp_path):
         with pytest.raises(ConfigError, match="--refine-masks grabcut refines a Mask R-CNN"):
             stage.run(DetectConfig(detector=spec, refine_masks="grabcut"), ds, tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_clip_that_cannot_give_its_fps_is_one_error_or_with_skip_bad_a_bad_video(data, tmp_path):
+    # oracle candidates decode no pixel, but storing a video reads its fps: a reader that opens clips
+    # lazily (A2D's) meets the broken file there, in the writer thread. That error must reach the caller
+    # (not the teardown's internal stop), and --skip-bad must record the video as bad and go on.
+    root = tmp_path / "v"
+    shutil.copytree(data, root)
+    bad = root / "vid01.mp4"
+    bad.write_bytes(b"not a video " * 300)
+    ds = load_dataset(root)
+    v = ds.videos["vid01"]
+    ds.videos["vid01"] = LazyFpsVideo(v.video_id, v.source, None, v.width, v.height, v.num_frames, v.split)
+    with pytest.raises(DataError, match="vid01.mp4: cannot open video.*--skip-bad"):
+        stage.run(DetectConfig(detector="oracle"), ds, tmp_path / "c")
+    res = stage.run(DetectConfig(detector="oracle", skip_bad=True), ds, tmp_path / "c")
+    assert [b for b, _ in res.bad] == ["vid01"] and res.videos == len(ds.videos)
+    assert open_candidates(res.path).video("vid00").status == "ok"

@@ -75,7 +75,12 @@ def frames_to_run(
 
 
 class _Stop(Exception):
-    """Raised inside worker threads when the run is being torn down."""
+    """Raised inside worker threads (and the caller's ``_put``) when the run is being torn down."""
+
+
+def _skip_hint(message: str) -> str:
+    """An unreadable video's message, offering ``--skip-bad`` unless it already does."""
+    return message if "--skip-bad" in message else f"{message}, or pass --skip-bad to skip this video"
 
 
 class DetectStream:
@@ -172,14 +177,22 @@ class DetectStream:
                         _trim_heap()
                         since_trim = 0
                 elif kind == "done":
-                    self._write_video(video_id, acc.pop(video_id, []), item[2])
+                    try:
+                        self._write_video(video_id, acc.pop(video_id, []), item[2])
+                    except DataError as err:  # e.g. a clip that cannot be opened to read its fps (oracle, imports)
+                        if not self.cfg.skip_bad:
+                            raise DataError(_skip_hint(str(err))) from None
+                        self._write_bad(video_id, str(err))
                 elif kind == "bad":
                     acc.pop(video_id, None)
-                    self.store.write_video(VideoCandidates.bad(video_id, item[2]).to_record())
-                    log.warning("skipped unreadable video %s: %s", video_id, item[2])
+                    self._write_bad(video_id, item[2])
         except BaseException as err:  # noqa: BLE001 - handed to the main thread
             self.errors.append(err)
             self.stop.set()
+
+    def _write_bad(self, video_id: str, message: str) -> None:
+        self.store.write_video(VideoCandidates.bad(video_id, message).to_record())
+        log.warning("skipped unreadable video %s: %s", video_id, message)
 
     def _encode(self, video_id: str, frames: list[int], fcs: list[FrameCandidates]) -> list[tuple]:
         rows = []
@@ -269,7 +282,7 @@ class DetectStream:
                         self._put(self.q_out, ("result", video_id, frames, fcs))
                         bar.update(len(frames))
                     elif item[0] == "bad" and not self.cfg.skip_bad:
-                        fatal = DataError(item[2] if "--skip-bad" in item[2] else f"{item[2]}, or pass --skip-bad to skip this video")
+                        fatal = DataError(_skip_hint(item[2]))
                         break
                     else:
                         self._put(self.q_out, item)
@@ -289,7 +302,7 @@ class DetectStream:
         self.stop.set()
         for t in decoders:
             t.join(timeout=5)
-        if fatal is not None:
+        if fatal is not None and not (isinstance(fatal, _Stop) and self.errors):
             raise fatal
-        if self.errors:
+        if self.errors:  # a thread's error (the main thread then only saw the stop)
             raise self.errors[0]

@@ -122,6 +122,14 @@ def test_shard_defaults_come_from_slurm_array_variables():
     assert stage.parse_shard("1/3", {}) == (1, 3)
     with pytest.raises(ConfigError):
         stage.parse_shard("3/3", {})
+    # shard files carry four-digit numbers (shard-IIII-of-NNNN.h5): more shards would be written and never merged
+    assert stage.parse_shard("0/9999", {}) == (0, 9999)
+    with pytest.raises(ConfigError, match="at most 9999 shards"):
+        stage.parse_shard("0/10000", {})
+    with pytest.raises(ConfigError, match="expected I/N"):  # int() would read full-width digits
+        stage.parse_shard("\uff10/\uff12", {})
+    with pytest.raises(ConfigError, match="at least one task"):
+        stage.parse_shard(None, {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "0"})
 
 
 def test_frame_stride_runs_every_sth_frame_plus_annotated_frames(data, tmp_path):

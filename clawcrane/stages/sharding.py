@@ -10,9 +10,14 @@ is divided by ``SLURM_ARRAY_TASK_STEP``); outside SLURM it is 0/1.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 
 from clawcrane.errors import ConfigError
+
+
+MAX_SHARDS = 9999
+"""Most shards one run may be split into (``cache merge`` names shard files with four digits)."""
 
 
 def parse_shard(text: str | None, env: Mapping[str, str] | None = None) -> tuple[int, int]:
@@ -29,6 +34,9 @@ def parse_shard(text: str | None, env: Mapping[str, str] | None = None) -> tuple
             raise ConfigError(f"SLURM array variables {shown} cannot give a shard (SLURM_ARRAY_TASK_ID and "
                               f"SLURM_ARRAY_TASK_COUNT are both needed, as integers); run inside an sbatch --array job, or pass "
                               f"--shard I/N explicitly") from None
+        if n < 1:
+            raise ConfigError(f"SLURM_ARRAY_TASK_COUNT={n}: an array job has at least one task; run inside an sbatch "
+                              f"--array job, or pass --shard I/N explicitly")
         step = max(step, 1)  # --array=0-6:2 runs tasks 0, 2, 4, 6
         i, off = divmod(task - low, step)
         if off or not 0 <= i < n:  # e.g. --array=1,4,5: the task ids are no evenly stepped range
@@ -36,12 +44,14 @@ def parse_shard(text: str | None, env: Mapping[str, str] | None = None) -> tuple
                               f"{n} shards; submit an evenly stepped range such as --array=0-{n - 1}, or pass "
                               f"--shard I/N explicitly")
     else:
-        try:
-            i, n = (int(t) for t in text.split("/"))
-        except ValueError:
-            raise ConfigError(f"--shard {text!r}: expected I/N with 0 <= I < N, e.g. --shard 0/4") from None
+        if not re.fullmatch(r"[0-9]+/[0-9]+", text.strip()):
+            raise ConfigError(f"--shard {text!r}: expected I/N with 0 <= I < N, e.g. --shard 0/4")
+        i, n = (int(t) for t in text.strip().split("/"))
     if not (n >= 1 and 0 <= i < n):
         raise ConfigError(f"--shard {i}/{n}: expected I/N with 0 <= I < N (I is 0-based)")
+    if n > MAX_SHARDS:
+        raise ConfigError(f"--shard {i}/{n}: at most {MAX_SHARDS} shards (shard files are named shard-IIII-of-NNNN.h5); "
+                          f"use fewer array tasks, each taking more videos")
     return i, n
 
 

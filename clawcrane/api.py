@@ -43,7 +43,7 @@ from clawcrane.build.text import sentence_inputs
 from clawcrane.cache.checkpoints import check_head_features
 from clawcrane.cache.features import open_features
 from clawcrane.cache.predictions import COLUMNS, make_table
-from clawcrane.config import DetectConfig, ExtractConfig, TrackRankConfig
+from clawcrane.config import DetectConfig, ExtractConfig, TrackRankConfig, default_score_threshold
 from clawcrane.datasets.layout import open_dataset
 from clawcrane.datasets.own_video import FINGERPRINT_SAMPLE_BYTES, check_query_id
 from clawcrane.datasets.records import Dataset, Query, Video
@@ -319,9 +319,8 @@ class VideoSession:
         # skip_bad: an undecodable clip is reported here in the session's words
         # an import's masks were already chosen by the system that made them, on its own score scale: keep them all
         # (a detector's candidates keep detect's default score threshold)
-        floor = {"score_threshold": 0.0} if str(detector).startswith("import:") else {}
         det_cfg = DetectConfig(detector=detector, frame_stride=frame_stride, refine_masks=refine_masks, device=device,
-                               skip_bad=True, **floor)
+                               skip_bad=True, score_threshold=default_score_threshold(detector))
         det = detect.run(det_cfg, content, cache, detector_factory=detector_factory or build_detector)
         if det.bad:
             raise DataError(f"{video}: the video could not be decoded ({det.bad[0][1]}); re-encode it as mp4 (H.264/mp4v)")

@@ -34,6 +34,7 @@ from clawcrane.config import (
     TrackRankConfig,
     TrainDetectorConfig,
     TrainHeadConfig,
+    default_score_threshold,
 )
 from clawcrane.errors import ClawcraneError, ConfigError, os_error_message
 
@@ -455,7 +456,7 @@ def detect(dataset, detector, cache_dir, frame_stride, train_frames, score_thres
 
     shard_i, num_shards = stage.parse_shard(shard)
     if score_threshold is None:  # another system chose its masks on its own score scale: keep them all
-        score_threshold = 0.0 if str(detector).startswith("import:") else DetectConfig.score_threshold
+        score_threshold = default_score_threshold(detector)
     cfg = DetectConfig(
         detector=detector, frame_stride=frame_stride, train_frames=train_frames, score_threshold=score_threshold,
         max_per_frame=max_per_frame, dedup_iou=dedup_iou, refine_masks=refine_masks, batch_size=batch_size,

@@ -381,6 +381,12 @@ class DetectConfig:
     """Record unreadable or truncated videos as bad and go on, instead of stopping (runtime only)."""
 
 
+def default_score_threshold(detector: str) -> float:
+    """`detect`'s score threshold when none is given: ``DetectConfig.score_threshold`` for a detector, 0 for an
+    import (another system chose its masks on its own score scale: keep them all)."""
+    return 0.0 if str(detector).strip().startswith("import:") else DetectConfig.score_threshold
+
+
 @dataclass(frozen=True)
 class HeadConfig:
     """The architecture of a retrieval head: what `train-head` builds and a checkpoint rebuilds.

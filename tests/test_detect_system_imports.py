@@ -23,7 +23,7 @@ from clawcrane.cache.candidates import open_candidates
 from clawcrane.cache.imports import split_import
 from clawcrane.cache.system_imports import open_system_import
 from clawcrane.cli import main
-from clawcrane.config import DetectConfig, SynthConfig
+from clawcrane.config import DetectConfig, SynthConfig, default_score_threshold
 from clawcrane.datasets import open_dataset
 from clawcrane.datasets.records import Dataset, Video
 from clawcrane.datasets.video_io import ImageFolderFrames
@@ -243,6 +243,18 @@ def test_detect_cli_keeps_every_imported_mask_unless_a_score_threshold_is_given(
     assert r.exit_code == 0 and "candidate recall (mask IoU >= 0.5): 1.000" in r.output, r.output
     r = CliRunner().invoke(main, args + ["--cache", str(tmp_path / "c2"), "--score-threshold", "0.3"])
     assert r.exit_code == 0 and "candidate recall (mask IoU >= 0.5): 0.000" in r.output, r.output
+
+
+def test_the_command_that_completes_an_import_artifact_keeps_its_threshold(world):
+    # the CLI's default threshold is 0 for an import, 0.3 for a detector: the completing command must spell
+    # out whichever differs, or it would make another artifact (another key) and leave this one incomplete
+    ds, _ = world
+    spec = "import:x.json"
+    assert "--score-threshold 0.3" in detect.complete_with(DetectConfig(detector=spec, score_threshold=0.3), ds)
+    assert "--score-threshold" not in detect.complete_with(DetectConfig(detector=spec, score_threshold=0.0), ds)
+    assert "--score-threshold" not in detect.complete_with(DetectConfig(detector="oracle"), ds)
+    assert "--score-threshold 0.0" in detect.complete_with(DetectConfig(detector="r50-fpn", score_threshold=0.0), ds)
+    assert default_score_threshold(" import:x.json") == 0.0  # the detector builder strips the spec too
 
 
 def test_recall_line_names_annotated_frames_an_import_skipped(world, tmp_path):

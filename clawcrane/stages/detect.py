@@ -27,7 +27,7 @@ from clawcrane.build.detectors import build_detector, detector_key
 from clawcrane.build.device import resolve_device
 from clawcrane.cache.candidates import SCHEMA, STAGE
 from clawcrane.cache.store import Store, artifact_dir
-from clawcrane.config import DetectConfig, key_config, option_flags, output_config
+from clawcrane.config import DetectConfig, default_score_threshold, key_config, option_flags, output_config
 from clawcrane.datasets.records import Dataset
 from clawcrane.datasets.validate import split_problems
 from clawcrane.errors import CacheError, ConfigError, DataError
@@ -92,7 +92,9 @@ SHOW_SKIPPED = 20
 
 def complete_with(config: DetectConfig, dataset: Dataset) -> str:
     """The command that makes (or completes) this artifact; ``{cache}`` stands for the cache root."""
-    flags = option_flags(config)
+    flags = option_flags(config, [n for n in output_config(config) if n != "score_threshold"])
+    if config.score_threshold != default_score_threshold(config.detector):  # the CLI's default depends on the detector
+        flags = f"{flags} --score-threshold {config.score_threshold}".strip()
     return (f"clawcrane detect {shlex.quote(str(dataset.root))} --detector {shlex.quote(config.detector)} --cache {{cache}}"
             + (f" {flags}" if flags else "") + (" --skip-bad" if config.skip_bad else ""))
 

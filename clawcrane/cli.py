@@ -75,6 +75,13 @@ def _fail(ctx: click.Context, message: str, *, same_on_every_rank: bool = False)
     ctx.exit(1)
 
 
+def _command_path_of(args) -> str:
+    """'clawcrane CMD' for an error click raised without its context (an option missing its value)."""
+    words = list(sys.argv[1:] if args is None else args)
+    first = next((w for w in words if not w.startswith("-")), None)
+    return f"clawcrane {first}" if first in main.commands else "clawcrane"
+
+
 class _Group(click.Group):
     """Click group that turns library errors and file-system errors into one line and exit 1, and a
     command line click refuses (unknown option, bad value, missing argument) into one line and exit 2."""
@@ -84,8 +91,11 @@ class _Group(click.Group):
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as err:  # `clawcrane`, `clawcrane cache`: the help, as click shows it
+            err.show()
+            sys.exit(err.exit_code)
         except click.UsageError as err:
-            where = err.ctx.command_path if err.ctx is not None else "clawcrane"
+            where = err.ctx.command_path if err.ctx is not None else _command_path_of(kwargs.get("args"))
             message = " ".join(err.format_message().split()).rstrip(".")
             click.echo(f"error: {message}; see `{where} --help`", err=True)
             sys.exit(err.exit_code)

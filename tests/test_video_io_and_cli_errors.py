@@ -97,9 +97,17 @@ def test_cli_turns_library_errors_into_one_line_and_exit_1():
     (["detect", "ds", "--refine-masks", "bogus"], "'bogus' is not one of 'none', 'grabcut'; see `clawcrane detect --help`"),
     (["train-head"], "Missing option '--features'; see `clawcrane train-head --help`"),
     (["nosuch"], "No such command 'nosuch'; see `clawcrane --help`"),
+    (["detect", "ds", "--detector", "oracle", "--cache"], "'--cache' requires an argument; see `clawcrane detect --help`"),
+    (["detect", "ds", "--skip-bad=yes"], "does not take a value; see `clawcrane detect --help`"),
 ])
 def test_a_command_line_click_refuses_is_one_line_and_exit_2(args, says):
     r = CliRunner().invoke(main, args, prog_name="clawcrane")
     assert r.exit_code == 2
     assert len(r.output.strip().splitlines()) == 1 and "Usage:" not in r.output
     assert r.output.startswith("error: ") and says in r.output
+
+
+def test_a_group_without_its_subcommand_shows_its_help():
+    for args, name in (([], "clawcrane"), (["cache"], "clawcrane cache")):
+        r = CliRunner().invoke(main, args, prog_name="clawcrane")
+        assert r.exit_code == 2 and r.output.startswith(f"Usage: {name} [OPTIONS] COMMAND") and "error:" not in r.output

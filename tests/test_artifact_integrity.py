@@ -103,7 +103,7 @@ def test_completeness_follows_the_list_of_videos_and_old_artifacts_fall_back_to_
     with pytest.raises(CacheError) as err:
         listed.require_complete()
     assert str(err.value) == (f"{listed.path}: incomplete artifact, 1 of 3 videos done (2 missing: v/2, v/3); the run that "
-                              f"wrote it was killed or failed: complete it with `clawcrane x --cache {listed.path.parent}` "
+                              f"wrote it was killed or failed, or some of its shards have not run yet: complete it with `clawcrane x --cache {listed.path.parent}` "
                               "(it resumes where it stopped; with --shard or a SLURM array, re-running the failed "
                               "shard's task does the same for its videos)")
     counted = write(tmp_path / "b", {"stage": "detect", "dataset": {"num_videos": 2}})  # schema 1 of detect

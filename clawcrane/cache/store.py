@@ -290,7 +290,8 @@ class Store:
 
     def incomplete_message(self, c: Completeness) -> str:
         """One line: what is missing and the command that completes it (`cache verify` and the stages say the same)."""
-        return (f"{self.path}: incomplete artifact, {c.describe()}; the run that wrote it was killed or failed: "
+        return (f"{self.path}: incomplete artifact, {c.describe()}; the run that wrote it was killed or failed, or "
+                f"some of its shards have not run yet: "
                 f"complete it with `{self.complete_with()}` (it resumes where it stopped; with --shard or a "
                 f"SLURM array, re-running the failed shard's task does the same for its videos)")
 

@@ -92,9 +92,14 @@ SHOW_SKIPPED = 20
 
 def complete_with(config: DetectConfig, dataset: Dataset) -> str:
     """The command that makes (or completes) this artifact; ``{cache}`` stands for the cache root."""
-    flags = option_flags(config, [n for n in output_config(config) if n != "score_threshold"])
-    if config.score_threshold != default_score_threshold(config.detector):  # the CLI's default depends on the detector
-        flags = f"{flags} --score-threshold {config.score_threshold}".strip()
+    parts = []
+    for name in output_config(config):
+        if name == "score_threshold":  # the CLI's default depends on the detector (0 for an import)
+            if config.score_threshold != default_score_threshold(config.detector):
+                parts.append(f"--score-threshold {config.score_threshold}")
+        elif flag := option_flags(config, [name]):
+            parts.append(flag)
+    flags = " ".join(parts)
     return (f"clawcrane detect {shlex.quote(str(dataset.root))} --detector {shlex.quote(config.detector)} --cache {{cache}}"
             + (f" {flags}" if flags else "") + (" --skip-bad" if config.skip_bad else ""))
 

@@ -55,7 +55,14 @@ from clawcrane.pipeline.ranking import Submission, summarise_tracks
 from clawcrane.pipeline.head import FrameContext
 from clawcrane.pipeline.scoring import score_video, video_context
 from clawcrane.stages import detect, extract
-from clawcrane.stages.track_rank import append_rows, check_config, check_track_ids, query_submissions, video_inputs
+from clawcrane.stages.track_rank import (
+    QueryAnswer,
+    append_rows,
+    check_config,
+    check_track_ids,
+    query_answer,
+    video_inputs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +145,10 @@ class Result:
     """Words of the sentence the head's vocabulary lacks (bi-LSTM heads)."""
     seconds: float = 0.0
     """Wall time of the head and the TRM for this sentence (shared when asked together)."""
+    track_scores: dict[int, float] = field(default_factory=dict, repr=False)
+    """The TRM's score (``score_mode``) of each top-k track; empty without the TRM."""
+    answer_track: int = -1
+    """The TRM's best track (-1: none, or the query abstained)."""
 
     def _rle(self, t: int, rank: int = 0) -> bytes | None:
         subs = [s for s in self.submissions[t] if s.rank == rank]
@@ -167,15 +178,15 @@ class Result:
 
     @property
     def score(self) -> float | None:
-        """The answer track's score (None when the query abstained everywhere)."""
+        """The answer track's score, the one ``abstain_below`` compares (None when the query abstained everywhere)."""
         tracks = self.tracks()
         return tracks[0].score if tracks else None
 
     def tracks(self) -> list[Track]:
-        """The top-k tracks: the answer's first (the track holding most rank-0 rows), then by mean score."""
+        """The top-k tracks with a submitted row: the answer's first, then by the TRM's track score."""
         rows = ((f, s) for f, subs in zip(self.frames, self.submissions) for s in subs)
         return [Track(rank=i, track_id=tr.track_id, score=tr.score, frames=tr.frames)
-                for i, tr in enumerate(summarise_tracks(rows))]
+                for i, tr in enumerate(summarise_tracks(rows, scores=self.track_scores, first=self.answer_track))]
 
     def table(self, meta: dict[str, Any] | None = None) -> pa.Table:
         """The rows in the predictions-file layout (``cache.predictions.COLUMNS``)."""
@@ -374,7 +385,6 @@ class VideoSession:
         self._asked += len(sentences)
         t0 = time.perf_counter()
         vi = self.vi
-        subs_all: list[list[list[Submission]]]
         if vi.has_candidates:
             text, lengths = sentence_inputs(self.head_config, self.vocab, list(sentences), cache_root=self.features.path.parent)
             T, N = vi.valid.shape  # (T, N) frames, candidates
@@ -383,14 +393,14 @@ class VideoSession:
             emb, sim = score_video(self.model, text, lengths, vi.feat, vi.pos, vi.valid, batch_size=self.track.batch_size,
                                    context=self._context)
             emb, sim = emb.cpu().numpy(), sim.cpu().numpy()
-            subs_all = [query_submissions(emb[i], sim[i], vi, self.track) for i in range(len(sentences))]
+            answers = [query_answer(emb[i], sim[i], vi, self.track) for i in range(len(sentences))]
         else:
             from clawcrane.pipeline.ranking import abstention
 
-            subs_all = [[[abstention()] for _ in vi.frames] for _ in sentences]
+            answers = [QueryAnswer([[abstention()] for _ in vi.frames], {}, -1) for _ in sentences]
         seconds = (time.perf_counter() - t0) / len(sentences)
         results = []
-        for qid, sentence, subs in zip(query_ids, sentences, subs_all):
+        for qid, sentence, answer in zip(query_ids, sentences, answers):
             unknown = self.unknown_words(sentence)
             n_words = len(tokenize(sentence, self.head_config.max_words))
             n_all = len(tokenize(sentence, 10**6))
@@ -402,6 +412,7 @@ class VideoSession:
                 log.warning("%r: %d of %d words are unknown to the head (%s); it reads them as <unk>, so the answer "
                             "rests on the other words", sentence, len(unknown), n_words, ", ".join(unknown))
             results.append(Result(query_id=qid, sentence=sentence, video=self.video, frames=list(vi.frames),
-                                  height=vi.height, width=vi.width, submissions=subs, rows=vi.rows, rles=vi.rles,
-                                  unknown_words=unknown, seconds=seconds))
+                                  height=vi.height, width=vi.width, submissions=answer.subs, rows=vi.rows, rles=vi.rles,
+                                  unknown_words=unknown, seconds=seconds, track_scores=answer.track_scores,
+                                  answer_track=answer.answer_track))
         return results

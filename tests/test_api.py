@@ -72,6 +72,23 @@ def test_a_video_over_the_context_budget_is_answered_the_same_without_a_cached_c
     assert uncached._context is None  # recomputed per call instead
 
 
+def test_the_reported_score_is_the_one_abstain_below_compares(world):
+    # Result.score (and segments.json's) is the best track's score in the TRM's score mode: a threshold just
+    # above it abstains, one just below answers. A mean over the submitted rows (fallback candidates' own
+    # scores mixed in) could sit below a threshold that still answers.
+    ds, features, head, _ = world
+    vid = sorted(ds.videos)[0]
+    sentence = next(q.sentence for q in ds.queries if q.video_id == vid)
+    for mode in ("max", "mean"):
+        r = VideoSession(head=head, features=features, video_id=vid, dataset=ds,
+                         track=TrackRankConfig(device="cpu", score_mode=mode)).query(sentence)
+        assert r.score is not None and r.tracks()[0].track_id == r.answer_track
+        for delta, answered in ((1e-6, False), (-1e-6, True)):
+            cut = TrackRankConfig(device="cpu", score_mode=mode, abstain_below=r.score + delta)
+            again = VideoSession(head=head, features=features, video_id=vid, dataset=ds, track=cut).query(sentence)
+            assert (again.score is not None) == answered, (mode, delta)
+
+
 def test_result_views_agree_with_each_other(world, tmp_path):
     ds, features, head, _ = world
     vid = sorted(ds.videos)[0]

@@ -396,3 +396,15 @@ def test_summarised_tracks_put_the_answers_track_first_whatever_its_mean():
     got = ranking.summarise_tracks(rows)
     assert [(t.track_id, t.frames) for t in got] == [(3, (0, 1, 2)), (5, (0, 1))]
     assert got[0].score == pytest.approx(0.8) and got[1].score == pytest.approx(0.95)
+
+
+def test_summarised_tracks_take_the_trms_best_track_and_scores_when_given():
+    # the TRM's best track 3 (score 0.9) is present on frame 0 only; frames 1 and 2 fall back to candidates
+    # of track 5 (their own scores 0.5 and 0.4; track 5's TRM score 0.6). Counting rank-0 rows would call 5
+    # the answer, scored by the mean of its rows (0.45); the TRM's view puts 3 first, with the TRM's scores.
+    S = ranking.Submission
+    rows = [(0, S(0, 3, 0.9, 0)), (1, S(1, 5, 0.5, 0)), (2, S(1, 5, 0.4, 0))]
+    guessed = ranking.summarise_tracks(rows)
+    assert [(t.track_id, t.score) for t in guessed] == [(5, pytest.approx(0.45)), (3, pytest.approx(0.9))]
+    told = ranking.summarise_tracks(rows, scores={3: 0.9, 5: 0.6}, first=3)
+    assert [(t.track_id, t.score) for t in told] == [(3, 0.9), (5, 0.6)]

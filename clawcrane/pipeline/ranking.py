@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,27 +114,33 @@ class TrackSummary:
 
     track_id: int
     score: float
-    """Mean score of the track's submitted rows (the TRM's track score in ``mean`` mode)."""
+    """The TRM's track score when known (what ``abstain_below`` tests), else the mean score of its submitted rows."""
     frames: tuple[int, ...]
     """Frames where one of its rows was submitted, ascending."""
 
 
-def summarise_tracks(rows: Iterable[tuple[int, Submission]]) -> list[TrackSummary]:
-    """(frame, submission) rows of one query -> its tracks: the answer's track first (the one holding most
-    rank-0 rows; ties: the lower id), then by descending mean score, then by id.
+def summarise_tracks(rows: Iterable[tuple[int, Submission]], *, scores: Mapping[int, float] | None = None,
+                     first: int = -1) -> list[TrackSummary]:
+    """(frame, submission) rows of one query -> its tracks, the answer's track first, then by descending score,
+    then by id.
 
-    Rows without a candidate, without a track or with a non-finite score are not part of any track.
+    ``scores``: the TRM's track scores (``track_rank.QueryAnswer``), reported as they are; a track without one
+    (or all, when None: rows read back from a predictions file) gets the mean of its rows' scores.
+    ``first``: the TRM's best track; when -1 (or absent from the rows), the track holding most rank-0 rows
+    (ties: the lower id). Rows without a candidate, a track or a finite score belong to no track.
     """
-    scores: dict[int, list[float]] = defaultdict(list)
+    scores = scores or {}
+    seen: dict[int, list[float]] = defaultdict(list)
     present: dict[int, set[int]] = defaultdict(set)
     answers: dict[int, int] = defaultdict(int)
     for frame, s in rows:
         if s.k >= 0 and s.track_id >= 0 and math.isfinite(s.score):
-            scores[s.track_id].append(float(s.score))
+            seen[s.track_id].append(float(s.score))
             present[s.track_id].add(int(frame))
             if s.rank == 0:
                 answers[s.track_id] += 1
-    best = max(answers, key=lambda n: (answers[n], -n)) if answers else None
-    mean = {n: sum(v) / len(v) for n, v in scores.items()}
-    ranked = sorted(scores, key=lambda n: (n != best, -mean[n], n))
-    return [TrackSummary(track_id=int(n), score=mean[n], frames=tuple(sorted(present[n]))) for n in ranked]
+    if first not in seen:
+        first = max(answers, key=lambda n: (answers[n], -n)) if answers else -1
+    score = {n: float(scores[n]) if n in scores else sum(v) / len(v) for n, v in seen.items()}
+    ranked = sorted(seen, key=lambda n: (n != first, -score[n], n))
+    return [TrackSummary(track_id=int(n), score=score[n], frames=tuple(sorted(present[n]))) for n in ranked]

@@ -24,7 +24,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,7 +132,8 @@ def run(config: SegmentConfig, video: str | os.PathLike, *, head: str | os.PathL
                 "dataset": {"name": ds.name, "root": str(ds.root), "fingerprint": session.dataset.fingerprint}}
         write_predictions(staging / PREDICTIONS_FILE, pa.concat_tables([r.table(meta) for r in results]))
         preds = read_predictions(staging / PREDICTIONS_FILE)
-        doc = segments_doc(preds, ds, config=config, head=head_path, backbone=session.backbone, top_k=config.top_k)
+        doc = segments_doc(preds, ds, config=config, head=head_path, backbone=session.backbone, top_k=config.top_k,
+                           answers={r.query_id: (r.track_scores, r.answer_track) for r in results})
         validate_segments(doc, out / SEGMENTS_FILE)
         write_json(staging / SEGMENTS_FILE, doc)
         if on_answer is not None:  # the answers are known: report them before the slow drawing
@@ -165,12 +166,14 @@ def _num(x: float) -> float | None:
     return float(x) if math.isfinite(float(x)) else None
 
 
-def segments_doc(preds: Predictions, ds: Dataset, *, config: SegmentConfig, head: Path, backbone: str, top_k: int) -> dict[str, Any]:
+def segments_doc(preds: Predictions, ds: Dataset, *, config: SegmentConfig, head: Path, backbone: str, top_k: int,
+                 answers: Mapping[str, tuple[Mapping[int, float], int]] | None = None) -> dict[str, Any]:
     """The JSON document of ``segments.json`` (see ``validate_segments`` for its schema).
 
     Per query: ``frames`` holds the answer (rank 0) of every processed frame as COCO RLE (``null``
     where it abstained); ``tracks`` the top-k tracks: the answer's track first, then by score,
-    where a track's score is the mean score of its rows (the TRM's track score in ``mean`` mode).
+    where a track's score is the TRM's track score from ``answers`` (query id -> (track scores, best
+    track), as ``api.Result`` holds them), else the mean score of its rows.
     """
     (video,) = ds.videos.values()
     groups = dict(preds.groups())
@@ -187,8 +190,9 @@ def segments_doc(preds: Predictions, ds: Dataset, *, config: SegmentConfig, head
             has = r["candidate_id"] >= 0
             mask = {"size": [int(r["height"]), int(r["width"])], "counts": r["rle"].decode("ascii")} if has else None
             frames.append({"frame": int(r["frame"]), "mask": mask, "score": _num(r["score"]) if has else None})
+        scores, first = (answers or {}).get(q.query_id, ({}, -1))
         tracks = [{"rank": i, "track_id": tr.track_id, "score": tr.score, "frames": list(tr.frames)}
-                  for i, tr in enumerate(summarise_tracks(subs)[:top_k])]
+                  for i, tr in enumerate(summarise_tracks(subs, scores=scores, first=first)[:top_k])]
         status = "ok" if any(f["mask"] is not None for f in frames) else "no_match"
         queries.append({"query_id": q.query_id, "sentence": q.sentence, "status": status,
                         "message": NO_MATCH if status == "no_match" else "",

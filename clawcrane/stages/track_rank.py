@@ -177,20 +177,39 @@ def video_inputs(vid: str, queries: list[Query], *, candidates: CandidateCache, 
     return out
 
 
-def query_submissions(emb: np.ndarray, sim: np.ndarray, vi: VideoInputs, config: TrackRankConfig) -> list[list[ranking.Submission]]:
-    """Per frame position the ranked submissions of one query (``emb`` (T, N, D), ``sim`` (T, N))."""
+@dataclass(frozen=True)
+class QueryAnswer:
+    """One query's ranked submissions, and the TRM's view of them."""
+
+    subs: list[list[ranking.Submission]]
+    """Per frame position, ranked (rank 0 = the answer)."""
+    track_scores: dict[int, float]
+    """Track score (``score_mode``) of each of the top-k tracks; empty without the TRM."""
+    answer_track: int
+    """The best track (what ``abstain_below`` tests); -1 without the TRM, or when the query abstained."""
+
+
+def query_answer(emb: np.ndarray, sim: np.ndarray, vi: VideoInputs, config: TrackRankConfig) -> QueryAnswer:
+    """The ranked submissions of one query (``emb`` (T, N, D), ``sim`` (T, N)) with its tracks' scores."""
     sizes = [len(r) for r in vi.rows]
     scores = [sim[t, :k] for t, k in enumerate(sizes)]
     if not config.trm:
-        return ranking.argmax_submissions(scores, top_k=config.top_k, abstain_below=config.abstain_below)
+        return QueryAnswer(ranking.argmax_submissions(scores, top_k=config.top_k, abstain_below=config.abstain_below), {}, -1)
     ids = vi.track_ids if config.tracks == "imported" else None  # a video with no import record: the TRM alone
     result = trm.temporal_relation(
         [emb[t, :k] for t, k in enumerate(sizes)], scores, iou=vi.iou, gamma=config.gamma, beta=config.beta,
         alpha=config.alpha, mode=config.score_mode, fallback=config.fallback, top_k=config.top_k, ids=ids,
     )
     if config.abstain_below is not None and ranking.best_track_score(result, config.score_mode) < config.abstain_below:
-        return [[ranking.abstention()] for _ in sizes]
-    return ranking.track_submissions(result, top_k=config.top_k, mode=config.score_mode)
+        return QueryAnswer([[ranking.abstention()] for _ in sizes], {}, -1)
+    track_scores = {tr.track_id: tr.score(config.score_mode) for tr in result.tracks}
+    best = result.tracks[0].track_id if result.tracks else -1
+    return QueryAnswer(ranking.track_submissions(result, top_k=config.top_k, mode=config.score_mode), track_scores, best)
+
+
+def query_submissions(emb: np.ndarray, sim: np.ndarray, vi: VideoInputs, config: TrackRankConfig) -> list[list[ranking.Submission]]:
+    """Per frame position the ranked submissions of one query (``emb`` (T, N, D), ``sim`` (T, N))."""
+    return query_answer(emb, sim, vi, config).subs
 
 
 def append_rows(cols: dict[str, list[Any]], q: Query, subs: list[list[ranking.Submission]], vi: VideoInputs, empty: bytes) -> None:

@@ -67,6 +67,12 @@ from clawcrane.stages.track_rank import (
 log = logging.getLogger(__name__)
 
 UNKNOWN_WARN_FRACTION = 0.5
+def _shown(text: str, limit: int = 80) -> str:
+    """``repr(text)`` cut to about ``limit`` characters (a log line stays one readable line)."""
+    r = repr(text)
+    return r if len(r) <= limit else f"{r[:limit]}...' ({len(text)} characters)"
+
+
 CONTEXT_BUDGET = 2**26
 """Most numbers (4 bytes each) a ``VideoSession`` keeps of the head's sentence-free work on its video;
 a longer video (T N^2 48 above it) recomputes that work per sentence instead."""
@@ -370,8 +376,11 @@ class VideoSession:
         bad = next((s for s in sentences if not isinstance(s, str)), None)
         if bad is not None:
             raise ConfigError(f"query: sentences must be strings, got {type(bad).__name__} {bad!r:.60}")
-        if not sentences or any(not s.strip() for s in sentences):
+        if not sentences:
             raise ConfigError("query: every sentence must hold at least one word")
+        wordless = next((s for s in sentences if not tokenize(s, 1)), None)
+        if wordless is not None:  # '', '!!!', an emoji: nothing a head can read
+            raise ConfigError(f"query: every sentence must hold at least one word (letters or digits), got {wordless!r:.60}")
         if query_ids is None:
             query_ids = [f"q{self._asked + i + 1}" for i in range(len(sentences))]
         if not isinstance(query_ids, Sequence) or isinstance(query_ids, (str, bytes)) or len(query_ids) != len(sentences):
@@ -405,12 +414,12 @@ class VideoSession:
             n_words = len(tokenize(sentence, self.head_config.max_words))
             n_all = len(tokenize(sentence, 10**6))
             if self.head_config.text_encoder == "lstm" and n_all > n_words:
-                log.warning("%r: %d words, but the head reads only the first %d (its max_words); the words from %r on "
-                            "are ignored: shorten the sentence", sentence, n_all, n_words,
+                log.warning("%s: %d words, but the head reads only the first %d (its max_words); the words from %r on "
+                            "are ignored: shorten the sentence", _shown(sentence), n_all, n_words,
                             tokenize(sentence, 10**6)[n_words])
             if unknown and len(unknown) > UNKNOWN_WARN_FRACTION * n_words:
-                log.warning("%r: %d of %d words are unknown to the head (%s); it reads them as <unk>, so the answer "
-                            "rests on the other words", sentence, len(unknown), n_words, ", ".join(unknown))
+                log.warning("%s: %d of %d words are unknown to the head (%s); it reads them as <unk>, so the answer "
+                            "rests on the other words", _shown(sentence), len(unknown), n_words, _shown(", ".join(unknown), 200))
             results.append(Result(query_id=qid, sentence=sentence, video=self.video, frames=list(vi.frames),
                                   height=vi.height, width=vi.width, submissions=answer.subs, rows=vi.rows, rles=vi.rles,
                                   unknown_words=unknown, seconds=seconds, track_scores=answer.track_scores,

@@ -134,8 +134,9 @@ def test_query_all_numbers_queries_and_an_empty_sentence_is_refused(world):
     session = VideoSession(head=head, features=features, video_id=sorted(ds.videos)[0], dataset=ds)
     rs = session.query_all(["a", "b"])
     assert [r.query_id for r in rs] == ["q1", "q2"] and session.query("c").query_id == "q3"
-    with pytest.raises(ConfigError, match="at least one word"):
-        session.query("  ")
+    for wordless in ("  ", "!!!", "\u200b", "\U0001f436"):  # no letter or digit: nothing a head can read
+        with pytest.raises(ConfigError, match="at least one word"):
+            session.query(wordless)
     with pytest.raises(ConfigError, match="holds"):
         VideoSession(head=head, features=features)  # several videos: which one must be said
 
@@ -180,6 +181,11 @@ def test_a_sentence_longer_than_the_head_reads_is_answered_with_a_warning(world,
     with caplog.at_level(logging.WARNING, logger="clawcrane.api"):
         session.query(" ".join(["the"] * limit))
     assert not [m for m in caplog.messages if "only the first" in m]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="clawcrane.api"):  # 5,000 words: the warning quotes the start only
+        session.query("red " * 5000)
+    (long,) = [m for m in caplog.messages if "only the first" in m]
+    assert len(long) < 400 and "(20000 characters)" in long
 
 
 def test_session_checks_its_dataset_cache_and_frames(world, tmp_path):

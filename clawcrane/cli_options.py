@@ -10,6 +10,7 @@ new field of that config is a new command-line option without touching the CLI.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -19,6 +20,21 @@ import click
 from clawcrane.config import CHOICES, RANGE, field_docs
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses nan and +-inf (a range check lets nan through)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.min is None and self.max is None:
+            self.name = "float"  # help shows FLOAT, as for a plain float
+
+    def convert(self, value, param, ctx):
+        out = super().convert(value, param, ctx)
+        if out is not None and not math.isfinite(out):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return out
 
 
 def _field(cls: type, name: str) -> dataclasses.Field:
@@ -66,9 +82,9 @@ def field_option(cls: type, name: str, *decls: str, **overrides: Any) -> Callabl
         elif bounds is not None and kind in (int, float):
             lo, hi, lo_open, hi_open = bounds
             kw["type"] = (click.IntRange(lo, hi) if kind is int
-                          else click.FloatRange(lo, hi, min_open=bool(lo_open), max_open=bool(hi_open)))
+                          else FiniteFloatRange(lo, hi, min_open=bool(lo_open), max_open=bool(hi_open)))
         else:
-            kw["type"] = kind
+            kw["type"] = FiniteFloatRange() if kind is float else kind
     kw.update(overrides)
     return click.option(*decls, name, **kw)
 

@@ -110,7 +110,7 @@ def test_a_bad_head_option_is_refused_before_any_data_is_read(tmp_path):
 
 
 def test_out_of_range_numbers_are_one_line_errors_not_tracebacks(tmp_path):
-    """Numbers outside a field's range are refused by the CLI (usage error) or the config (one line, exit 1)."""
+    """Numbers outside a field's range, nan and inf are refused by the CLI (one line, exit 2)."""
     feats = tmp_path / "f"
     feats.mkdir()
     base = ["train-head", "--features", str(feats), "--dataset", str(tmp_path), "--out", str(tmp_path / "o")]
@@ -120,9 +120,9 @@ def test_out_of_range_numbers_are_one_line_errors_not_tracebacks(tmp_path):
         assert r.exit_code == 2 and "Traceback" not in r.output, (extra, r.output)
     for extra in (["--lr", "nan"], ["--tau", "inf"]):
         r = CliRunner().invoke(main, base + extra)
-        assert r.exit_code == 1 and r.output.startswith("error:") and "finite" in r.output, (extra, r.output)
+        assert r.exit_code == 2 and r.output.startswith("error:") and "finite" in r.output, (extra, r.output)
     r = CliRunner().invoke(main, ["train-detector", str(tmp_path), "--out", str(tmp_path / "d"), "--batch-size", "0"])
     assert r.exit_code == 2
     r = CliRunner().invoke(main, ["track-rank", "--head", str(feats), "--features", str(feats), "--dataset", str(tmp_path),
                                   "--out", str(tmp_path / "p.parquet"), "--gamma", "nan"])
-    assert r.exit_code == 1 and "--gamma nan: must be a finite number" in r.output
+    assert r.exit_code == 2 and "'--gamma': 'nan' is not a finite number" in r.output

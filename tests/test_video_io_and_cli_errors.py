@@ -111,3 +111,12 @@ def test_a_group_without_its_subcommand_shows_its_help():
     for args, name in (([], "clawcrane"), (["cache"], "clawcrane cache")):
         r = CliRunner().invoke(main, args, prog_name="clawcrane")
         assert r.exit_code == 2 and r.output.startswith(f"Usage: {name} [OPTIONS] COMMAND") and "error:" not in r.output
+
+
+@pytest.mark.parametrize("option,value", [("--score-threshold", "nan"), ("--dedup-iou", "inf"), ("--score-threshold", "-inf")])
+def test_a_number_that_is_not_finite_is_refused_as_a_command_line_error(tmp_path, option, value):
+    # a range check alone lets nan through (every comparison with nan is False)
+    r = CliRunner().invoke(main, ["detect", str(tmp_path), "--detector", "oracle", "--cache", str(tmp_path / "c"),
+                                  option, value], prog_name="clawcrane")
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert option in r.output and ("finite" in r.output or "range" in r.output)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import tempfile
 import time
@@ -184,9 +185,14 @@ class Result:
 
     @property
     def score(self) -> float | None:
-        """The answer track's score, the one ``abstain_below`` compares (None when the query abstained everywhere)."""
+        """The answer track's score, the one ``abstain_below`` compares; without the TRM (no tracks) the best
+        rank-0 score of any frame (each frame is held to ``abstain_below`` on its own). None when the query
+        abstained everywhere."""
         tracks = self.tracks()
-        return tracks[0].score if tracks else None
+        if tracks:
+            return tracks[0].score
+        answered = [s.score for subs in self.submissions for s in subs if s.rank == 0 and s.k >= 0 and math.isfinite(s.score)]
+        return max(answered) if answered else None
 
     def tracks(self) -> list[Track]:
         """The top-k tracks with a submitted row: the answer's first, then by the TRM's track score."""
@@ -414,12 +420,14 @@ class VideoSession:
             n_words = len(tokenize(sentence, self.head_config.max_words))
             n_all = len(tokenize(sentence, 10**6))
             if self.head_config.text_encoder == "lstm" and n_all > n_words:
-                log.warning("%s: %d words, but the head reads only the first %d (its max_words); the words from %r on "
+                log.warning("%s: %d words, but the head reads only the first %d (its max_words); the words from %s on "
                             "are ignored: shorten the sentence", _shown(sentence), n_all, n_words,
-                            tokenize(sentence, 10**6)[n_words])
+                            _shown(tokenize(sentence, 10**6)[n_words], 40))
             if unknown and len(unknown) > UNKNOWN_WARN_FRACTION * n_words:
-                log.warning("%s: %d of %d words are unknown to the head (%s); it reads them as <unk>, so the answer "
-                            "rests on the other words", _shown(sentence), len(unknown), n_words, _shown(", ".join(unknown), 200))
+                rest = ("no word of it is known, so the answer is a guess" if len(unknown) >= n_words
+                        else "so the answer rests on the other words")
+                log.warning("%s: %d of %d words are unknown to the head (%s); it reads them as <unk>, %s",
+                            _shown(sentence), len(unknown), n_words, _shown(", ".join(unknown), 200), rest)
             results.append(Result(query_id=qid, sentence=sentence, video=self.video, frames=list(vi.frames),
                                   height=vi.height, width=vi.width, submissions=answer.subs, rows=vi.rows, rles=vi.rles,
                                   unknown_words=unknown, seconds=seconds, track_scores=answer.track_scores,

@@ -89,6 +89,17 @@ def test_the_reported_score_is_the_one_abstain_below_compares(world):
             assert (again.score is not None) == answered, (mode, delta)
 
 
+def test_without_the_trm_an_answered_query_still_has_a_score(world):
+    # no tracks without the TRM; the score is then the best answered frame's, so None keeps meaning "no answer"
+    ds, features, head, _ = world
+    vid = sorted(ds.videos)[0]
+    sentence = next(q.sentence for q in ds.queries if q.video_id == vid)
+    r = VideoSession(head=head, features=features, video_id=vid, dataset=ds,
+                     track=TrackRankConfig(device="cpu", trm=False)).query(sentence)
+    best = max(s.score for subs in r.submissions for s in subs if s.rank == 0 and s.k >= 0)
+    assert r.tracks() == [] and r.score == best
+
+
 def test_result_views_agree_with_each_other(world, tmp_path):
     ds, features, head, _ = world
     vid = sorted(ds.videos)[0]

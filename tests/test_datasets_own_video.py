@@ -72,6 +72,7 @@ def test_frame_folder(tmp_path):
     [
         ("q.csv", "query_id,query\na,a dog\nb,   \n", "q.csv:3: empty sentence"),
         ("q.json", json.dumps(["a dog", ""]), "q.json (entry 1): empty sentence"),
+        ("q.csv", "query_id,query\na,a dog\nb,!!!\n", "q.csv:3: '!!!' has no word"),  # refused before any detection
         ("q.csv", "id,text\n1,a dog\n", "no 'query' column"),
         ("q.csv", "query_id,query\na,a dog,extra\n", "q.csv:2: expected 2 columns"),
         ("q.json", "{not json", "invalid JSON"),

@@ -73,7 +73,7 @@ def text_tensors(
     """
     if text_encoder == "lstm":
         ids = [vocab.ids(w) for w in words]
-        blind = [" ".join(w) or "<empty>" for w, i in zip(words, ids) if all(t == UNK_ID for t in i)]
+        blind = [(" ".join(w) or "<empty>")[:60] for w, i in zip(words, ids) if all(t == UNK_ID for t in i)]
         if blind:
             log.warning("%d %ssentences have no word known to the vocabulary (e.g. %r); they are scored on <unk> alone",
                         len(blind), f"{what} " if what else "", blind[:3])

@@ -67,6 +67,8 @@ def _sentence(text: object, where: str) -> str:
     sentence = normalise_sentence("" if text is None else text)
     if not sentence:
         raise DataError(f"{where}: empty sentence; write the sentence or delete the entry")
+    if not re.search(r"[^\W_]", sentence):  # no letter or digit ('!!!', an emoji): no word a head can read
+        raise DataError(f"{where}: {sentence!r:.60} has no word (letters or digits); write the sentence or delete the entry")
     return sentence
 
 

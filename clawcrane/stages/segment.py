@@ -166,6 +166,14 @@ def _num(x: float) -> float | None:
     return float(x) if math.isfinite(float(x)) else None
 
 
+def _answer_score(tracks: list[dict], frames: list[dict]) -> float | None:
+    """The answer track's score; without tracks (``--no-trm``) the best answered frame's score."""
+    if tracks:
+        return tracks[0]["score"]
+    scores = [f["score"] for f in frames if f["score"] is not None]
+    return max(scores) if scores else None
+
+
 def segments_doc(preds: Predictions, ds: Dataset, *, config: SegmentConfig, head: Path, backbone: str, top_k: int,
                  answers: Mapping[str, tuple[Mapping[int, float], int]] | None = None) -> dict[str, Any]:
     """The JSON document of ``segments.json`` (see ``validate_segments`` for its schema).
@@ -196,7 +204,7 @@ def segments_doc(preds: Predictions, ds: Dataset, *, config: SegmentConfig, head
         status = "ok" if any(f["mask"] is not None for f in frames) else "no_match"
         queries.append({"query_id": q.query_id, "sentence": q.sentence, "status": status,
                         "message": NO_MATCH if status == "no_match" else "",
-                        "score": tracks[0]["score"] if tracks and status == "ok" else None,
+                        "score": _answer_score(tracks, frames) if status == "ok" else None,
                         "tracks": tracks, "frames": frames})
     return {
         "schema": SCHEMA,

@@ -257,6 +257,17 @@ def test_the_command_that_completes_an_import_artifact_keeps_its_threshold(world
     assert default_score_threshold(" import:x.json") == 0.0  # the detector builder strips the spec too
 
 
+def test_the_completing_command_names_absolute_paths_so_it_runs_from_any_folder(world, tmp_path, monkeypatch):
+    ds, _ = world
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "imp.json").write_text("[]")
+    (tmp_path / "out").mkdir()
+    cmd = detect.complete_with(DetectConfig(detector="import:imp.json"), ds)
+    assert f"--detector import:{tmp_path / 'imp.json'} " in cmd and f"detect {ds.root.resolve()} " in cmd
+    assert f"import:sam2:{tmp_path / 'out'} " in detect.complete_with(DetectConfig(detector="import:sam2:out"), ds)
+    assert "--detector oracle " in detect.complete_with(DetectConfig(detector="oracle"), ds)
+
+
 def test_recall_line_names_annotated_frames_an_import_skipped(world, tmp_path):
     ds, gt = world
     vid = sorted(gt)[0]

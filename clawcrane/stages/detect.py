@@ -90,6 +90,21 @@ SHOW_SKIPPED = 20
 """How many skipped dataset items are logged one by one."""
 
 
+def absolute_spec(spec: str) -> str:
+    """``spec`` with the file or folder it names made absolute (a checkpoint, ``import:[KIND:]PATH``), so the
+    command that completes an artifact works from any folder; the key hashes contents, not paths."""
+    where = spec[len("import:"):] if spec.startswith("import:") else spec
+    if spec.startswith("import:"):
+        from clawcrane.cache.imports import split_import
+
+        where = str(split_import(where)[1])
+    elif ":" in spec and not os.path.exists(spec):  # r50-fpn:PATH and the like
+        where = spec.split(":", 1)[1]
+    if where and spec.endswith(where) and os.path.exists(where) and not os.path.isabs(where):
+        return spec[: len(spec) - len(where)] + os.path.abspath(where)
+    return spec
+
+
 def complete_with(config: DetectConfig, dataset: Dataset) -> str:
     """The command that makes (or completes) this artifact; ``{cache}`` stands for the cache root."""
     parts = []
@@ -100,7 +115,8 @@ def complete_with(config: DetectConfig, dataset: Dataset) -> str:
         elif flag := option_flags(config, [name]):
             parts.append(flag)
     flags = " ".join(parts)
-    return (f"clawcrane detect {shlex.quote(str(dataset.root))} --detector {shlex.quote(config.detector)} --cache {{cache}}"
+    root, spec = os.path.abspath(str(dataset.root)), absolute_spec(config.detector)  # runs from any folder
+    return (f"clawcrane detect {shlex.quote(root)} --detector {shlex.quote(spec)} --cache {{cache}}"
             + (f" {flags}" if flags else "") + (" --skip-bad" if config.skip_bad else ""))
 
 

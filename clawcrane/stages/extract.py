@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import queue
 import shlex
 import threading
@@ -164,10 +165,10 @@ OUTPUT_OPTIONS = ("backbone", "weights", "levels", "input_size", "mask_threshold
 def complete_with(cfg: ExtractConfig, given: ExtractConfig) -> str:
     """The command that makes (or completes) the artifact of the resolved ``cfg``; ``{cache}`` stands for the cache root."""
     parts = ["clawcrane extract --cache {cache}", option_flags(cfg, OUTPUT_OPTIONS)]
-    if given.candidates:
-        parts.append(f"--candidates {shlex.quote(given.candidates)}")
+    if given.candidates:  # absolute: the command runs from any folder
+        parts.append(f"--candidates {shlex.quote(os.path.abspath(given.candidates))}")
     if given.dataset:
-        parts.append(f"--dataset {shlex.quote(given.dataset)}")
+        parts.append(f"--dataset {shlex.quote(os.path.abspath(given.dataset))}")
     return " ".join(p for p in parts if p)
 
 

@@ -76,15 +76,45 @@ def _fail(ctx: click.Context, message: str, *, same_on_every_rank: bool = False)
 
 
 def _command_path_of(args) -> str:
-    """'clawcrane CMD' for an error click raised without its context (an option missing its value)."""
-    words = list(sys.argv[1:] if args is None else args)
-    first = next((w for w in words if not w.startswith("-")), None)
-    return f"clawcrane {first}" if first in main.commands else "clawcrane"
+    """'clawcrane CMD [SUB]' for an error click raised without its context (an option missing its value)."""
+    path, group = ["clawcrane"], main
+    for word in list(sys.argv[1:] if args is None else args):
+        if word.startswith("-"):
+            continue
+        sub = group.commands.get(word) if isinstance(group, click.Group) else None
+        if sub is None:
+            if len(path) > 1:  # past the command: an argument or an option's value
+                break
+            continue  # a value of a global option (--log-level info)
+        path.append(word)
+        group = sub
+    return " ".join(path)
+
+
+class _Command(click.Command):
+    """Click command that refuses an option whose value is another of its options (``--cache --skip-bad``:
+    click would take '--skip-bad' as the folder name and drop the flag)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        params = self.get_params(ctx)
+        names = {n for p in params if isinstance(p, click.Option) for n in (*p.opts, *p.secondary_opts)}
+        for p in params:
+            if not isinstance(p, click.Option) or p.is_flag:
+                continue
+            value = ctx.params.get(p.name)
+            for v in value if isinstance(value, (tuple, list)) else (value,):
+                if isinstance(v, str) and v.split("=", 1)[0] in names:
+                    raise click.UsageError(f"{p.opts[-1]} got {v!r}, another option, as its value; give "
+                                           f"{p.opts[-1]} a value", ctx)
+        return rest
 
 
 class _Group(click.Group):
     """Click group that turns library errors and file-system errors into one line and exit 1, and a
     command line click refuses (unknown option, bad value, missing argument) into one line and exit 2."""
+
+    command_class = _Command
 
     def main(self, *args, **kwargs):
         if not kwargs.pop("standalone_mode", True):

@@ -99,6 +99,10 @@ def test_cli_turns_library_errors_into_one_line_and_exit_1():
     (["nosuch"], "No such command 'nosuch'; see `clawcrane --help`"),
     (["detect", "ds", "--detector", "oracle", "--cache"], "'--cache' requires an argument; see `clawcrane detect --help`"),
     (["detect", "ds", "--skip-bad=yes"], "does not take a value; see `clawcrane detect --help`"),
+    # click would name a cache folder '--skip-bad' and drop the flag
+    (["detect", ".", "--detector", "oracle", "--cache", "--skip-bad"], "--cache got '--skip-bad', another option"),
+    (["--log-level", "info", "detect", "ds", "--detector"], "see `clawcrane detect --help`"),
+    (["data", "synth", "out", "--seed"], "see `clawcrane data synth --help`"),
 ])
 def test_a_command_line_click_refuses_is_one_line_and_exit_2(args, says):
     r = CliRunner().invoke(main, args, prog_name="clawcrane")

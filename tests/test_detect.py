@@ -128,6 +128,8 @@ def test_shard_defaults_come_from_slurm_array_variables():
         stage.parse_shard("0/10000", {})
     with pytest.raises(ConfigError, match="expected I/N"):  # int() would read full-width digits
         stage.parse_shard("\uff10/\uff12", {})
+    with pytest.raises(ConfigError, match="cannot give a shard"):  # int() would read it as 1
+        stage.parse_shard(None, {"SLURM_ARRAY_TASK_ID": "\uff11", "SLURM_ARRAY_TASK_COUNT": "4"})
     with pytest.raises(ConfigError, match="at least one task"):
         stage.parse_shard(None, {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "0"})
 

@@ -28,7 +28,10 @@ def parse_shard(text: str | None, env: Mapping[str, str] | None = None) -> tuple
             return 0, 1
         names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP")
         try:
-            task, n, low, step = (int(env.get(k) or d) for k, d in zip(names, ("", "", "0", "1")))
+            raw = [env.get(k) or d for k, d in zip(names, ("", "", "0", "1"))]
+            if not all(re.fullmatch(r"-?[0-9]+", v.strip()) for v in raw):  # int() would read '１', '1_0', '+1'
+                raise ValueError
+            task, n, low, step = (int(v) for v in raw)
         except ValueError:
             shown = ", ".join(f"{k}={env.get(k)!r}" for k in names if k in env)
             raise ConfigError(f"SLURM array variables {shown} cannot give a shard (SLURM_ARRAY_TASK_ID and "

@@ -115,6 +115,16 @@ def test_shards_own_disjoint_videos_and_merge_equals_a_single_run(data, tmp_path
     assert_same_content(read_all(s0.path), read_all(single.path))
 
 
+def test_an_unsharded_run_completing_a_sharded_one_leaves_data_h5_alone(data, tmp_path):
+    # shard 0 of 2 ran; the completing command (no --shard) does the rest and consolidates everything into
+    # data.h5: the shard file would otherwise hold a second copy of its videos (counted twice by `cache ls`)
+    ds = load_dataset(data)
+    s0 = run(ds, tmp_path / "c", shard=0, num_shards=2)
+    done = run(ds, tmp_path / "c")
+    assert done.path == s0.path and sorted(p.name for p in done.path.glob("*.h5")) == ["data.h5"]
+    assert_same_content(read_all(done.path), read_all(run(ds, tmp_path / "single").path))
+
+
 def test_shard_defaults_come_from_slurm_array_variables():
     env = {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "1"}
     assert stage.parse_shard(None, env) == (2, 4)  # ids 1..4 -> 0-based 2 for task 3

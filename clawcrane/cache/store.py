@@ -329,11 +329,19 @@ class Store:
                     with h5py.File(src_path, "r") as src:
                         src.copy(src["videos"][escape_id(vid)], videos, name=escape_id(vid))
         sources = {index[v] for v in video_ids} - {target}
+        wanted = set(video_ids)
         for p in sources:
             if p.parent.name == "parts":
                 p.unlink(missing_ok=True)
+            elif target.name == MERGED and _SHARD_RE.match(p.name) and self._file_videos(p) <= wanted:
+                p.unlink(missing_ok=True)  # an unsharded run completed a sharded one: data.h5 holds it all now
         self._index = None
         return target
+
+    @staticmethod
+    def _file_videos(path: Path) -> set[str]:
+        with h5py.File(path, "r") as f:
+            return {unescape_id(n) for n in (f["videos"].keys() if "videos" in f else [])}
 
     def merge(self) -> Path:
         """Consolidate every shard file and part into ``data.h5``; remove the sources."""

@@ -5,10 +5,11 @@
 # their overall P@0.5 (issue 14's target: within 5 points).
 #
 #   bash bench/lite_vs_oracle.sh WORKDIR [PRESET] [ROWS] [SEEDS] [DEVICE]
-#   bash bench/lite_vs_oracle.sh /tmp/lvo hard-full 9,14 0 cuda     # what the README reports
+#   bash bench/lite_vs_oracle.sh /tmp/lvo hard-full 14 0,1,2        # what the README reports (3 seeds, CPU: ~2 h)
 #
-# On 2 CPU cores the hard-full run takes about an hour and a half (the detector and detect
-# dominate); on one GPU a few minutes. CLAWCRANE (default: `clawcrane`) names the command.
+# On 2 CPU cores the hard-full run takes about 2.5 hours for one row and 3 seeds (detector 13 min,
+# detect 10, two extracts ~25 each, 6 heads ~10-15 each); on one GPU a few minutes.
+# CLAWCRANE (default: `clawcrane`) names the command.
 set -euo pipefail
 W=${1:?usage: bench/lite_vs_oracle.sh WORKDIR [PRESET] [ROWS] [SEEDS] [DEVICE]}
 PRESET=${2:-hard-full}

@@ -52,8 +52,8 @@ from clawcrane.errors import CacheError, ConfigError, DataError, WeightsError
 from clawcrane.fingerprint import hash_json, tree_fingerprint
 from clawcrane.pipeline import masks as mask_ops
 from clawcrane.pipeline.language import UNK_ID, tokenize
-from clawcrane.pipeline.ranking import Submission, summarise_tracks
 from clawcrane.pipeline.head import FrameContext
+from clawcrane.pipeline.ranking import Submission, summarise_tracks
 from clawcrane.pipeline.scoring import score_video, video_context
 from clawcrane.stages import detect, extract
 from clawcrane.stages.track_rank import (
@@ -68,16 +68,16 @@ from clawcrane.stages.track_rank import (
 log = logging.getLogger(__name__)
 
 UNKNOWN_WARN_FRACTION = 0.5
+"""Warn when more than this fraction of a sentence's words is unknown to a bi-LSTM head."""
+CONTEXT_BUDGET = 2**26
+"""Most numbers (4 bytes each) a ``VideoSession`` keeps of the head's sentence-free work on its video;
+a longer video (T N^2 48 above it) recomputes that work per sentence instead."""
+
+
 def _shown(text: str, limit: int = 80) -> str:
     """``repr(text)`` cut to about ``limit`` characters (a log line stays one readable line)."""
     r = repr(text)
     return r if len(r) <= limit else f"{r[:limit]}...' ({len(text)} characters)"
-
-
-CONTEXT_BUDGET = 2**26
-"""Most numbers (4 bytes each) a ``VideoSession`` keeps of the head's sentence-free work on its video;
-a longer video (T N^2 48 above it) recomputes that work per sentence instead."""
-"""Warn when more than this fraction of a sentence's words is unknown to a bi-LSTM head."""
 
 
 def default_cache_root(env: dict[str, str] | None = None) -> Path:
@@ -425,8 +425,8 @@ class VideoSession:
                             _shown(tokenize(sentence, 10**6)[n_words], 40))
             if unknown and len(unknown) > UNKNOWN_WARN_FRACTION * n_words:
                 rest = ("no word of it is known, so the answer is a guess" if len(unknown) >= n_words
-                        else "so the answer rests on the other words")
-                log.warning("%s: %d of %d words are unknown to the head (%s); it reads them as <unk>, %s",
+                        else "the answer rests on the other words")
+                log.warning("%s: %d of %d words are unknown to the head (%s); it reads them as <unk>: %s",
                             _shown(sentence), len(unknown), n_words, _shown(", ".join(unknown), 200), rest)
             results.append(Result(query_id=qid, sentence=sentence, video=self.video, frames=list(vi.frames),
                                   height=vi.height, width=vi.width, submissions=answer.subs, rows=vi.rows, rles=vi.rles,

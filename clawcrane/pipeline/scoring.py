@@ -38,10 +38,15 @@ def video_context(model: RetrievalHead, feat: torch.Tensor, pos: torch.Tensor, v
     feat = feat.to(device, torch.float32) * m
     pos = pos.to(device, torch.float32) * m
     with torch.no_grad():
-        f_V = model.objects(feat, pos)  # (T, N, D)
-        if model.relation is not None and not model.per_sentence_objects:
-            f_V = model.relation(f_V, valid, None, pos)  # vanilla attention: no sentence, once per frame
-        return model.frame_context(f_V, feat, pos, valid)
+        return model.frame_context(_objects(model, feat, pos, valid), feat, pos, valid)
+
+
+def _objects(model: RetrievalHead, feat: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(T, N, D) f_V (Eq. 2, 4), after the relation module when it ignores the sentence (vanilla: once per frame)."""
+    f_V = model.objects(feat, pos)
+    if model.relation is not None and not model.per_sentence_objects:
+        f_V = model.relation(f_V, valid, None, pos)
+    return f_V
 
 
 def _frame_chunks(T: int, Q: int, batch_size: int):
@@ -88,9 +93,7 @@ def score_video(
     sent = F.normalize(sent, dim=-1)
     if context is None:
         feat = feat.to(device, torch.float32) * m
-        f_V = model.objects(feat, pos)  # (T, N, D), query-independent
-        if model.relation is not None and not model.per_sentence_objects:
-            f_V = model.relation(f_V, valid, None, pos)  # vanilla attention: no sentence, once per frame
+        f_V = _objects(model, feat, pos, valid)  # (T, N, D), query-independent
     else:
         f_V = context.f_V.to(device)
     D = f_V.shape[-1]

@@ -126,7 +126,7 @@ class Track:
     """0: the answer's track; then by score."""
     track_id: int
     score: float
-    """Mean score of the track's submitted rows."""
+    """The TRM's track score in the session's ``score_mode`` (mean, max or sum of its members' scores)."""
     frames: tuple[int, ...]
     """Frames on which the track has a candidate among the submitted ones."""
 

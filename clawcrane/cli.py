@@ -92,22 +92,20 @@ def _command_path_of(args) -> str:
 
 
 class _Command(click.Command):
-    """Click command that refuses an option whose value is another of its options (``--cache --skip-bad``:
-    click would take '--skip-bad' as the folder name and drop the flag)."""
+    """Click command that refuses an option followed by another of its options as its value (``--cache
+    --skip-bad``: click would take '--skip-bad' as the folder name and drop the flag). Checked on the raw
+    words before click parses them, so it is the first error; ``--query=--cache`` still passes text on."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        rest = super().parse_args(ctx, args)
-        params = self.get_params(ctx)
-        names = {n for p in params if isinstance(p, click.Option) for n in (*p.opts, *p.secondary_opts)}
-        for p in params:
-            if not isinstance(p, click.Option) or p.is_flag:
-                continue
-            value = ctx.params.get(p.name)
-            for v in value if isinstance(value, (tuple, list)) else (value,):
-                if isinstance(v, str) and v.split("=", 1)[0] in names:
-                    raise click.UsageError(f"{p.opts[-1]} got {v!r}, another option, as its value; give "
-                                           f"{p.opts[-1]} a value", ctx)
-        return rest
+        options = {n: p for p in self.get_params(ctx) if isinstance(p, click.Option) for n in (*p.opts, *p.secondary_opts)}
+        for word, following in zip(args, args[1:]):
+            if word == "--":
+                break
+            p = options.get(word)
+            if p is not None and not p.is_flag and not p.count and following.split("=", 1)[0] in options:
+                raise click.UsageError(f"{word} got {following!r}, another option, as its value; give {word} a "
+                                       f"value (or write {word}={following} if you mean that text)", ctx)
+        return super().parse_args(ctx, args)
 
 
 class _Group(click.Group):

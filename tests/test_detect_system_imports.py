@@ -266,6 +266,11 @@ def test_the_completing_command_names_absolute_paths_so_it_runs_from_any_folder(
     assert f"--detector import:{tmp_path / 'imp.json'} " in cmd and f"detect {ds.root.resolve()} " in cmd
     assert f"import:sam2:{tmp_path / 'out'} " in detect.complete_with(DetectConfig(detector="import:sam2:out"), ds)
     assert "--detector oracle " in detect.complete_with(DetectConfig(detector="oracle"), ds)
+    (tmp_path / "oracle").write_text("")  # a file named like a keyword stays a keyword
+    assert detect.absolute_spec("oracle") == "oracle" and detect.absolute_spec("r50-fpn") == "r50-fpn"
+    assert detect.absolute_spec("import:./imp.json") == f"import:{tmp_path / 'imp.json'}"  # ./ and trailing / normalised
+    assert detect.absolute_spec("import:sam2:out/") == f"import:sam2:{tmp_path / 'out'}"
+    assert detect.absolute_spec("import:missing.json") == "import:missing.json"  # nothing there: as given
 
 
 def test_recall_line_names_annotated_frames_an_import_skipped(world, tmp_path):

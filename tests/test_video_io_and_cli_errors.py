@@ -1,9 +1,11 @@
 """Video decoding, frame folders, and the CLI's error contract."""
 
+import json
 import os
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -124,3 +126,21 @@ def test_a_number_that_is_not_finite_is_refused_as_a_command_line_error(tmp_path
                                   option, value], prog_name="clawcrane")
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
     assert option in r.output and ("finite" in r.output or "range" in r.output)
+
+
+def test_an_option_value_given_with_equals_is_text_even_when_it_looks_like_an_option(tmp_path):
+    # '--detector=--cache' says what it means; only '--detector --cache' (two words) is refused
+    r = CliRunner().invoke(main, ["detect", str(tmp_path), "--detector=--cache", "--cache", str(tmp_path / "c")],
+                           prog_name="clawcrane")
+    assert "another option" not in r.output and r.exit_code == 1, r.output  # refused later, as a detector spec
+
+
+def test_the_completing_command_names_the_cache_root_absolute_and_quoted(tmp_path, monkeypatch):
+    from clawcrane.cache.store import Store
+
+    root = tmp_path / "my cache" / "detect-x"
+    root.mkdir(parents=True)
+    (root / "meta.json").write_text(json.dumps({"stage": "detect", "complete_with": "clawcrane detect D --cache {cache}"}))
+    monkeypatch.chdir(tmp_path)
+    assert Store(Path("my cache") / "detect-x").complete_with() == f"clawcrane detect D --cache '{tmp_path / 'my cache'}'"
+

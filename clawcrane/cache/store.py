@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,9 +285,9 @@ class Store:
         """The command that completes (or rebuilds) this artifact, as its stage recorded it."""
         cmd = self.meta.get("complete_with")
         if isinstance(cmd, str) and cmd:
-            return cmd.replace("{cache}", str(self.path.parent))
+            return cmd.replace("{cache}", shlex.quote(os.path.abspath(self.path.parent)))  # runs from any folder
         stage = self.meta.get("stage", "STAGE")
-        return f"clawcrane {stage} ... --cache {self.path.parent}"
+        return f"clawcrane {stage} ... --cache {shlex.quote(os.path.abspath(self.path.parent))}"
 
     def incomplete_message(self, c: Completeness) -> str:
         """One line: what is missing and the command that completes it (`cache verify` and the stages say the same)."""

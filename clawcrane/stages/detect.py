@@ -91,18 +91,24 @@ SHOW_SKIPPED = 20
 
 
 def absolute_spec(spec: str) -> str:
-    """``spec`` with the file or folder it names made absolute (a checkpoint, ``import:[KIND:]PATH``), so the
-    command that completes an artifact works from any folder; the key hashes contents, not paths."""
-    where = spec[len("import:"):] if spec.startswith("import:") else spec
-    if spec.startswith("import:"):
+    """``spec`` with the file or folder it names made absolute (a checkpoint, ``r50-fpn:WEIGHTS``,
+    ``import:[KIND:]PATH``), so the command that completes an artifact works from any folder (the key
+    hashes contents, not paths); keywords (oracle, r50-fpn) and paths that do not exist stay as given."""
+    from clawcrane.build.detectors import CHECKPOINT, IMPORT, R50_FPN, parse_spec
+
+    kind, path = parse_spec(spec)
+    if path is None:
+        return spec
+    prefix = {CHECKPOINT: "", R50_FPN: f"{R50_FPN}:", IMPORT: f"{IMPORT}:"}.get(kind)
+    if prefix is None:
+        return spec
+    if kind == IMPORT:
         from clawcrane.cache.imports import split_import
 
-        where = str(split_import(where)[1])
-    elif ":" in spec and not os.path.exists(spec):  # r50-fpn:PATH and the like
-        where = spec.split(":", 1)[1]
-    if where and spec.endswith(where) and os.path.exists(where) and not os.path.isabs(where):
-        return spec[: len(spec) - len(where)] + os.path.abspath(where)
-    return spec
+        fmt = split_import(path)[0]
+        if fmt is not None:
+            prefix, path = f"{prefix}{fmt}:", path[len(fmt) + 1:]
+    return prefix + os.path.abspath(path) if os.path.exists(path) else spec
 
 
 def complete_with(config: DetectConfig, dataset: Dataset) -> str:
@@ -251,5 +257,5 @@ def summary_lines(res: DetectResult) -> list[str]:
     if res.skipped_items:
         out.append(f"skipped dataset items (--skip-bad): {len(res.skipped_items)} (warnings above; `clawcrane doctor` lists them)")
     if N > 1:
-        out.append(f"when every shard is done: clawcrane cache merge {res.path}")
+        out.append(f"when every shard is done: clawcrane cache merge {shlex.quote(str(res.path))}")
     return out

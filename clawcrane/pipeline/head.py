@@ -83,11 +83,6 @@ class FrameContext:
                             relation={k: v[index] for k, v in self.relation.items()},
                             ranks={k: v[index] for k, v in self.ranks.items()})
 
-    def numel(self) -> int:
-        """Numbers held (what a session's cache costs, at 4 bytes each)."""
-        tensors = [self.valid, self.f_V, *self.relation.values(), *self.ranks.values()]
-        return sum(t.numel() for t in tensors)
-
 
 class MotionTerm(nn.Module):
     """The text-conditioned motion score <MLP(m_i), W_m L> / sqrt(H) of each candidate's track motion."""
@@ -142,10 +137,9 @@ class RetrievalHead(nn.Module):
         """(B, N) track speed |v| from the motion columns, or None without motion."""
         return pos[..., P + SPEED_COLUMN] if self.motion is not None else None
 
-    def relate(self, f_V, valid, f_t, pos, *, relation: bool = True) -> torch.Tensor:
-        """(B, N, D) L2-normalised V^r from f_V: the relation module (unless ``relation`` is False:
-        already applied)."""
-        F_o = f_V if self.relation is None or not relation else self.relation(f_V, valid, f_t, pos)
+    def relate(self, f_V, valid, f_t, pos) -> torch.Tensor:
+        """(B, N, D) L2-normalised V^r from f_V: the relation module, then L2 norm (zeros on padding)."""
+        F_o = f_V if self.relation is None else self.relation(f_V, valid, f_t, pos)
         return F.normalize(F_o, dim=-1) * valid[..., None]
 
     def rank_term(self, feat, sent, pos, valid) -> torch.Tensor:

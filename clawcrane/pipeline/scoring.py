@@ -29,7 +29,7 @@ def video_context(model: RetrievalHead, feat: torch.Tensor, pos: torch.Tensor, v
     """The sentence-free part of ``score_video`` for a video's T frames (``feat`` (T, N, C), ``pos``, ``valid``).
 
     A session that asks many sentences of one video passes it as ``score_video(context=...)``; it
-    holds (T, N, N, H) pair tensors with the text-geo relation or the ranks (``FrameContext.numel``).
+    holds (T, N, N, H) pair tensors with the text-geo relation or the ranks (``api.CONTEXT_BUDGET`` bounds it).
     """
     device = next(model.parameters()).device
     model.eval()
